@@ -1,0 +1,6 @@
+/*  publisher.c: placeholder until implemented. */
+#include "publisher.h"
+int publisher_main(const config_t *cfg)
+{
+    (void)cfg; return 1;
+}

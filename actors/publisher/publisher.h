@@ -1,0 +1,10 @@
+/*  publisher.h: entry point of the publisher actor process. */
+#ifndef RECSD_PUBLISHER_H
+#define RECSD_PUBLISHER_H
+
+#include "config.h"
+
+//  Runs the actor until the supervisor stops it. Returns the exit status.
+int publisher_main(const config_t *cfg);
+
+#endif

@@ -1,0 +1,242 @@
+/*  config.c: environment -> config_t, validated in one place. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+//  Start order; the supervisor stops actors in reverse, so the gateway
+//  (last up) is first down and stops taking traffic before its backends go.
+static const char *s_all_actors[] = {"publisher", "trainer", "ranker", "event-ingestor",
+                                     "http-gateway"};
+#define ALL_ACTOR_COUNT 5
+
+bool config_actor_known(const char *name)
+{
+    for (int i = 0; i < ALL_ACTOR_COUNT; i++)
+        if (strcmp(name, s_all_actors[i]) == 0)
+            return true;
+    return false;
+}
+
+bool config_runs(const config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->actor_count; i++)
+        if (strcmp(cfg->actors[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int s_fail(char *err, size_t errlen, const char *var, const char *why, const char *value)
+{
+    snprintf(err, errlen, "invalid configuration: %s=\"%s\": %s", var, value ? value : "", why);
+    return -1;
+}
+
+//  Reads an integer variable within [lo, hi]; unset or empty keeps *out.
+static int s_int(const char *var, int lo, int hi, int *out, char *err, size_t errlen)
+{
+    const char *text = getenv(var);
+    if (!text || !*text)
+        return 0;
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || *end || end == text)
+        return s_fail(err, errlen, var, "not an integer", text);
+    if (value < lo || value > hi) {
+        char why[96];
+        snprintf(why, sizeof why, "must be between %d and %d", lo, hi);
+        return s_fail(err, errlen, var, why, text);
+    }
+    *out = (int)value;
+    return 0;
+}
+
+static int s_str(const char *var, char *out, size_t outlen, char *err, size_t errlen)
+{
+    const char *text = getenv(var);
+    if (!text)
+        return 0;
+    if (strlen(text) >= outlen)
+        return s_fail(err, errlen, var, "too long", text);
+    memcpy(out, text, strlen(text) + 1);
+    return 0;
+}
+
+//  Parses a comma-separated actor list in the canonical start order.
+static int s_actor_list(const char *var, char list[][32], int *count, char *err, size_t errlen)
+{
+    const char *text = getenv(var);
+    if (!text)
+        return 0;
+    char copy[512];
+    if (strlen(text) >= sizeof copy)
+        return s_fail(err, errlen, var, "too long", text);
+    strcpy(copy, text);
+    bool wanted[ALL_ACTOR_COUNT] = {false};
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        int found = -1;
+        for (int i = 0; i < ALL_ACTOR_COUNT; i++)
+            if (strcmp(tok, s_all_actors[i]) == 0)
+                found = i;
+        if (found < 0) {
+            char why[160];
+            snprintf(why, sizeof why,
+                     "unknown actor \"%.32s\" (known: publisher, trainer, ranker, "
+                     "event-ingestor, http-gateway)",
+                     tok);
+            return s_fail(err, errlen, var, why, text);
+        }
+        wanted[found] = true;
+    }
+    *count = 0;
+    for (int i = 0; i < ALL_ACTOR_COUNT; i++)
+        if (wanted[i])
+            snprintf(list[(*count)++], 32, "%s", s_all_actors[i]);
+    return 0;
+}
+
+static void s_defaults(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->http_addr, "0.0.0.0");
+    cfg->http_port = 8080;
+    cfg->http_threads = 4;
+    cfg->http_max_connections = 1024;
+    cfg->ranker_deadline_ms = 50;
+    cfg->popular_refresh_ms = 30000;
+    cfg->readiness_interval_ms = 1000;
+
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg && *xdg && strlen(xdg) < 100)
+        snprintf(cfg->runtime_dir, sizeof cfg->runtime_dir, "%s/recsd", xdg);
+    else
+        snprintf(cfg->runtime_dir, sizeof cfg->runtime_dir, "/tmp/recsd-%u", (unsigned)getuid());
+    for (int i = 0; i < ALL_ACTOR_COUNT; i++) {
+        snprintf(cfg->actors[i], 32, "%s", s_all_actors[i]);
+        snprintf(cfg->required[i], 32, "%s", s_all_actors[i]);
+    }
+    cfg->actor_count = ALL_ACTOR_COUNT;
+    cfg->required_count = -1; //  "same as actors" unless set
+    cfg->heartbeat_interval_ms = 500;
+    cfg->heartbeat_timeout_ms = 3000;
+    cfg->start_timeout_ms = 10000;
+    cfg->backoff_min_ms = 100;
+    cfg->backoff_max_ms = 30000;
+    cfg->backoff_reset_ms = 60000;
+    cfg->restart_max = 5;
+    cfg->restart_window_ms = 30000;
+    cfg->failed_retry_ms = 300000;
+    cfg->shutdown_grace_ms = 20000;
+    cfg->drain_delay_ms = 0;
+    cfg->stop_timeout_ms = 5000;
+
+    strcpy(cfg->pg_dsn, "postgresql://recsd@127.0.0.1:5432/recsd");
+    strcpy(cfg->redis_url, "redis://127.0.0.1:6379");
+    strcpy(cfg->kafka_brokers, "127.0.0.1:9092");
+    strcpy(cfg->artifact_url, "file://var/artifacts");
+    snprintf(cfg->migrations_dir, sizeof cfg->migrations_dir, "%s", RECSD_DEFAULT_MIGRATIONS_DIR);
+    cfg->log_level = LOG_LEVEL_INFO;
+}
+
+int config_load(config_t *cfg, char *err, size_t errlen)
+{
+    s_defaults(cfg);
+    const int day = 86400000;
+    if (s_str("RECSD_HTTP_ADDR", cfg->http_addr, sizeof cfg->http_addr, err, errlen) ||
+        s_int("RECSD_HTTP_PORT", 1, 65535, &cfg->http_port, err, errlen) ||
+        s_int("RECSD_HTTP_THREADS", 1, 256, &cfg->http_threads, err, errlen) ||
+        s_int("RECSD_HTTP_MAX_CONNECTIONS", 1, 100000, &cfg->http_max_connections, err,
+              errlen) ||
+        s_int("RECSD_RANKER_DEADLINE_MS", 1, 60000, &cfg->ranker_deadline_ms, err, errlen) ||
+        s_int("RECSD_POPULAR_REFRESH_MS", 100, day, &cfg->popular_refresh_ms, err, errlen) ||
+        s_int("RECSD_READINESS_INTERVAL_MS", 50, 60000, &cfg->readiness_interval_ms, err,
+              errlen) ||
+        s_str("RECSD_RUNTIME_DIR", cfg->runtime_dir, sizeof cfg->runtime_dir, err, errlen) ||
+        s_str("RECSD_ADMIN_TCP", cfg->admin_tcp, sizeof cfg->admin_tcp, err, errlen) ||
+        s_actor_list("RECSD_ACTORS", cfg->actors, &cfg->actor_count, err, errlen) ||
+        s_actor_list("RECSD_REQUIRED_ACTORS", cfg->required, &cfg->required_count, err,
+                     errlen) ||
+        s_int("RECSD_HEARTBEAT_INTERVAL_MS", 10, 60000, &cfg->heartbeat_interval_ms, err,
+              errlen) ||
+        s_int("RECSD_HEARTBEAT_TIMEOUT_MS", 50, 600000, &cfg->heartbeat_timeout_ms, err,
+              errlen) ||
+        s_int("RECSD_START_TIMEOUT_MS", 100, 600000, &cfg->start_timeout_ms, err, errlen) ||
+        s_int("RECSD_BACKOFF_MIN_MS", 1, 600000, &cfg->backoff_min_ms, err, errlen) ||
+        s_int("RECSD_BACKOFF_MAX_MS", 1, 3600000, &cfg->backoff_max_ms, err, errlen) ||
+        s_int("RECSD_BACKOFF_RESET_MS", 1, day, &cfg->backoff_reset_ms, err, errlen) ||
+        s_int("RECSD_RESTART_MAX", 1, 1000, &cfg->restart_max, err, errlen) ||
+        s_int("RECSD_RESTART_WINDOW_MS", 100, day, &cfg->restart_window_ms, err, errlen) ||
+        s_int("RECSD_FAILED_RETRY_MS", 100, day, &cfg->failed_retry_ms, err, errlen) ||
+        s_int("RECSD_SHUTDOWN_GRACE_MS", 100, 3600000, &cfg->shutdown_grace_ms, err, errlen) ||
+        s_int("RECSD_DRAIN_DELAY_MS", 0, 600000, &cfg->drain_delay_ms, err, errlen) ||
+        s_int("RECSD_STOP_TIMEOUT_MS", 10, 600000, &cfg->stop_timeout_ms, err, errlen) ||
+        s_str("RECSD_PG_DSN", cfg->pg_dsn, sizeof cfg->pg_dsn, err, errlen) ||
+        s_str("RECSD_REDIS_URL", cfg->redis_url, sizeof cfg->redis_url, err, errlen) ||
+        s_str("RECSD_KAFKA_BROKERS", cfg->kafka_brokers, sizeof cfg->kafka_brokers, err,
+              errlen) ||
+        s_str("RECSD_ARTIFACT_URL", cfg->artifact_url, sizeof cfg->artifact_url, err, errlen) ||
+        s_str("RECSD_MIGRATIONS_DIR", cfg->migrations_dir, sizeof cfg->migrations_dir, err,
+              errlen))
+        return -1;
+
+    const char *level = getenv("RECSD_LOG_LEVEL");
+    if (level && *level && log_level_parse(level, &cfg->log_level) != 0)
+        return s_fail(err, errlen, "RECSD_LOG_LEVEL", "must be debug, info, warn or error",
+                      level);
+
+    //  Cross-field rules.
+    if (cfg->actor_count == 0)
+        return s_fail(err, errlen, "RECSD_ACTORS", "names no actor", getenv("RECSD_ACTORS"));
+    if (cfg->required_count < 0) {
+        memcpy(cfg->required, cfg->actors, sizeof cfg->required);
+        cfg->required_count = cfg->actor_count;
+    }
+    for (int i = 0; i < cfg->required_count; i++)
+        if (!config_runs(cfg, cfg->required[i]))
+            return s_fail(err, errlen, "RECSD_REQUIRED_ACTORS",
+                          "names an actor that RECSD_ACTORS does not run",
+                          getenv("RECSD_REQUIRED_ACTORS"));
+    if (cfg->heartbeat_timeout_ms <= cfg->heartbeat_interval_ms) {
+        char value[32];
+        snprintf(value, sizeof value, "%d", cfg->heartbeat_timeout_ms);
+        return s_fail(err, errlen, "RECSD_HEARTBEAT_TIMEOUT_MS",
+                      "must be greater than RECSD_HEARTBEAT_INTERVAL_MS", value);
+    }
+    if (cfg->backoff_max_ms < cfg->backoff_min_ms) {
+        char value[32];
+        snprintf(value, sizeof value, "%d", cfg->backoff_max_ms);
+        return s_fail(err, errlen, "RECSD_BACKOFF_MAX_MS",
+                      "must not be less than RECSD_BACKOFF_MIN_MS", value);
+    }
+    if (cfg->runtime_dir[0] != '/')
+        return s_fail(err, errlen, "RECSD_RUNTIME_DIR", "must be an absolute path",
+                      cfg->runtime_dir);
+    //  The longest endpoint name is "http-gateway.http"-sized; sun_path is 108.
+    if (strlen(cfg->runtime_dir) + 24 >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return s_fail(err, errlen, "RECSD_RUNTIME_DIR",
+                      "too long for ipc:// socket paths (keep it under 84 bytes)",
+                      cfg->runtime_dir);
+    if (cfg->admin_tcp[0] && strncmp(cfg->admin_tcp, "tcp://127.0.0.1:", 16) != 0 &&
+        strncmp(cfg->admin_tcp, "tcp://[::1]:", 12) != 0)
+        return s_fail(err, errlen, "RECSD_ADMIN_TCP",
+                      "must be a loopback endpoint (tcp://127.0.0.1:PORT)", cfg->admin_tcp);
+    if (strncmp(cfg->artifact_url, "file://", 7) != 0 && strncmp(cfg->artifact_url, "s3://", 5))
+        return s_fail(err, errlen, "RECSD_ARTIFACT_URL", "must start with file:// or s3://",
+                      cfg->artifact_url);
+    return 0;
+}
+
+int config_endpoint(const config_t *cfg, const char *name, char *buf, size_t buflen)
+{
+    int n = snprintf(buf, buflen, "ipc://%s/%s", cfg->runtime_dir, name);
+    if (n < 0 || (size_t)n >= buflen || (size_t)n - 6 >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,76 @@
+/*  config.h: the service configuration, read from the environment.
+
+    Every variable has a default; config_load() validates all of them before
+    anything is forked, and names the offending variable in its error. The
+    table in README.md documents each one; keep the two in step.
+*/
+#ifndef RECSD_CONFIG_H
+#define RECSD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+//  Exit status for invalid configuration (sysexits.h EX_CONFIG).
+#define RECSD_EXIT_CONFIG 78
+
+#define CONFIG_MAX_ACTORS 8
+#define CONFIG_PATH_MAX 256
+
+typedef struct {
+    //  HTTP gateway
+    char http_addr[64];
+    int http_port;
+    int http_threads;
+    int http_max_connections;
+    int ranker_deadline_ms;     //  gateway -> ranker request deadline
+    int popular_refresh_ms;     //  how often the popularity copy is reloaded
+    int readiness_interval_ms;  //  how often dependency checks run
+
+    //  Supervisor
+    char runtime_dir[CONFIG_PATH_MAX];
+    char admin_tcp[64];         //  optional, e.g. tcp://127.0.0.1:5590; "" = off
+    char actors[CONFIG_MAX_ACTORS][32]; //  which actors this pod runs, in start order
+    int actor_count;
+    char required[CONFIG_MAX_ACTORS][32]; //  actors /health/ready requires
+    int required_count;
+    int heartbeat_interval_ms;
+    int heartbeat_timeout_ms;
+    int start_timeout_ms;       //  spawned -> first heartbeat
+    int backoff_min_ms;
+    int backoff_max_ms;
+    int backoff_reset_ms;       //  a clean run this long resets the back-off
+    int restart_max;            //  intensity: at most restart_max restarts...
+    int restart_window_ms;      //  ...in this window, else the actor is failed
+    int failed_retry_ms;        //  a failed actor is retried after this long
+    int shutdown_grace_ms;      //  SIGTERM -> exit, SIGKILL to stragglers after
+    int drain_delay_ms;         //  readiness false -> stop accepting
+    int stop_timeout_ms;        //  per actor: STOP -> SIGKILL
+
+    //  Dependencies
+    char pg_dsn[512];
+    char redis_url[256];
+    char kafka_brokers[256];
+    char artifact_url[CONFIG_PATH_MAX];
+    char migrations_dir[CONFIG_PATH_MAX];
+
+    log_level_t log_level;
+} config_t;
+
+//  Fills *cfg from the environment. Returns 0, or -1 with a message naming
+//  the variable written to err (never NULL-terminated short of errlen).
+int config_load(config_t *cfg, char *err, size_t errlen);
+
+//  True if name is one of the five actor names.
+bool config_actor_known(const char *name);
+
+//  True if the configuration runs actor name.
+bool config_runs(const config_t *cfg, const char *name);
+
+//  Builds "ipc://<runtime_dir>/<name>" into buf. Returns 0, or -1 if it does
+//  not fit (ipc paths are limited to 107 bytes by sun_path).
+int config_endpoint(const config_t *cfg, const char *name, char *buf, size_t buflen);
+
+#endif

@@ -1,0 +1,168 @@
+/*  proto.h: every message recsd processes send each other, defined once.
+
+    Wire format (msgpack): an array of exactly 6 elements, the envelope
+        [ version:uint, type:uint, request_id:str, traceparent:str,
+          deadline_ms:uint, body:map ]
+    version    PROTO_VERSION; other versions are rejected.
+    type       proto_type_t.
+    request_id printable ASCII, 0..PROTO_ID_MAX bytes (may be empty).
+    traceparent W3C trace context ("00-<32 hex>-<16 hex>-<2 hex>") or "".
+    deadline_ms absolute, ms since the Unix epoch; 0 means none.
+    body       a map with string keys, per type (see the structs below);
+               unknown keys are ignored so that a newer sender can add fields,
+               missing required keys are an error.
+
+    Decoding never trusts the input: wrong types, truncation, trailing bytes,
+    over-long strings, too many items, non-printable ids and messages larger
+    than PROTO_MAX_MESSAGE are all errors, returned with a reason.
+
+    Ownership: proto_decode() hands the caller a proto_msg_t that the caller
+    frees with proto_msg_destroy(). Arrays inside a message (status actors,
+    recommendation items) belong to the message. proto_encode() borrows msg.
+*/
+#ifndef RECSD_PROTO_H
+#define RECSD_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_VERSION 1
+#define PROTO_MAX_MESSAGE (1024 * 1024)
+#define PROTO_ID_MAX 64          //  request ids, user ids, video ids, model ids
+#define PROTO_NAME_MAX 31        //  actor names
+#define PROTO_STATE_MAX 15       //  actor states
+#define PROTO_TRACEPARENT_LEN 55 //  exact length of a W3C traceparent
+#define PROTO_TEXT_MAX 255       //  free-form messages
+#define PROTO_MAX_ITEMS 1000     //  recommendation items per reply
+#define PROTO_MAX_ACTORS 64      //  actor rows per status reply
+
+typedef enum {
+    PROTO_HEARTBEAT = 1,   //  actor -> supervisor, on the control socket
+    PROTO_STOP = 2,        //  supervisor -> actor: stop gracefully (empty body)
+    PROTO_DRAIN = 3,       //  supervisor -> gateway / ctl -> supervisor: readiness false
+    PROTO_STATUS_REQ = 4,  //  any -> supervisor: the actor table (empty body)
+    PROTO_STATUS_REP = 5,  //  supervisor -> asker
+    PROTO_RESTART_REQ = 6, //  ctl -> supervisor: restart one actor gracefully
+    PROTO_RESULT = 7,      //  generic reply: code 0 = ok, else an error
+    PROTO_RECS_REQ = 8,    //  gateway -> ranker
+    PROTO_RECS_REP = 9,    //  ranker -> gateway
+    PROTO_TYPE_MAX = 9
+} proto_type_t;
+
+typedef struct {
+    uint32_t version;
+    proto_type_t type;
+    char request_id[PROTO_ID_MAX + 1];
+    char traceparent[PROTO_TRACEPARENT_LEN + 1];
+    uint64_t deadline_ms;
+} proto_header_t;
+
+//  PROTO_HEARTBEAT body: {"name","pid","state","handled","queue"}
+//  state is "starting", "ready" or "stopping".
+typedef struct {
+    char name[PROTO_NAME_MAX + 1];
+    int32_t pid;
+    char state[PROTO_STATE_MAX + 1];
+    uint64_t handled;     //  messages handled since start
+    uint64_t queue_depth; //  work waiting in the actor
+} proto_heartbeat_t;
+
+//  One row of PROTO_STATUS_REP: {"name","pid","state","restarts","uptime_ms",
+//  "heartbeat_age_ms","rss_bytes","handled","queue"}. state is one of
+//  "starting", "running", "backoff", "failed", "stopping", "stopped".
+//  pid 0 and ages -1 mean "no process right now".
+typedef struct {
+    char name[PROTO_NAME_MAX + 1];
+    int32_t pid;
+    char state[PROTO_STATE_MAX + 1];
+    uint32_t restarts;
+    int64_t uptime_ms;
+    int64_t heartbeat_age_ms;
+    uint64_t rss_bytes;
+    uint64_t handled;
+    uint64_t queue_depth;
+} proto_actor_status_t;
+
+//  PROTO_STATUS_REP body: {"draining":bool, "uptime_ms":int, "actors":[row...]}
+typedef struct {
+    bool draining;
+    int64_t uptime_ms; //  supervisor uptime
+    uint32_t count;
+    proto_actor_status_t *actors; //  owned by the message
+} proto_status_rep_t;
+
+//  PROTO_RESTART_REQ body: {"actor"}
+typedef struct {
+    char actor[PROTO_NAME_MAX + 1];
+} proto_restart_req_t;
+
+//  PROTO_RESULT body: {"code":int, "message":str}
+typedef struct {
+    int32_t code;
+    char message[PROTO_TEXT_MAX + 1];
+} proto_result_t;
+
+//  PROTO_RECS_REQ body: {"user_id", "limit"}; limit 1..PROTO_MAX_ITEMS
+typedef struct {
+    char user_id[PROTO_ID_MAX + 1];
+    uint32_t limit;
+} proto_recs_req_t;
+
+typedef struct {
+    char video_id[PROTO_ID_MAX + 1];
+    double score;
+} proto_rec_item_t;
+
+//  PROTO_RECS_REP body: {"user_id","source","model_id","items":[[video_id, score]...]}
+//  source is "model", "cache" or "fallback"; model_id may be "".
+typedef struct {
+    char user_id[PROTO_ID_MAX + 1];
+    char source[PROTO_STATE_MAX + 1];
+    char model_id[PROTO_ID_MAX + 1];
+    uint32_t count;
+    proto_rec_item_t *items; //  owned by the message
+} proto_recs_rep_t;
+
+typedef struct {
+    proto_header_t header;
+    union {
+        proto_heartbeat_t heartbeat;
+        proto_status_rep_t status;
+        proto_restart_req_t restart;
+        proto_result_t result;
+        proto_recs_req_t recs_req;
+        proto_recs_rep_t recs_rep;
+    } body;
+} proto_msg_t;
+
+//  Creates a zeroed message of the given type with version set, a fresh
+//  random request id if request_id is NULL, and no deadline. Returns NULL
+//  only on allocation failure. Caller owns it.
+proto_msg_t *proto_msg_new(proto_type_t type, const char *request_id);
+
+//  Frees msg and the arrays it owns; idempotent, sets *msg_p to NULL.
+void proto_msg_destroy(proto_msg_t **msg_p);
+
+//  Checks every field against the rules above. Returns 0, or -1 with a
+//  reason in err.
+int proto_validate(const proto_msg_t *msg, char *err, size_t errlen);
+
+//  Validates, then serialises msg into a new buffer (*data, *size) that the
+//  caller frees with free(). Returns 0, or -1 with a reason in err.
+int proto_encode(const proto_msg_t *msg, char **data, size_t *size, char *err, size_t errlen);
+
+//  Parses and validates size bytes. Returns a message the caller owns, or
+//  NULL with a reason in err. Never crashes or leaks on any input.
+proto_msg_t *proto_decode(const void *data, size_t size, char *err, size_t errlen);
+
+//  Name of a type for logs ("heartbeat", ...); "unknown" if out of range.
+const char *proto_type_name(int type);
+
+//  Writes a fresh random request id (32 hex chars) into buf (>= 33 bytes).
+void proto_request_id(char *buf, size_t buflen);
+
+//  Milliseconds since the Unix epoch (CLOCK_REALTIME), for deadlines.
+uint64_t proto_now_ms(void);
+
+#endif

@@ -1,0 +1,99 @@
+/*  main.c: the recsd binary's subcommands.
+
+    recsd run                 the supervisor (forks one `recsd actor NAME` each)
+    recsd actor NAME          one actor process (normally started by `run`)
+    recsd ctl status [--json] | restart ACTOR | drain
+    recsd migrate             apply migrations/ once, in order
+    recsd import movielens DIR   bulk-load MovieLens CSVs (demo data)
+    recsd dev-kafka           a librdkafka mock cluster for development
+    recsd version
+*/
+#include <stdio.h>
+#include <string.h>
+#include <czmq.h>
+
+#include "config.h"
+#include "log.h"
+#include "dev_kafka.h"
+#include "migrate.h"
+#include "movielens_import.h"
+#include "supervisor/ctl.h"
+#include "supervisor/supervisor.h"
+#include "actors/gateway/gateway.h"
+#include "actors/ingestor/ingestor.h"
+#include "actors/publisher/publisher.h"
+#include "actors/ranker/ranker.h"
+#include "actors/trainer/trainer.h"
+
+static int s_usage(FILE *out)
+{
+    fprintf(out, "usage: recsd run | actor NAME | ctl status [--json] | ctl restart ACTOR |\n"
+                 "             ctl drain | migrate | import movielens DIR | dev-kafka | version\n"
+                 "Configuration comes from RECSD_* environment variables (see README.md).\n");
+    return out == stdout ? 0 : 2;
+}
+
+static int s_actor(const config_t *cfg, const char *name)
+{
+    if (strcmp(name, "http-gateway") == 0)
+        return gateway_main(cfg);
+    if (strcmp(name, "ranker") == 0)
+        return ranker_main(cfg);
+    if (strcmp(name, "trainer") == 0)
+        return trainer_main(cfg);
+    if (strcmp(name, "event-ingestor") == 0)
+        return ingestor_main(cfg);
+    if (strcmp(name, "publisher") == 0)
+        return publisher_main(cfg);
+    fprintf(stderr, "recsd: unknown actor \"%s\"\n", name);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return s_usage(stderr);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("recsd %s\n", RECSD_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        return s_usage(stdout);
+    if (strcmp(cmd, "dev-kafka") == 0)
+        return dev_kafka_main(argc - 1, argv + 1);
+
+    //  Every other command reads and validates the whole configuration
+    //  first, so a bad variable stops us before anything is forked.
+    config_t cfg;
+    char err[512];
+    if (config_load(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "recsd: %s\n", err);
+        return RECSD_EXIT_CONFIG;
+    }
+    //  czmq must not install its own SIGINT/SIGTERM handlers: the
+    //  supervisor (maybe PID 1) and the actors own their signals.
+    zsys_handler_set(NULL);
+
+    if (strcmp(cmd, "run") == 0) {
+        log_init("supervisor", cfg.log_level);
+        return supervisor_run(&cfg, argv[0]);
+    }
+    if (strcmp(cmd, "actor") == 0 && argc == 3) {
+        log_init(argv[2], cfg.log_level);
+        return s_actor(&cfg, argv[2]);
+    }
+    if (strcmp(cmd, "ctl") == 0) {
+        log_init("ctl", cfg.log_level);
+        return ctl_main(&cfg, argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "migrate") == 0) {
+        log_init("migrate", cfg.log_level);
+        return migrate_run(&cfg) == 0 ? 0 : 1;
+    }
+    if (strcmp(cmd, "import") == 0) {
+        log_init("import", cfg.log_level);
+        return movielens_import_main(&cfg, argc - 2, argv + 2);
+    }
+    return s_usage(stderr);
+}
