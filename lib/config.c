@@ -152,21 +152,16 @@ int config_load(config_t *cfg, char *err, size_t errlen)
     if (s_str("RECSD_HTTP_ADDR", cfg->http_addr, sizeof cfg->http_addr, err, errlen) ||
         s_int("RECSD_HTTP_PORT", 1, 65535, &cfg->http_port, err, errlen) ||
         s_int("RECSD_HTTP_THREADS", 1, 256, &cfg->http_threads, err, errlen) ||
-        s_int("RECSD_HTTP_MAX_CONNECTIONS", 1, 100000, &cfg->http_max_connections, err,
-              errlen) ||
+        s_int("RECSD_HTTP_MAX_CONNECTIONS", 1, 100000, &cfg->http_max_connections, err, errlen) ||
         s_int("RECSD_RANKER_DEADLINE_MS", 1, 60000, &cfg->ranker_deadline_ms, err, errlen) ||
         s_int("RECSD_POPULAR_REFRESH_MS", 100, day, &cfg->popular_refresh_ms, err, errlen) ||
-        s_int("RECSD_READINESS_INTERVAL_MS", 50, 60000, &cfg->readiness_interval_ms, err,
-              errlen) ||
+        s_int("RECSD_READINESS_INTERVAL_MS", 50, 60000, &cfg->readiness_interval_ms, err, errlen) ||
         s_str("RECSD_RUNTIME_DIR", cfg->runtime_dir, sizeof cfg->runtime_dir, err, errlen) ||
         s_str("RECSD_ADMIN_TCP", cfg->admin_tcp, sizeof cfg->admin_tcp, err, errlen) ||
         s_actor_list("RECSD_ACTORS", cfg->actors, &cfg->actor_count, err, errlen) ||
-        s_actor_list("RECSD_REQUIRED_ACTORS", cfg->required, &cfg->required_count, err,
-                     errlen) ||
-        s_int("RECSD_HEARTBEAT_INTERVAL_MS", 10, 60000, &cfg->heartbeat_interval_ms, err,
-              errlen) ||
-        s_int("RECSD_HEARTBEAT_TIMEOUT_MS", 50, 600000, &cfg->heartbeat_timeout_ms, err,
-              errlen) ||
+        s_actor_list("RECSD_REQUIRED_ACTORS", cfg->required, &cfg->required_count, err, errlen) ||
+        s_int("RECSD_HEARTBEAT_INTERVAL_MS", 10, 60000, &cfg->heartbeat_interval_ms, err, errlen) ||
+        s_int("RECSD_HEARTBEAT_TIMEOUT_MS", 50, 600000, &cfg->heartbeat_timeout_ms, err, errlen) ||
         s_int("RECSD_START_TIMEOUT_MS", 100, 600000, &cfg->start_timeout_ms, err, errlen) ||
         s_int("RECSD_BACKOFF_MIN_MS", 1, 600000, &cfg->backoff_min_ms, err, errlen) ||
         s_int("RECSD_BACKOFF_MAX_MS", 1, 3600000, &cfg->backoff_max_ms, err, errlen) ||
@@ -179,17 +174,14 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_int("RECSD_STOP_TIMEOUT_MS", 10, 600000, &cfg->stop_timeout_ms, err, errlen) ||
         s_str("RECSD_PG_DSN", cfg->pg_dsn, sizeof cfg->pg_dsn, err, errlen) ||
         s_str("RECSD_REDIS_URL", cfg->redis_url, sizeof cfg->redis_url, err, errlen) ||
-        s_str("RECSD_KAFKA_BROKERS", cfg->kafka_brokers, sizeof cfg->kafka_brokers, err,
-              errlen) ||
+        s_str("RECSD_KAFKA_BROKERS", cfg->kafka_brokers, sizeof cfg->kafka_brokers, err, errlen) ||
         s_str("RECSD_ARTIFACT_URL", cfg->artifact_url, sizeof cfg->artifact_url, err, errlen) ||
-        s_str("RECSD_MIGRATIONS_DIR", cfg->migrations_dir, sizeof cfg->migrations_dir, err,
-              errlen))
+        s_str("RECSD_MIGRATIONS_DIR", cfg->migrations_dir, sizeof cfg->migrations_dir, err, errlen))
         return -1;
 
     const char *level = getenv("RECSD_LOG_LEVEL");
     if (level && *level && log_level_parse(level, &cfg->log_level) != 0)
-        return s_fail(err, errlen, "RECSD_LOG_LEVEL", "must be debug, info, warn or error",
-                      level);
+        return s_fail(err, errlen, "RECSD_LOG_LEVEL", "must be debug, info, warn or error", level);
 
     //  Cross-field rules.
     if (cfg->actor_count == 0)
@@ -236,7 +228,8 @@ int config_load(config_t *cfg, char *err, size_t errlen)
 int config_endpoint(const config_t *cfg, const char *name, char *buf, size_t buflen)
 {
     int n = snprintf(buf, buflen, "ipc://%s/%s", cfg->runtime_dir, name);
-    if (n < 0 || (size_t)n >= buflen || (size_t)n - 6 >= sizeof(((struct sockaddr_un *)0)->sun_path))
+    if (n < 0 || (size_t)n >= buflen ||
+        (size_t)n - 6 >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return -1;
     return 0;
 }

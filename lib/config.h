@@ -25,29 +25,29 @@ typedef struct {
     int http_port;
     int http_threads;
     int http_max_connections;
-    int ranker_deadline_ms;     //  gateway -> ranker request deadline
-    int popular_refresh_ms;     //  how often the popularity copy is reloaded
-    int readiness_interval_ms;  //  how often dependency checks run
+    int ranker_deadline_ms;    //  gateway -> ranker request deadline
+    int popular_refresh_ms;    //  how often the popularity copy is reloaded
+    int readiness_interval_ms; //  how often dependency checks run
 
     //  Supervisor
     char runtime_dir[CONFIG_PATH_MAX];
-    char admin_tcp[64];         //  optional, e.g. tcp://127.0.0.1:5590; "" = off
+    char admin_tcp[64];                 //  optional, e.g. tcp://127.0.0.1:5590; "" = off
     char actors[CONFIG_MAX_ACTORS][32]; //  which actors this pod runs, in start order
     int actor_count;
     char required[CONFIG_MAX_ACTORS][32]; //  actors /health/ready requires
     int required_count;
     int heartbeat_interval_ms;
     int heartbeat_timeout_ms;
-    int start_timeout_ms;       //  spawned -> first heartbeat
+    int start_timeout_ms; //  spawned -> first heartbeat
     int backoff_min_ms;
     int backoff_max_ms;
-    int backoff_reset_ms;       //  a clean run this long resets the back-off
-    int restart_max;            //  intensity: at most restart_max restarts...
-    int restart_window_ms;      //  ...in this window, else the actor is failed
-    int failed_retry_ms;        //  a failed actor is retried after this long
-    int shutdown_grace_ms;      //  SIGTERM -> exit, SIGKILL to stragglers after
-    int drain_delay_ms;         //  readiness false -> stop accepting
-    int stop_timeout_ms;        //  per actor: STOP -> SIGKILL
+    int backoff_reset_ms;  //  a clean run this long resets the back-off
+    int restart_max;       //  intensity: at most restart_max restarts...
+    int restart_window_ms; //  ...in this window, else the actor is failed
+    int failed_retry_ms;   //  a failed actor is retried after this long
+    int shutdown_grace_ms; //  SIGTERM -> exit, SIGKILL to stragglers after
+    int drain_delay_ms;    //  readiness false -> stop accepting
+    int stop_timeout_ms;   //  per actor: STOP -> SIGKILL
 
     //  Dependencies
     char pg_dsn[512];

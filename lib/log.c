@@ -52,9 +52,8 @@ void log_write(log_level_t level, const char *request_id, const char *fmt, ...)
     snprintf(ts + n, sizeof ts - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 
     //  jansson does the escaping: messages may carry bytes from the network.
-    json_t *line = json_pack("{s:s, s:s, s:s, s:i, s:s}", "ts", ts, "level",
-                             s_level_names[level], "actor", s_log.actor, "pid", (int)getpid(),
-                             "msg", msg);
+    json_t *line = json_pack("{s:s, s:s, s:s, s:i, s:s}", "ts", ts, "level", s_level_names[level],
+                             "actor", s_log.actor, "pid", (int)getpid(), "msg", msg);
     if (!line)
         line = json_pack("{s:s, s:s, s:s}", "ts", ts, "level", s_level_names[level], "msg",
                          "<log message was not valid UTF-8>");

@@ -1,6 +1,10 @@
-/*  ingestor.c: placeholder until implemented. */
+/*  ingestor.c: the event-ingestor actor. Thin in the walking skeleton: a supervised,
+    heartbeating process; its work arrives with its own issue. */
 #include "ingestor.h"
+
+#include "actor_idle.h"
+
 int ingestor_main(const config_t *cfg)
 {
-    (void)cfg; return 1;
+    return actor_idle_run(cfg, "event-ingestor");
 }

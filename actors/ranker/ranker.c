@@ -1,6 +1,191 @@
-/*  ranker.c: placeholder until implemented. */
+/*  ranker.c: the ranker actor.
+
+    Walking-skeleton scope: it serves the popularity list (most interacted
+    videos in PostgreSQL) to the gateway over a ROUTER socket at
+    ipc://<runtime_dir>/ranker. Models, personalisation and seen-item
+    filtering come with the ranking issue; the loop, the socket contract and
+    the deadline handling are the ones they will extend.
+
+    Requests whose deadline has already passed are dropped unanswered: the
+    gateway has answered from its fallback by then and would discard a late
+    reply anyway.
+*/
 #include "ranker.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <string.h>
+
+#include "actor_link.h"
+#include "log.h"
+#include "pg_conn.h"
+#include "popular_list.h"
+#include "proto/proto_zmq.h"
+
+#define RANKER_POPULAR_MAX 500
+
+typedef struct {
+    const config_t *cfg;
+    actor_link_t *link;
+    zsock_t *frontend;       //  ROUTER, requests from gateways
+    PGconn *pg;              //  NULL while PostgreSQL is unreachable
+    popular_list_t *popular; //  last good list, never NULL after start
+    int64_t next_refresh;
+    uint64_t dropped_late;
+} self_t;
+
+static void s_refresh_popular(self_t *self)
+{
+    char err[256];
+    self->next_refresh = zclock_mono() + self->cfg->popular_refresh_ms;
+    if (!self->pg || PQstatus(self->pg) != CONNECTION_OK) {
+        if (self->pg)
+            PQfinish(self->pg);
+        self->pg = pg_conn_open(self->cfg->pg_dsn, "ranker", 2, err, sizeof err);
+        if (!self->pg) {
+            log_warn("popularity not refreshed: %s", err);
+            return;
+        }
+    }
+    popular_list_t *fresh = popular_list_load(self->pg, RANKER_POPULAR_MAX, err, sizeof err);
+    if (!fresh) {
+        log_warn("popularity not refreshed, keeping %zu items: %s",
+                 popular_list_size(self->popular), err);
+        PQfinish(self->pg);
+        self->pg = NULL;
+        return;
+    }
+    popular_list_destroy(&self->popular);
+    self->popular = fresh;
+    log_debug("popularity list refreshed: %zu items", popular_list_size(fresh));
+}
+
+static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
+{
+    proto_msg_t *reply = proto_msg_new(PROTO_RECS_REP, req->header.request_id);
+    if (!reply)
+        return NULL;
+    snprintf(reply->header.traceparent, sizeof reply->header.traceparent, "%s",
+             req->header.traceparent);
+    proto_recs_rep_t *rep = &reply->body.recs_rep;
+    snprintf(rep->user_id, sizeof rep->user_id, "%s", req->body.recs_req.user_id);
+    snprintf(rep->source, sizeof rep->source, "model");
+    snprintf(rep->model_id, sizeof rep->model_id, "popularity");
+    size_t count = popular_list_size(self->popular);
+    if (count > req->body.recs_req.limit)
+        count = req->body.recs_req.limit;
+    if (count) {
+        rep->items = calloc(count, sizeof *rep->items);
+        if (!rep->items) {
+            proto_msg_destroy(&reply);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        const popular_item_t *item = popular_list_item(self->popular, i);
+        snprintf(rep->items[i].video_id, sizeof rep->items[i].video_id, "%s", item->video_id);
+        rep->items[i].score = item->score;
+    }
+    rep->count = (uint32_t)count;
+    return reply;
+}
+
+static void s_handle_request(self_t *self)
+{
+    //  Bounded batch so heartbeats keep flowing under sustained load.
+    for (int batch = 0; batch < 256; batch++) {
+        char err[256];
+        zframe_t *identity = NULL;
+        proto_msg_t *req = proto_recv(self->frontend, &identity, err, sizeof err);
+        if (!req) {
+            if (errno == EAGAIN)
+                return;
+            log_warn("rejected malformed request: %s", err);
+            continue;
+        }
+        actor_link_count_handled(self->link, 1);
+        proto_msg_t *reply = NULL;
+        if (req->header.type != PROTO_RECS_REQ) {
+            log_write(LOG_LEVEL_WARN, req->header.request_id, "unexpected %s message",
+                      proto_type_name(req->header.type));
+            reply = proto_msg_new(PROTO_RESULT, req->header.request_id);
+            if (reply) {
+                reply->body.result.code = 400;
+                snprintf(reply->body.result.message, sizeof reply->body.result.message,
+                         "ranker takes recs requests only");
+            }
+        } else if (req->header.deadline_ms && proto_now_ms() > req->header.deadline_ms) {
+            self->dropped_late++;
+            log_write(LOG_LEVEL_DEBUG, req->header.request_id, "deadline passed; dropped");
+        } else
+            reply = s_recommend(self, req);
+        if (reply && proto_send(self->frontend, identity, reply) != 0)
+            log_write(LOG_LEVEL_DEBUG, req->header.request_id, "reply undeliverable: %s",
+                      zmq_strerror(errno));
+        proto_msg_destroy(&reply);
+        proto_msg_destroy(&req);
+        zframe_destroy(&identity);
+    }
+}
+
+static int s_setup(self_t *self)
+{
+    self->popular = popular_list_new(NULL, 0);
+    if (!self->popular)
+        return -1;
+    self->link = actor_link_new(self->cfg, "ranker");
+    if (!self->link)
+        return -1;
+    char endpoint[160];
+    if (config_endpoint(self->cfg, "ranker", endpoint, sizeof endpoint) != 0)
+        return -1;
+    self->frontend = zsock_new(ZMQ_ROUTER);
+    if (!self->frontend)
+        return -1;
+    zsock_set_router_mandatory(self->frontend, 1);
+    zsock_set_maxmsgsize(self->frontend, PROTO_MAX_MESSAGE);
+    zsock_set_linger(self->frontend, 0);
+    zsock_set_rcvhwm(self->frontend, 10000);
+    if (zsock_bind(self->frontend, "%s", endpoint) != 0) {
+        log_error("cannot bind %s: %s", endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    s_refresh_popular(self);
+    return 0;
+}
+
 int ranker_main(const config_t *cfg)
 {
-    (void)cfg; return 1;
+    self_t self = {.cfg = cfg};
+    int rc = 1;
+    if (s_setup(&self) != 0)
+        goto done;
+    actor_link_set_ready(self.link);
+    log_info("ranker ready: %zu popular items", popular_list_size(self.popular));
+    while (!actor_link_stopping(self.link)) {
+        zmq_pollitem_t items[] = {
+            {zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve(self.frontend), 0, ZMQ_POLLIN, 0},
+        };
+        if (zmq_poll(items, 2, actor_link_timeout_ms(self.link)) < 0 && errno != EINTR) {
+            log_error("poll failed: %s", zmq_strerror(errno));
+            goto done;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            actor_link_handle(self.link);
+        if (items[1].revents & ZMQ_POLLIN)
+            s_handle_request(&self);
+        if (zclock_mono() >= self.next_refresh)
+            s_refresh_popular(&self);
+        actor_link_tick(self.link);
+    }
+    rc = 0;
+    log_info("ranker stopping (%llu late requests dropped)", (unsigned long long)self.dropped_late);
+done:
+    zsock_destroy(&self.frontend);
+    actor_link_destroy(&self.link);
+    popular_list_destroy(&self.popular);
+    if (self.pg)
+        PQfinish(self.pg);
+    return rc;
 }

@@ -1,6 +1,10 @@
-/*  trainer.c: placeholder until implemented. */
+/*  trainer.c: the trainer actor. Thin in the walking skeleton: a supervised,
+    heartbeating process; its work arrives with its own issue. */
 #include "trainer.h"
+
+#include "actor_idle.h"
+
 int trainer_main(const config_t *cfg)
 {
-    (void)cfg; return 1;
+    return actor_idle_run(cfg, "trainer");
 }
