@@ -143,6 +143,9 @@ static void s_spawn(self_t *self, child_t *child)
             signal(sig, SIG_DFL);
         sigprocmask(SIG_SETMASK, &none, NULL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        //  Own process group: a terminal's Ctrl-C reaches the supervisor
+        //  only, which then stops the actors in order.
+        setpgid(0, 0);
         char *argv[] = {"recsd", "actor", (char *)name, NULL};
         execv(self->exe, argv);
         _exit(127);

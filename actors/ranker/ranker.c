@@ -87,6 +87,8 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
         rep->items[i].score = item->score;
     }
     rep->count = (uint32_t)count;
+    log_write(LOG_LEVEL_DEBUG, req->header.request_id, "recs for user %s: %zu items", rep->user_id,
+              count);
     return reply;
 }
 

@@ -1,0 +1,242 @@
+"""harness.py: start a real `recsd run` for an integration test and talk to it.
+
+Every test gets its own runtime directory and HTTP port, and shares the
+PostgreSQL and Redis of the test stack (RECSD_PG_DSN, RECSD_REDIS_URL, set by
+ops/test.sh). Nothing here is mocked: processes, sockets and servers are real.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = os.environ.get("RECSD_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "recsd")
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    print("ok: " + msg, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_env(*names):
+    for name in names:
+        if not os.environ.get(name):
+            fail(f"{name} is not set: run the tests through ops/test.sh, which starts the stack")
+
+
+class Service:
+    """One supervisor and its actors, started with `recsd run`."""
+
+    def __init__(self, env=None, prefix=None, actors=None):
+        self.runtime_dir = tempfile.mkdtemp(prefix="recsd-it-", dir="/tmp")
+        self.port = free_port()
+        self.log_path = os.path.join(self.runtime_dir, "recsd.log")
+        self.env = dict(os.environ)
+        self.env.update({
+            "RECSD_RUNTIME_DIR": os.path.join(self.runtime_dir, "rt"),
+            "RECSD_HTTP_ADDR": "127.0.0.1",
+            "RECSD_HTTP_PORT": str(self.port),
+            "RECSD_LOG_LEVEL": "info",
+            "RECSD_POPULAR_REFRESH_MS": "1000",
+            "RECSD_READINESS_INTERVAL_MS": "200",
+        })
+        if actors:
+            self.env["RECSD_ACTORS"] = actors
+        self.env.update(env or {})
+        self.prefix = prefix or []
+        self.proc = None
+
+    def start(self, wait_ready=True):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.prefix + [BIN, "run"], env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        if wait_ready:
+            self.wait_running()
+        return self
+
+    def ctl(self, *args, check_rc=True):
+        out = subprocess.run([BIN, "ctl", *args], env=self.env, capture_output=True,
+                             text=True, timeout=10)
+        if check_rc and out.returncode != 0:
+            fail(f"recsd ctl {' '.join(args)}: rc {out.returncode}: {out.stderr}")
+        return out
+
+    def status(self):
+        return json.loads(self.ctl("status", "--json").stdout)
+
+    def actor(self, name):
+        for row in self.status()["actors"]:
+            if row["name"] == name:
+                return row
+        fail(f"no actor {name} in status")
+
+    def wait_running(self, timeout=20):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                fail(f"recsd run exited with {self.proc.returncode}; log:\n{self.logs()[-4000:]}")
+            out = self.ctl("status", "--json", check_rc=False)
+            if out.returncode == 0:
+                last = json.loads(out.stdout)
+                if all(a["state"] == "running" for a in last["actors"]):
+                    if "http-gateway" not in self.env.get("RECSD_ACTORS", "http-gateway"):
+                        return last
+                    try:
+                        if self.get("/health")[0] == 200:
+                            return last
+                    except OSError:
+                        pass
+            time.sleep(0.1)
+        fail(f"actors not all running after {timeout}s: {last}\nlog:\n{self.logs()[-4000:]}")
+
+    def wait_for(self, predicate, timeout, what):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        fail(f"timed out after {timeout}s waiting for {what}")
+
+    def get(self, path, headers=None, timeout=5):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_lines(self):
+        lines = []
+        for line in self.logs().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                pass
+        return lines
+
+    def endpoint(self, name):
+        return "ipc://" + os.path.join(self.env["RECSD_RUNTIME_DIR"], name)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                fail(f"recsd run did not stop within {timeout}s")
+        return self.proc.returncode
+
+    def close(self):
+        rc = self.stop()
+        self.log.close()
+        if os.environ.get("RECSD_KEEP_LOGS"):
+            print("logs kept in", self.log_path)
+        else:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        return rc
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            print(self.logs()[-6000:])
+        self.close()
+
+
+class Load:
+    """Clients that send GET requests without pause on keep-alive connections
+    and record every outcome, for tests that break things under traffic."""
+
+    def __init__(self, port, path="/api/v1/recs/1?limit=5", threads=4):
+        self.port, self.path, self.threads = port, path, threads
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.bad = []          # (status or exception text, body)
+        self.refused = 0       # connect() refused: only allowed once shutdown began
+        self.sources = {}
+        self.workers = []
+
+    def _run(self):
+        conn = None
+        while not self.stop_flag.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                try:
+                    conn.connect()
+                except ConnectionRefusedError:
+                    with self.lock:
+                        self.refused += 1
+                    conn = None
+                    time.sleep(0.01)
+                    continue
+            try:
+                conn.request("GET", self.path)
+                resp = conn.getresponse()
+                body = resp.read()
+                close = resp.getheader("Connection", "").lower() == "close"
+                with self.lock:
+                    if resp.status == 200:
+                        self.ok += 1
+                        try:
+                            src = json.loads(body).get("source")
+                            self.sources[src] = self.sources.get(src, 0) + 1
+                        except ValueError:
+                            self.bad.append((resp.status, body[:200]))
+                    else:
+                        self.bad.append((resp.status, body[:200]))
+                if close:
+                    conn.close()
+                    conn = None
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded
+                with self.lock:
+                    self.bad.append((repr(exc), b""))
+                conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    def start(self):
+        for _ in range(self.threads):
+            t = threading.Thread(target=self._run, daemon=True)
+            t.start()
+            self.workers.append(t)
+        return self
+
+    def finish(self):
+        self.stop_flag.set()
+        for t in self.workers:
+            t.join(10)
+        return self
