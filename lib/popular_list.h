@@ -33,7 +33,8 @@ void popular_list_destroy(popular_list_t **self_p);
 
 size_t popular_list_size(const popular_list_t *self);
 
-//  Borrowed pointer to item i (i < size), valid as long as the list lives.
+//  Borrowed pointer to item i, valid as long as the list lives; NULL if
+//  i >= size.
 const popular_item_t *popular_list_item(const popular_list_t *self, size_t i);
 
 #endif

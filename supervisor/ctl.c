@@ -45,7 +45,8 @@ static proto_msg_t *s_ask(const config_t *cfg, proto_msg_t *req)
     int rc = zmq_send(zsock_resolve(sock), data, size, 0);
     free(data);
     if (rc < 0) {
-        fprintf(stderr, "recsd ctl: cannot send to %s: %s\n", endpoint, zmq_strerror(errno));
+        fprintf(stderr, "recsd ctl: no answer from the supervisor at %s (is `recsd run` up?): %s\n",
+                endpoint, zmq_strerror(errno));
         goto done;
     }
     int64_t deadline = zclock_mono() + CTL_TIMEOUT_MS;
