@@ -16,7 +16,7 @@ tag = uuid.uuid4().hex[:8]
 rows = [(f"u{i}", f"itvid-{tag}-{v}") for v, n in (("a", 30), ("b", 20), ("c", 10))
         for i in range(n)]
 values = ",".join(
-    f"('it:{tag}:{n}','{u}','{v}','rating',1.0,now())" for n, (u, v) in enumerate(rows))
+    f"('it:{tag}:{n}','{u}','{v}','watch',1.0,now())" for n, (u, v) in enumerate(rows))
 sql = ("INSERT INTO features.interactions (event_id,user_id,video_id,kind,weight,occurred_at) "
        f"VALUES {values}")
 subprocess.run(["psql", os.environ["RECSD_PG_DSN"], "-qc", sql], check=True)
