@@ -70,7 +70,13 @@ class Service:
         self.proc = subprocess.Popen(self.prefix + [BIN, "run"], env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         if wait_ready:
-            self.wait_running()
+            try:
+                self.wait_running()
+            except SystemExit:
+                # __exit__ does not run when __enter__ fails: never leak a
+                # supervisor (its actors follow it through PR_SET_PDEATHSIG).
+                self.close()
+                raise
         return self
 
     def ctl(self, *args, check_rc=True):

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# test.sh: recsd's one test command. Installs what is missing, builds a
+# normal tree and an ASan+UBSan tree, starts a private dev stack (PostgreSQL,
+# Redis, mock Kafka) that is always stopped and purged on exit, applies the
+# migrations and runs every ctest suite against it.
+#
+#   ops/test.sh            both trees
+#   ops/test.sh --quick    the normal tree only
+#
+# Environment (all optional):
+#   RECSD_TEST_DEV_DIR     the private stack's state (default <repo>/var/test-stack);
+#                          deliberately not RECSD_DEV_DIR, which may name your
+#                          own dev stack: this one is purged at the end
+#   RECSD_DEV_PG_PORT      PostgreSQL port (default 55433)
+#   RECSD_DEV_REDIS_PORT   Redis port (default 56380)
+#   RECSD_BUILD_DIR        normal tree (default <repo>/build)
+#   RECSD_ASAN_BUILD_DIR   sanitizer tree (default <repo>/build-asan)
+#   RECSD_TEST_JOBS        build parallelism (default: nproc)
+#
+# Exit status: 0 if every step and every test passed, 1 otherwise.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+QUICK=0
+case "${1:-}" in
+"") ;;
+--quick) QUICK=1 ;;
+-h | --help)
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+*)
+    echo "usage: ops/test.sh [--quick]" >&2
+    exit 2
+    ;;
+esac
+
+BUILD=${RECSD_BUILD_DIR:-$REPO/build}
+BUILD_ASAN=${RECSD_ASAN_BUILD_DIR:-$REPO/build-asan}
+JOBS=${RECSD_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
+export RECSD_DEV_DIR=${RECSD_TEST_DEV_DIR:-$REPO/var/test-stack}
+export RECSD_DEV_PG_PORT=${RECSD_DEV_PG_PORT:-55433}
+export RECSD_DEV_REDIS_PORT=${RECSD_DEV_REDIS_PORT:-56380}
+export RECSD_BIN=$BUILD/recsd
+# Called through bash so that lost exec bits (a tarball checkout) do not matter.
+DEVSTACK=(bash "$REPO/ops/devstack.sh")
+
+SUMMARY=()
+FAILED=0
+START=$SECONDS
+CHILD=0          # process group of the step running now, 0 if none
+INTERRUPTED=""
+
+step() { printf '\n==> %s\n' "$*"; }
+record() { # record STATUS TEXT
+    SUMMARY+=("$(printf '%-4s %s' "$1" "$2")")
+    [[ "$1" == ok ]] || FAILED=1
+}
+
+print_summary() {
+    printf '\n==> summary (%d s)\n' "$((SECONDS - START))"
+    local line
+    for line in "${SUMMARY[@]}"; do
+        printf '  %s\n' "$line"
+    done
+    if ((FAILED)); then
+        printf '  RESULT: FAILED\n'
+    else
+        printf '  RESULT: all passed\n'
+    fi
+}
+
+# Runs a command as its own process group and waits for it. A signal to
+# this script then interrupts the wait at once (bash defers traps while a
+# foreground child runs), and on_signal can stop the whole group (ctest and
+# the test processes under it) by its id.
+run() {
+    set -m
+    "$@" </dev/null &
+    CHILD=$!
+    set +m
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=0
+    return "$rc"
+}
+
+stop_child() {
+    ((CHILD)) || return 0
+    kill -TERM -- "-$CHILD" 2>/dev/null || return 0
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 -- "-$CHILD" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL -- "-$CHILD" 2>/dev/null || true
+}
+
+on_signal() { # NAME STATUS
+    INTERRUPTED=$1
+    stop_child
+    exit "$2"
+}
+
+# Runs a step that everything after it depends on: on failure, records it
+# and stops (the EXIT trap still brings the stack down and prints the summary).
+must() { # must TEXT CMD...
+    local text=$1
+    shift
+    step "$text"
+    if run "$@"; then
+        record ok "$text"
+    else
+        record FAIL "$text"
+        exit 1
+    fi
+}
+
+STACK_STARTED=0
+on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -z "$INTERRUPTED" ]] || record FAIL "interrupted by $INTERRUPTED"
+    if ((STACK_STARTED)); then
+        step "stopping the test stack"
+        "${DEVSTACK[@]}" down --purge || echo "test.sh: warning: could not bring the test stack down" >&2
+    fi
+    ((rc == 0)) || FAILED=1
+    print_summary
+    if ((FAILED)); then exit 1; fi
+    exit 0
+}
+trap on_exit EXIT
+trap 'on_signal SIGINT 130' INT
+trap 'on_signal SIGTERM 143' TERM
+
+# The integration tests import Debian's python3-msgpack and python3-zmq, which
+# only Debian's interpreter sees; a pyenv or venv python3 earlier on PATH
+# would not, so the tests are pinned to /usr/bin/python3 when it exists.
+PY_ARGS=()
+[[ ! -x /usr/bin/python3 ]] || PY_ARGS=(-DPYTHON3=/usr/bin/python3)
+
+configure_and_build() { # DIR CMAKE-ARGS...
+    local dir=$1
+    shift
+    cmake -S "$REPO" -B "$dir" "${PY_ARGS[@]}" "$@" && cmake --build "$dir" -j "$JOBS"
+}
+
+run_ctest() { # TEXT DIR [ENV...]
+    local text=$1 dir=$2
+    shift 2
+    step "$text"
+    if run env RECSD_BIN="$dir/recsd" "$@" ctest --test-dir "$dir" --output-on-failure; then
+        record ok "$text"
+    else
+        record FAIL "$text"
+    fi
+}
+
+# In the foreground, not through run(): sudo may need the terminal.
+step "install dependencies"
+if bash "$REPO/ops/install-deps.sh"; then
+    record ok "install dependencies"
+else
+    record FAIL "install dependencies"
+    exit 1
+fi
+must "build $BUILD (RelWithDebInfo)" configure_and_build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if ((!QUICK)); then
+    must "build $BUILD_ASAN (Debug, ASan+UBSan)" configure_and_build "$BUILD_ASAN" \
+        -DCMAKE_BUILD_TYPE=Debug -DRECSD_SANITIZE=ON
+fi
+
+# A stack left by an interrupted run would be reused with stale data: start
+# from nothing.
+step "starting the test stack in $RECSD_DEV_DIR (pg :$RECSD_DEV_PG_PORT, redis :$RECSD_DEV_REDIS_PORT)"
+if ! "${DEVSTACK[@]}" down --purge; then
+    record FAIL "clear the previous test stack"
+    exit 1
+fi
+STACK_STARTED=1
+if "${DEVSTACK[@]}" up; then
+    record ok "test stack up"
+else
+    record FAIL "test stack up"
+    exit 1
+fi
+stack_env=$("${DEVSTACK[@]}" env)
+eval "$stack_env"
+printf '%s\n' "$stack_env"
+
+must "migrate" "$RECSD_BIN" migrate
+
+run_ctest "ctest $BUILD" "$BUILD"
+if ((!QUICK)); then
+    run_ctest "ctest $BUILD_ASAN (sanitizers)" "$BUILD_ASAN" \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
