@@ -84,7 +84,12 @@ static int s_read_file(const char *path, migration_t *m)
     }
     size_t cap = 8192, len = 0;
     char *buf = malloc(cap);
-    while (buf) {
+    if (!buf) {
+        log_error("migrate: out of memory reading %s", path);
+        fclose(file);
+        return -1;
+    }
+    for (;;) {
         if (len + 1 >= cap) {
             if (cap >= MIGRATION_MAX_BYTES) {
                 log_error("migrate: %s is larger than %u bytes", path, MIGRATION_MAX_BYTES);
@@ -100,10 +105,6 @@ static int s_read_file(const char *path, migration_t *m)
         len += n;
         if (n == 0)
             break;
-    }
-    if (!buf) {
-        log_error("migrate: out of memory reading %s", path);
-        goto err;
     }
     if (ferror(file)) {
         log_error("migrate: cannot read %s: %s", path, strerror(errno));

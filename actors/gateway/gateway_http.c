@@ -1,0 +1,452 @@
+/*  gateway_http.c: libmicrohttpd daemon, routing and handlers (see gateway_http.h). */
+#include "gateway_http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gateway_problem.h"
+#include "gateway_recs.h"
+#include "gateway_route.h"
+#include "log.h"
+
+//  Idle keep-alive connections (and stalled clients) are closed after this.
+#define CONNECTION_TIMEOUT_S 30
+#define LISTEN_BACKLOG 1024
+//  Ranker failure warnings: at most one per this interval.
+#define RANKER_WARN_INTERVAL_MS 1000
+
+#define JSON_CONTENT_TYPE "application/json"
+
+struct gateway_http_t {
+    gateway_http_deps_t deps;
+    struct MHD_Daemon *daemon;
+    int listen_fd; //  ours until the daemon starts, then the daemon's
+    int port;
+    bool quiesced;
+    bool debug; //  log every request (cfg log level is debug)
+};
+
+//  One answer being put together by a handler.
+typedef struct {
+    int status;
+    const char *content_type;
+    char *body; //  malloc'd, or NULL if static_body is used
+    const char *static_body;
+    size_t len;
+    const char *allow; //  Allow header for 405, else NULL
+} reply_t;
+
+static const char s_health_body[] = "{\"status\":\"ok\"}";
+//  Used when building the real answer failed (no memory): fixed bytes.
+static const char s_oom_body[] = "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\","
+                                 "\"status\":500,\"detail\":\"out of memory\"}";
+
+static uint64_t s_monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void s_reply_static(reply_t *reply, int status, const char *type, const char *body,
+                           size_t len)
+{
+    reply->status = status;
+    reply->content_type = type;
+    reply->static_body = body;
+    reply->len = len;
+}
+
+//  Takes ownership of body; a NULL body (allocation failed) becomes a 500.
+static void s_reply_owned(reply_t *reply, int status, const char *type, char *body, size_t len)
+{
+    if (!body) {
+        s_reply_static(reply, 500, GATEWAY_PROBLEM_CONTENT_TYPE, s_oom_body, sizeof s_oom_body - 1);
+        return;
+    }
+    reply->status = status;
+    reply->content_type = type;
+    reply->body = body;
+    reply->len = len;
+}
+
+static void s_problem(reply_t *reply, int status, const char *detail, const char *url,
+                      const char *param)
+{
+    size_t len = 0;
+    char *body = gateway_problem_body(status, detail, url, param, &len);
+    s_reply_owned(reply, status, GATEWAY_PROBLEM_CONTENT_TYPE, body, len);
+}
+
+//  Fills items from the gateway's own popularity copy and renders.
+static char *s_render_fallback(gateway_http_t *self, const char *user_id, int limit,
+                               const char *request_id, size_t *len)
+{
+    gateway_recs_item_t items[GATEWAY_LIMIT_MAX];
+    size_t count = 0;
+    gateway_popular_t *ref = gateway_state_popular(self->deps.state);
+    const popular_list_t *list = gateway_popular_list(ref);
+    size_t size = list ? popular_list_size(list) : 0;
+    for (size_t i = 0; i < size && count < (size_t)limit; i++) {
+        const popular_item_t *item = popular_list_item(list, i);
+        items[count++] = (gateway_recs_item_t){item->video_id, item->score};
+    }
+    //  Render while holding the reference: items point into the list.
+    char *body = gateway_recs_render(user_id, items, count, "fallback", NULL, proto_now_ms(),
+                                     request_id, len);
+    gateway_popular_release(&ref);
+    return body;
+}
+
+static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
+                          const char *user_id, const char *request_id, reply_t *reply)
+{
+    char why[160];
+    if (gateway_route_user_id_check(user_id, why, sizeof why) != 0) {
+        s_problem(reply, 400, why, url, "userId");
+        return;
+    }
+    int limit;
+    const char *limit_text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (gateway_route_limit_parse(limit_text, &limit, why, sizeof why) != 0) {
+        s_problem(reply, 400, why, url, "limit");
+        return;
+    }
+
+    proto_msg_t *answer = NULL;
+    char detail[320];
+    gateway_ranker_outcome_t outcome =
+        gateway_ranker_ask(self->deps.ranker, request_id, user_id, limit,
+                           self->deps.cfg->ranker_deadline_ms, &answer, detail, sizeof detail);
+    gateway_metrics_count_ranker(self->deps.metrics, outcome);
+
+    char *body = NULL;
+    size_t len = 0;
+    const char *source = "fallback";
+    if (outcome == GATEWAY_RANKER_OK) {
+        const proto_recs_rep_t *rep = &answer->body.recs_rep;
+        gateway_recs_item_t items[GATEWAY_LIMIT_MAX];
+        size_t count = 0;
+        for (uint32_t i = 0; i < rep->count && count < (size_t)limit; i++)
+            items[count++] = (gateway_recs_item_t){rep->items[i].video_id, rep->items[i].score};
+        source = rep->source;
+        body = gateway_recs_render(user_id, items, count, rep->source, rep->model_id,
+                                   proto_now_ms(), request_id, &len);
+    } else {
+        uint64_t suppressed = 0;
+        if (gateway_ranker_warn_due(self->deps.ranker, RANKER_WARN_INTERVAL_MS, &suppressed))
+            log_write(LOG_LEVEL_WARN, request_id,
+                      "ranker call %s (%s), serving fallback; %llu similar warnings suppressed",
+                      gateway_ranker_outcome_name(outcome), detail, (unsigned long long)suppressed);
+        body = s_render_fallback(self, user_id, limit, request_id, &len);
+    }
+    gateway_metrics_count_source(self->deps.metrics, source);
+    proto_msg_destroy(&answer);
+    s_reply_owned(reply, 200, JSON_CONTENT_TYPE, body, len);
+}
+
+static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
+                    const char *method, gateway_route_t route, const char *tail,
+                    const char *request_id, reply_t *reply)
+{
+    if (route == GATEWAY_ROUTE_OTHER) {
+        s_problem(reply, 404, "no such resource", url, NULL);
+        return;
+    }
+    if (!gateway_route_method_allowed(route, method)) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "%s allows only " GATEWAY_ROUTE_ALLOW,
+                 gateway_route_template(route));
+        s_problem(reply, 405, detail, url, NULL);
+        reply->allow = GATEWAY_ROUTE_ALLOW;
+        return;
+    }
+    switch (route) {
+    case GATEWAY_ROUTE_HEALTH:
+        s_reply_static(reply, 200, JSON_CONTENT_TYPE, s_health_body, sizeof s_health_body - 1);
+        break;
+    case GATEWAY_ROUTE_READY: {
+        int status = 503;
+        size_t len = 0;
+        char *body = gateway_state_ready(self->deps.state, &status, &len);
+        s_reply_owned(reply, status, JSON_CONTENT_TYPE, body, len);
+        break;
+    }
+    case GATEWAY_ROUTE_METRICS: {
+        size_t len = 0;
+        char *body = gateway_state_render_metrics(self->deps.state, self->deps.metrics, &len);
+        s_reply_owned(reply, 200, GATEWAY_METRICS_CONTENT_TYPE, body, len);
+        break;
+    }
+    case GATEWAY_ROUTE_RECS:
+        s_handle_recs(self, conn, url, tail, request_id, reply);
+        break;
+    default:
+        s_problem(reply, 404, "no such resource", url, NULL);
+        break;
+    }
+}
+
+//  Sends reply with the common headers. Returns MHD_YES or MHD_NO.
+static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn, reply_t *reply,
+                              const char *request_id)
+{
+    struct MHD_Response *response;
+    if (reply->body) {
+        response = MHD_create_response_from_buffer(reply->len, reply->body, MHD_RESPMEM_MUST_FREE);
+        if (response)
+            reply->body = NULL; //  the response frees it now
+    } else
+        response = MHD_create_response_from_buffer(reply->len, (void *)reply->static_body,
+                                                   MHD_RESPMEM_PERSISTENT);
+    if (!response)
+        return MHD_NO; //  libmicrohttpd closes the connection
+    enum MHD_Result ok = MHD_YES;
+    if (MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply->content_type) ==
+            MHD_NO ||
+        MHD_add_response_header(response, "X-Request-Id", request_id) == MHD_NO ||
+        (reply->allow &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, reply->allow) == MHD_NO) ||
+        (gateway_state_stopping(self->deps.state) &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO))
+        ok = MHD_NO;
+    if (ok == MHD_YES)
+        ok = MHD_queue_response(conn, (unsigned int)reply->status, response);
+    MHD_destroy_response(response);
+    return ok;
+}
+
+//  Per request, from the first access-handler call to the completion
+//  notice: its presence is what the in-flight count counts.
+typedef struct {
+    uint64_t start_us;
+    bool answered;
+} request_t;
+
+static bool s_get_or_head(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **req_cls)
+{
+    (void)version;
+    (void)upload_data;
+    gateway_http_t *self = cls;
+    request_t *req = *req_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO; //  libmicrohttpd closes the connection
+        req->start_us = s_monotonic_us();
+        *req_cls = req;
+        gateway_state_enter(self->deps.state);
+        //  GET/HEAD are answered on the next call, once the (normally empty)
+        //  body has been read: an answer queued on this first call makes
+        //  libmicrohttpd close the connection, which kills keep-alive.
+        //  Other methods only ever get an error, answered at once; the
+        //  unread body is then dropped with the connection.
+        if (s_get_or_head(method))
+            return MHD_YES;
+    } else if (*upload_data_size || req->answered) {
+        *upload_data_size = 0; //  a body we do not use: discard it
+        return MHD_YES;
+    }
+    req->answered = true;
+
+    char request_id[PROTO_ID_MAX + 1];
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (gateway_route_request_id_valid(given))
+        snprintf(request_id, sizeof request_id, "%s", given);
+    else
+        proto_request_id(request_id, sizeof request_id);
+
+    const char *tail = NULL;
+    gateway_route_t route = gateway_route_match(url, &tail);
+    reply_t reply = {0};
+    s_route(self, conn, url, method, route, tail, request_id, &reply);
+    enum MHD_Result ok = s_send(self, conn, &reply, request_id);
+    free(reply.body); //  NULL unless sending failed before the handover
+
+    uint64_t elapsed = s_monotonic_us() - req->start_us;
+    gateway_metrics_observe(self->deps.metrics, route, reply.status, elapsed);
+    gateway_state_count_handled(self->deps.state);
+    if (ok == MHD_NO)
+        log_write(LOG_LEVEL_WARN, request_id, "could not queue the %d answer", reply.status);
+    if (self->debug) {
+        char path[256];
+        log_write(LOG_LEVEL_DEBUG, request_id, "%.16s %s -> %d in %llu us", method,
+                  gateway_route_sanitize(url, path, sizeof path), reply.status,
+                  (unsigned long long)elapsed);
+    }
+    return ok;
+}
+
+static void s_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    gateway_http_t *self = cls;
+    if (!req_cls || !*req_cls)
+        return; //  never reached the access handler (e.g. a malformed request)
+    free(*req_cls);
+    *req_cls = NULL;
+    gateway_state_leave(self->deps.state);
+}
+
+static void s_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char text[512];
+    vsnprintf(text, sizeof text, fmt, ap);
+    size_t len = strlen(text);
+    while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    log_warn("libmicrohttpd: %s", text);
+}
+
+//  Binds and listens ourselves, so a failure names the address and errno,
+//  and port 0 can be read back.
+static int s_listen(gateway_http_t *self, char *err, size_t errlen)
+{
+    const config_t *cfg = self->deps.cfg;
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->http_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *addrs = NULL;
+    int rc = getaddrinfo(cfg->http_addr, port, &hints, &addrs);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->http_addr, cfg->http_port,
+                 gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(addrs->ai_family, addrs->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    addrs->ai_protocol);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, addrs->ai_addr, addrs->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->http_addr, cfg->http_port,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(addrs);
+        return -1;
+    }
+    freeaddrinfo(addrs);
+    struct sockaddr_storage bound;
+    socklen_t boundlen = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &boundlen) == 0)
+        self->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                       : ((struct sockaddr_in *)&bound)->sin_port);
+    self->listen_fd = fd;
+    return 0;
+}
+
+gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, size_t errlen)
+{
+    gateway_http_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->deps = *deps;
+    self->listen_fd = -1;
+    self->debug = deps->cfg->log_level <= LOG_LEVEL_DEBUG;
+    if (s_listen(self, err, errlen) != 0)
+        goto err;
+    //  libmicrohttpd refuses a connection limit below the pool size.
+    unsigned int threads = (unsigned int)deps->cfg->http_threads;
+    unsigned int limit = (unsigned int)deps->cfg->http_max_connections;
+    if (threads > limit)
+        threads = limit;
+    //  MHD_USE_ITC: needed by MHD_quiesce_daemon in this threading mode.
+    unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    //  The logger goes first, so that option errors are logged through it.
+    self->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER,
+                         s_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, self->listen_fd,
+                         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, limit,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+                         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_END);
+    if (!self->daemon) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", deps->cfg->http_addr,
+                 deps->cfg->http_port);
+        goto err;
+    }
+    return self;
+err:
+    if (self->listen_fd >= 0 && !self->daemon)
+        close(self->listen_fd);
+    free(self);
+    return NULL;
+}
+
+int gateway_http_port(gateway_http_t *self)
+{
+    return self->port;
+}
+
+void gateway_http_quiesce(gateway_http_t *self)
+{
+    if (self->quiesced || !self->daemon)
+        return;
+    self->quiesced = true;
+    MHD_socket fd = MHD_quiesce_daemon(self->daemon);
+    if (fd == MHD_INVALID_SOCKET) {
+        log_warn("could not stop accepting connections; closing them at stop instead");
+        return;
+    }
+    //  Clients whose handshake completed but who were not accepted yet sit
+    //  in the backlog; closing the socket would reset them mid-request.
+    //  Hand them to the daemon instead (they are answered with
+    //  Connection: close), then close: later connects are refused.
+    int adopted = 0;
+    for (;;) {
+        struct sockaddr_storage addr;
+        socklen_t addrlen = sizeof addr;
+        int client = accept4(fd, (struct sockaddr *)&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (client < 0)
+            break; //  EAGAIN: the backlog is empty
+        //  On failure libmicrohttpd closes the socket itself.
+        if (MHD_add_connection(self->daemon, client, (struct sockaddr *)&addr, addrlen) == MHD_YES)
+            adopted++;
+    }
+    close(fd);
+    if (adopted)
+        log_debug("adopted %d queued connections while closing the listener", adopted);
+}
+
+unsigned int gateway_http_connections(gateway_http_t *self)
+{
+    if (!self->daemon)
+        return 0;
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
+void gateway_http_destroy(gateway_http_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gateway_http_t *self = *self_p;
+    if (self->daemon)
+        MHD_stop_daemon(self->daemon); //  closes the listening socket unless quiesced
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,61 @@
+/*  gateway_http.h: the gateway's HTTP server (libmicrohttpd) and its routes.
+
+    GET /health                 200 {"status":"ok"} while the process serves
+    GET /health/ready           200/503 readiness document (gateway_health.h)
+    GET /metrics                Prometheus text 0.0.4 (gateway_metrics.h)
+    GET /api/v1/recs/{userId}   ?limit=1..100 (default 10); ranker answer, or
+                                the gateway's popularity copy marked
+                                "source":"fallback" -- never an error because
+                                the ranker is down or late
+    other paths 404, other methods on known routes 405 (problem+json).
+    Every answer carries X-Request-Id (the client's if it is 1..64 printable
+    bytes, else a fresh one); answers sent while stopping carry
+    Connection: close.
+
+    Threads: libmicrohttpd's internal thread pool (cfg->http_threads). The
+    handlers read the shared state and metrics and call the ranker; they
+    never talk to PostgreSQL or Redis.
+
+    Ownership: the gateway context owns the server. deps (and everything it
+    points to) are borrowed and must outlive it.
+*/
+#ifndef RECSD_GATEWAY_HTTP_H
+#define RECSD_GATEWAY_HTTP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "gateway_metrics.h"
+#include "gateway_ranker.h"
+#include "gateway_state.h"
+
+typedef struct {
+    const config_t *cfg; //  http_addr/port/threads/max_connections, ranker_deadline_ms
+    gateway_state_t *state;
+    gateway_metrics_t *metrics;
+    gateway_ranker_t *ranker;
+} gateway_http_deps_t;
+
+typedef struct gateway_http_t gateway_http_t;
+
+//  Binds cfg->http_addr:cfg->http_port (port 0 = any free port) and starts
+//  serving. Returns NULL with the reason in err (naming the address) if the
+//  address cannot be bound or the daemon does not start.
+gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, size_t errlen);
+
+//  The port actually bound (useful with port 0).
+int gateway_http_port(gateway_http_t *self);
+
+//  Stops accepting new connections (the listening socket is closed);
+//  connections already open, or already waiting in the listen backlog, are
+//  served on. Idempotent.
+void gateway_http_quiesce(gateway_http_t *self);
+
+//  Open client connections right now (idle keep-alive ones included).
+unsigned int gateway_http_connections(gateway_http_t *self);
+
+//  Stops the daemon (closes every connection, joins its threads);
+//  idempotent, sets *self_p to NULL.
+void gateway_http_destroy(gateway_http_t **self_p);
+
+#endif

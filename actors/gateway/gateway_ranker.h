@@ -1,0 +1,56 @@
+/*  gateway_ranker.h: the gateway's client for the ranker.
+
+    A pool of DEALER sockets connected to the ranker's ROUTER endpoint.
+    An HTTP thread takes a socket for the length of one call and puts it
+    back; libzmq sockets may move between threads when the move is ordered
+    by a mutex (a full memory barrier), which the pool's lock provides. The
+    pool holds at most one socket per HTTP thread at rest.
+
+    Socket options: ZMQ_IMMEDIATE=1 (a send with no ranker connected fails
+    at once instead of queueing for a dead peer), ZMQ_LINGER=0,
+    ZMQ_MAXMSGSIZE=PROTO_MAX_MESSAGE, small send/receive high-water marks.
+
+    A call sends one PROTO_RECS_REQ whose envelope carries the request id
+    and an absolute deadline, then polls until the reply with that request
+    id comes or the deadline passes. Replies with another id are late
+    answers to earlier calls on the same socket and are dropped.
+
+    Ownership: the gateway context owns the pool; HTTP threads borrow it
+    for as long as the daemon runs. Destroy it after the daemon stopped.
+*/
+#ifndef RECSD_GATEWAY_RANKER_H
+#define RECSD_GATEWAY_RANKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway_metrics.h"
+#include "proto/proto.h"
+
+typedef struct gateway_ranker_t gateway_ranker_t;
+
+//  Creates the pool and pre-connects `sockets` DEALERs to endpoint (so the
+//  first calls do not race the connection handshake). Returns NULL with the
+//  reason in err on failure (bad endpoint, no memory).
+gateway_ranker_t *gateway_ranker_new(const char *endpoint, int sockets, char *err, size_t errlen);
+
+//  Closes every pooled socket; idempotent, sets *self_p to NULL. No call
+//  may be running.
+void gateway_ranker_destroy(gateway_ranker_t **self_p);
+
+//  Asks for `limit` items for user_id, waiting at most deadline_ms.
+//  request_id goes into the envelope (must be 1..64 printable bytes).
+//  Returns GATEWAY_RANKER_OK with *reply_p set to the PROTO_RECS_REP (caller
+//  owns it, proto_msg_destroy); any other outcome leaves *reply_p NULL and
+//  writes the reason to detail. Thread-safe.
+gateway_ranker_outcome_t gateway_ranker_ask(gateway_ranker_t *self, const char *request_id,
+                                            const char *user_id, int limit, int deadline_ms,
+                                            proto_msg_t **reply_p, char *detail, size_t detaillen);
+
+//  Rate limiter for warnings about failed calls: returns true at most once
+//  per interval_ms (and then *suppressed says how many were skipped since
+//  the last true). Lock-free, thread-safe.
+bool gateway_ranker_warn_due(gateway_ranker_t *self, int interval_ms, uint64_t *suppressed);
+
+#endif

@@ -1,0 +1,143 @@
+/*  gateway_route.c: route matching and parameter validation (see gateway_route.h). */
+#include "gateway_route.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define RECS_PREFIX "/api/v1/recs/"
+
+static const char *s_templates[GATEWAY_ROUTE_COUNT] = {"/health", "/health/ready", "/metrics",
+                                                       "/api/v1/recs/{userId}", "other"};
+
+const char *gateway_route_template(gateway_route_t route)
+{
+    if ((int)route < 0 || route >= GATEWAY_ROUTE_COUNT)
+        return "other";
+    return s_templates[route];
+}
+
+gateway_route_t gateway_route_match(const char *path, const char **tail_p)
+{
+    if (tail_p)
+        *tail_p = NULL;
+    if (!path)
+        return GATEWAY_ROUTE_OTHER;
+    //  Exact matches only: "/health/" is not "/health", as with most routers
+    //  that do not redirect; a probe path is configured once and exactly.
+    if (strcmp(path, "/health") == 0)
+        return GATEWAY_ROUTE_HEALTH;
+    if (strcmp(path, "/health/ready") == 0)
+        return GATEWAY_ROUTE_READY;
+    if (strcmp(path, "/metrics") == 0)
+        return GATEWAY_ROUTE_METRICS;
+    if (strncmp(path, RECS_PREFIX, strlen(RECS_PREFIX)) == 0) {
+        if (tail_p)
+            *tail_p = path + strlen(RECS_PREFIX);
+        return GATEWAY_ROUTE_RECS;
+    }
+    return GATEWAY_ROUTE_OTHER;
+}
+
+bool gateway_route_method_allowed(gateway_route_t route, const char *method)
+{
+    if (route == GATEWAY_ROUTE_OTHER || (int)route < 0 || route >= GATEWAY_ROUTE_COUNT || !method)
+        return false;
+    //  HEAD is GET without a body (RFC 9110 9.3.2); libmicrohttpd drops the
+    //  body itself, so allowing it costs nothing and keeps probes happy.
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static bool s_graphic(unsigned char c)
+{
+    return c >= 0x21 && c <= 0x7e;
+}
+
+int gateway_route_user_id_check(const char *text, char *why, size_t whylen)
+{
+    if (!text || !*text) {
+        snprintf(why, whylen, "userId must not be empty");
+        return -1;
+    }
+    size_t len = strnlen(text, GATEWAY_USER_ID_MAX + 1);
+    if (len > GATEWAY_USER_ID_MAX) {
+        snprintf(why, whylen, "userId must be at most %d bytes", GATEWAY_USER_ID_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (!s_graphic(c) || c == '/') {
+            snprintf(why, whylen,
+                     "userId must be printable ASCII without spaces or '/' "
+                     "(bad byte 0x%02x at offset %zu)",
+                     c, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int gateway_route_limit_parse(const char *text, int *limit, char *why, size_t whylen)
+{
+    if (!text) {
+        *limit = GATEWAY_LIMIT_DEFAULT;
+        return 0;
+    }
+    //  Digits only: no sign, no blanks, no hex; at most 3 of them after any
+    //  leading zeros, so the value cannot overflow.
+    const char *p = text;
+    while (*p == '0' && p[1] >= '0' && p[1] <= '9')
+        p++;
+    int value = 0;
+    size_t digits = 0;
+    for (; *p; p++, digits++) {
+        if (*p < '0' || *p > '9' || digits >= 3) {
+            digits = 0;
+            break;
+        }
+        value = value * 10 + (*p - '0');
+    }
+    if (digits == 0 || value < 1 || value > GATEWAY_LIMIT_MAX) {
+        snprintf(why, whylen, "limit must be an integer between 1 and %d", GATEWAY_LIMIT_MAX);
+        return -1;
+    }
+    *limit = value;
+    return 0;
+}
+
+bool gateway_route_request_id_valid(const char *text)
+{
+    if (!text || !*text)
+        return false;
+    size_t len = strnlen(text, GATEWAY_REQUEST_ID_MAX + 1);
+    if (len > GATEWAY_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!s_graphic((unsigned char)text[i]))
+            return false;
+    return true;
+}
+
+char *gateway_route_sanitize(const char *path, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    if (!path)
+        path = "";
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        size_t need = (s_graphic(*p) && *p != '%') ? 1 : 3;
+        if (n + need + 4 > outlen) { //  room for "..." and the NUL
+            memcpy(out + n, "...", 3);
+            n += 3;
+            break;
+        }
+        if (need == 1)
+            out[n++] = (char)*p;
+        else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n] = '\0';
+    return out;
+}

@@ -1,0 +1,62 @@
+/*  gateway_route.h: the gateway's URL routes and request-parameter rules.
+
+    Pure functions, no I/O: they classify a (decoded) request path into a
+    route template, and validate the user id, the limit and a client's
+    X-Request-Id. Every function accepts any bytes and never crashes.
+*/
+#ifndef RECSD_GATEWAY_ROUTE_H
+#define RECSD_GATEWAY_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+//  Route templates; also the `route` label of the HTTP metrics.
+typedef enum {
+    GATEWAY_ROUTE_HEALTH = 0, //  /health
+    GATEWAY_ROUTE_READY,      //  /health/ready
+    GATEWAY_ROUTE_METRICS,    //  /metrics
+    GATEWAY_ROUTE_RECS,       //  /api/v1/recs/{userId}
+    GATEWAY_ROUTE_OTHER,      //  anything else (404)
+    GATEWAY_ROUTE_COUNT
+} gateway_route_t;
+
+#define GATEWAY_LIMIT_DEFAULT 10
+#define GATEWAY_LIMIT_MAX 100
+#define GATEWAY_USER_ID_MAX 64
+#define GATEWAY_REQUEST_ID_MAX 64
+
+//  The template text of route, e.g. "/api/v1/recs/{userId}". Cannot fail.
+const char *gateway_route_template(gateway_route_t route);
+
+//  Classifies path (already URL-decoded, may be NULL). For
+//  GATEWAY_ROUTE_RECS, *tail_p (if not NULL) is set to the text after
+//  "/api/v1/recs/" (borrowed from path, may be empty or contain '/');
+//  otherwise to NULL. Cannot fail.
+gateway_route_t gateway_route_match(const char *path, const char **tail_p);
+
+//  True if method is allowed on route (GET and HEAD on every known route).
+//  GATEWAY_ROUTE_OTHER allows nothing: it answers 404 whatever the method.
+bool gateway_route_method_allowed(gateway_route_t route, const char *method);
+
+//  The value for the Allow header of a 405 answer.
+#define GATEWAY_ROUTE_ALLOW "GET, HEAD"
+
+//  Checks a user id: 1..64 bytes of 0x21..0x7e, no '/'. Returns 0, or -1
+//  with the reason written to why.
+int gateway_route_user_id_check(const char *text, char *why, size_t whylen);
+
+//  Parses the limit query parameter: NULL means "absent" and gives the
+//  default; otherwise a decimal integer 1..100, digits only. Returns 0 with
+//  *limit set, or -1 with the reason written to why.
+int gateway_route_limit_parse(const char *text, int *limit, char *why, size_t whylen);
+
+//  True if text may be reused as a request id: 1..64 bytes of 0x21..0x7e.
+bool gateway_route_request_id_valid(const char *text);
+
+//  Writes a printable rendering of path into out (for logs and the problem
+//  "instance"): bytes outside 0x21..0x7e and '%' are percent-encoded, so it
+//  is again a valid URI path; cut with "..." if it does not fit. out is
+//  always NUL-terminated (outlen >= 4). Returns out.
+char *gateway_route_sanitize(const char *path, char *out, size_t outlen);
+
+#endif
