@@ -30,9 +30,16 @@ PG_PORT=${RECSD_DEV_PG_PORT:-55432}
 REDIS_PORT=${RECSD_DEV_REDIS_PORT:-56379}
 BIN=${RECSD_BIN:-$REPO/build/recsd}
 
-PG_DATA=$DEV_DIR/pg
-PG_LOG=$DEV_DIR/pg.log
-PG_SOCK_DIR=$DEV_DIR/run
+# As root the cluster belongs to `postgres`, which may not be able to reach
+# a state dir inside a private (0700) checkout or temp dir; its files then
+# live in a postgres-owned sibling under /tmp named after the state dir.
+PG_HOME=$DEV_DIR
+if (($(id -u) == 0)); then
+    PG_HOME=/tmp/recsd-pg-$(printf '%s' "$DEV_DIR" | sha256sum | cut -c1-16)
+fi
+PG_DATA=$PG_HOME/pg
+PG_LOG=$PG_HOME/pg.log
+PG_SOCK_DIR=$PG_HOME/run
 REDIS_DIR=$DEV_DIR/redis
 REDIS_PID=$DEV_DIR/redis.pid
 REDIS_LOG=$DEV_DIR/redis.log
@@ -172,6 +179,7 @@ start_pg() {
         mkdir -p "$PG_DATA"
         chmod 700 "$PG_DATA"
         if ((${#AS_PG[@]})); then
+            [[ "$PG_HOME" == "$DEV_DIR" ]] || chown postgres:postgres "$PG_HOME"
             chown postgres:postgres "$PG_DATA"
             as_pg test -w "$PG_DATA" ||
                 die "the postgres user cannot reach $PG_DATA (is a parent directory not world-searchable?); set RECSD_DEV_DIR elsewhere"
@@ -441,6 +449,7 @@ cmd_down() {
     if ((purge)); then
         [[ -e "$MARKER" ]] || die "refusing to purge $DEV_DIR: no devstack marker"
         rm -rf "$DEV_DIR"
+        [[ "$PG_HOME" == "$DEV_DIR" ]] || rm -rf "$PG_HOME"
         log "down, $DEV_DIR purged"
     else
         log "down (data kept in $DEV_DIR; 'down --purge' deletes it)"
