@@ -68,8 +68,10 @@ static int s_str(const char *var, char *out, size_t outlen, char *err, size_t er
     return 0;
 }
 
-//  Parses a comma-separated actor list in the canonical start order.
-static int s_actor_list(const char *var, char list[][32], int *count, char *err, size_t errlen)
+//  Parses a comma-separated actor list in the canonical start order. When
+//  instances is not NULL an entry may be "name:N" (N processes of it).
+static int s_actor_list(const char *var, char list[][32], int *instances, int *count, char *err,
+                        size_t errlen)
 {
     const char *text = getenv(var);
     if (!text)
@@ -78,9 +80,24 @@ static int s_actor_list(const char *var, char list[][32], int *count, char *err,
     if (strlen(text) >= sizeof copy)
         return s_fail(err, errlen, var, "too long", text);
     strcpy(copy, text);
-    bool wanted[ALL_ACTOR_COUNT] = {false};
+    int wanted[ALL_ACTOR_COUNT] = {0};
     char *save = NULL;
     for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        int n = 1;
+        char *colon = strchr(tok, ':');
+        if (colon) {
+            char *end;
+            long value = strtol(colon + 1, &end, 10);
+            if (!instances || *end || end == colon + 1 || value < 1 ||
+                value > CONFIG_MAX_INSTANCES) {
+                char why[160];
+                snprintf(why, sizeof why, "\"%.40s\": a count must be name:N with N in 1..%d%s",
+                         tok, CONFIG_MAX_INSTANCES, instances ? "" : " (and only in RECSD_ACTORS)");
+                return s_fail(err, errlen, var, why, text);
+            }
+            *colon = '\0';
+            n = (int)value;
+        }
         int found = -1;
         for (int i = 0; i < ALL_ACTOR_COUNT; i++)
             if (strcmp(tok, s_all_actors[i]) == 0)
@@ -93,12 +110,22 @@ static int s_actor_list(const char *var, char list[][32], int *count, char *err,
                      tok);
             return s_fail(err, errlen, var, why, text);
         }
-        wanted[found] = true;
+        //  The gateway binds the HTTP port and the publisher is the one Kafka
+        //  producer: several of either in one pod would fight.
+        if (n > 1 && (found == 0 || found == 4)) {
+            char why[96];
+            snprintf(why, sizeof why, "%s runs once per pod", s_all_actors[found]);
+            return s_fail(err, errlen, var, why, text);
+        }
+        wanted[found] = n;
     }
     *count = 0;
     for (int i = 0; i < ALL_ACTOR_COUNT; i++)
-        if (wanted[i])
+        if (wanted[i]) {
+            if (instances)
+                instances[*count] = wanted[i];
             snprintf(list[(*count)++], 32, "%s", s_all_actors[i]);
+        }
     return 0;
 }
 
@@ -121,6 +148,7 @@ static void s_defaults(config_t *cfg)
     for (int i = 0; i < ALL_ACTOR_COUNT; i++) {
         snprintf(cfg->actors[i], 32, "%s", s_all_actors[i]);
         snprintf(cfg->required[i], 32, "%s", s_all_actors[i]);
+        cfg->actor_instances[i] = 1;
     }
     cfg->actor_count = ALL_ACTOR_COUNT;
     cfg->required_count = -1; //  "same as actors" unless set
@@ -158,8 +186,10 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_int("RECSD_READINESS_INTERVAL_MS", 50, 60000, &cfg->readiness_interval_ms, err, errlen) ||
         s_str("RECSD_RUNTIME_DIR", cfg->runtime_dir, sizeof cfg->runtime_dir, err, errlen) ||
         s_str("RECSD_ADMIN_TCP", cfg->admin_tcp, sizeof cfg->admin_tcp, err, errlen) ||
-        s_actor_list("RECSD_ACTORS", cfg->actors, &cfg->actor_count, err, errlen) ||
-        s_actor_list("RECSD_REQUIRED_ACTORS", cfg->required, &cfg->required_count, err, errlen) ||
+        s_actor_list("RECSD_ACTORS", cfg->actors, cfg->actor_instances, &cfg->actor_count, err,
+                     errlen) ||
+        s_actor_list("RECSD_REQUIRED_ACTORS", cfg->required, NULL, &cfg->required_count, err,
+                     errlen) ||
         s_int("RECSD_HEARTBEAT_INTERVAL_MS", 10, 60000, &cfg->heartbeat_interval_ms, err, errlen) ||
         s_int("RECSD_HEARTBEAT_TIMEOUT_MS", 50, 600000, &cfg->heartbeat_timeout_ms, err, errlen) ||
         s_int("RECSD_START_TIMEOUT_MS", 100, 600000, &cfg->start_timeout_ms, err, errlen) ||
@@ -232,4 +262,37 @@ int config_endpoint(const config_t *cfg, const char *name, char *buf, size_t buf
         (size_t)n - 6 >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return -1;
     return 0;
+}
+
+int config_instances(const config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->actor_count; i++)
+        if (strcmp(cfg->actors[i], name) == 0)
+            return cfg->actor_instances[i];
+    return 0;
+}
+
+int config_instance_name(const config_t *cfg, const char *name, int index, char *buf, size_t buflen)
+{
+    int n = config_instances(cfg, name) > 1 ? snprintf(buf, buflen, "%s.%d", name, index)
+                                            : snprintf(buf, buflen, "%s", name);
+    return n < 0 || (size_t)n >= buflen ? -1 : 0;
+}
+
+int config_endpoints(const config_t *cfg, const char *name, char *buf, size_t buflen)
+{
+    int count = config_instances(cfg, name);
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 1; i <= count; i++) {
+        char instance[48], endpoint[160];
+        if (config_instance_name(cfg, name, i, instance, sizeof instance) != 0 ||
+            config_endpoint(cfg, instance, endpoint, sizeof endpoint) != 0)
+            return -1;
+        int n = snprintf(buf + used, buflen - used, "%s%s", used ? "," : "", endpoint);
+        if (n < 0 || (size_t)n >= buflen - used)
+            return -1;
+        used += (size_t)n;
+    }
+    return count > 0 ? 0 : -1;
 }

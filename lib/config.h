@@ -17,6 +17,7 @@
 #define RECSD_EXIT_CONFIG 78
 
 #define CONFIG_MAX_ACTORS 8
+#define CONFIG_MAX_INSTANCES 8 //  processes per actor kind (RECSD_ACTORS name:N)
 #define CONFIG_PATH_MAX 256
 
 typedef struct {
@@ -31,8 +32,9 @@ typedef struct {
 
     //  Supervisor
     char runtime_dir[CONFIG_PATH_MAX];
-    char admin_tcp[64];                 //  optional, e.g. tcp://127.0.0.1:5590; "" = off
-    char actors[CONFIG_MAX_ACTORS][32]; //  which actors this pod runs, in start order
+    char admin_tcp[64];                     //  optional, e.g. tcp://127.0.0.1:5590; "" = off
+    char actors[CONFIG_MAX_ACTORS][32];     //  which actors this pod runs, in start order
+    int actor_instances[CONFIG_MAX_ACTORS]; //  processes of each (1 unless name:N)
     int actor_count;
     char required[CONFIG_MAX_ACTORS][32]; //  actors /health/ready requires
     int required_count;
@@ -68,6 +70,21 @@ bool config_actor_known(const char *name);
 
 //  True if the configuration runs actor name.
 bool config_runs(const config_t *cfg, const char *name);
+
+//  Number of processes of actor `name` this configuration runs (0: none).
+int config_instances(const config_t *cfg, const char *name);
+
+//  Name of instance `index` (1-based) of actor `name`: the actor name
+//  itself when it runs once, "name.INDEX" when it runs several times. The
+//  instance name is the process's identity on the control socket, its
+//  log name, and (for the ranker) the name of its ipc endpoint. Returns 0,
+//  or -1 if it does not fit.
+int config_instance_name(const config_t *cfg, const char *name, int index, char *buf,
+                         size_t buflen);
+
+//  Comma-separated ipc endpoints of every instance of `name`, for a socket
+//  that connects to all of them (zsock_attach). Returns 0, or -1.
+int config_endpoints(const config_t *cfg, const char *name, char *buf, size_t buflen);
 
 //  Builds "ipc://<runtime_dir>/<name>" into buf. Returns 0, or -1 if it does
 //  not fit (ipc paths are limited to 107 bytes by sun_path).

@@ -34,7 +34,7 @@ BIN=${RECSD_BIN:-$REPO/build/recsd}
 # a state dir inside a private (0700) checkout or temp dir; its files then
 # live in a postgres-owned sibling under /tmp named after the state dir.
 PG_HOME=$DEV_DIR
-if (($(id -u) == 0)); then
+if (($(id -u) == 0)) && [[ ! -f "$DEV_DIR/pg/PG_VERSION" ]]; then
     PG_HOME=/tmp/recsd-pg-$(printf '%s' "$DEV_DIR" | sha256sum | cut -c1-16)
 fi
 PG_DATA=$PG_HOME/pg

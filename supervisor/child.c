@@ -13,7 +13,8 @@
 
 struct child_t {
     const config_t *cfg;
-    char name[32];
+    char name[48];
+    char kind[32];
     restart_policy_t policy;
     child_state_t state;
     pid_t pid;
@@ -33,7 +34,7 @@ struct child_t {
     int recent_head;
 };
 
-child_t *child_new(const config_t *cfg, const char *name, restart_policy_t policy)
+child_t *child_new(const config_t *cfg, const char *kind, const char *name, restart_policy_t policy)
 {
     child_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -45,6 +46,7 @@ child_t *child_new(const config_t *cfg, const char *name, restart_policy_t polic
     }
     self->cfg = cfg;
     snprintf(self->name, sizeof self->name, "%s", name);
+    snprintf(self->kind, sizeof self->kind, "%s", kind);
     self->policy = policy;
     self->state = CHILD_BACKOFF; //  due to start at once
     self->next_start = 0;
@@ -64,6 +66,11 @@ void child_destroy(child_t **self_p)
 const char *child_name(const child_t *self)
 {
     return self->name;
+}
+
+const char *child_kind(const child_t *self)
+{
+    return self->kind;
 }
 
 child_state_t child_state(const child_t *self)

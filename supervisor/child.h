@@ -40,11 +40,15 @@ typedef enum { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY } restart
 
 typedef struct child_t child_t;
 
-//  Creates a child spec. cfg is borrowed and must outlive the child.
-child_t *child_new(const config_t *cfg, const char *name, restart_policy_t policy);
+//  Creates a child spec for one process of actor `kind` (e.g. "ranker")
+//  whose instance name is `name` (e.g. "ranker.2"; the same as kind when
+//  the actor runs once). cfg is borrowed and must outlive the child.
+child_t *child_new(const config_t *cfg, const char *kind, const char *name,
+                   restart_policy_t policy);
 void child_destroy(child_t **self_p);
 
 const char *child_name(const child_t *self);
+const char *child_kind(const child_t *self);
 child_state_t child_state(const child_t *self);
 const char *child_state_name(child_state_t state);
 pid_t child_pid(const child_t *self);

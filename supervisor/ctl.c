@@ -139,7 +139,10 @@ int ctl_main(const config_t *cfg, int argc, char **argv)
         }
         req = proto_msg_new(PROTO_STATUS_REQ, NULL);
     } else if (strcmp(argv[0], "restart") == 0 && argc == 2) {
-        if (!config_actor_known(argv[1])) {
+        char kind[32];
+        snprintf(kind, sizeof kind, "%s", argv[1]);
+        kind[strcspn(kind, ".")] = '\0'; //  "ranker.2" is an instance of ranker
+        if (!config_actor_known(kind)) {
             fprintf(stderr, "recsd ctl: unknown actor \"%s\"\n", argv[1]);
             return 2;
         }

@@ -1,7 +1,7 @@
 /*  main.c: the recsd binary's subcommands.
 
     recsd run                 the supervisor (forks one `recsd actor NAME` each)
-    recsd actor NAME          one actor process (normally started by `run`)
+    recsd actor NAME [INSTANCE]  one actor process (normally started by `run`)
     recsd ctl status [--json] | restart ACTOR | drain
     recsd migrate             apply migrations/ once, in order
     recsd import movielens DIR   bulk-load MovieLens CSVs (demo data)
@@ -27,24 +27,25 @@
 
 static int s_usage(FILE *out)
 {
-    fprintf(out, "usage: recsd run | actor NAME | ctl status [--json] | ctl restart ACTOR |\n"
-                 "             ctl drain | migrate | import movielens DIR | dev-kafka | version\n"
-                 "Configuration comes from RECSD_* environment variables (see README.md).\n");
+    fprintf(out,
+            "usage: recsd run | actor NAME [INSTANCE] | ctl status [--json] | ctl restart ACTOR |\n"
+            "             ctl drain | migrate | import movielens DIR | dev-kafka | version\n"
+            "Configuration comes from RECSD_* environment variables (see README.md).\n");
     return out == stdout ? 0 : 2;
 }
 
-static int s_actor(const config_t *cfg, const char *name)
+static int s_actor(const config_t *cfg, const char *name, const char *instance)
 {
     if (strcmp(name, "http-gateway") == 0)
-        return gateway_main(cfg);
+        return gateway_main(cfg, instance);
     if (strcmp(name, "ranker") == 0)
-        return ranker_main(cfg);
+        return ranker_main(cfg, instance);
     if (strcmp(name, "trainer") == 0)
-        return trainer_main(cfg);
+        return trainer_main(cfg, instance);
     if (strcmp(name, "event-ingestor") == 0)
-        return ingestor_main(cfg);
+        return ingestor_main(cfg, instance);
     if (strcmp(name, "publisher") == 0)
-        return publisher_main(cfg);
+        return publisher_main(cfg, instance);
     fprintf(stderr, "recsd: unknown actor \"%s\"\n", name);
     return 2;
 }
@@ -79,9 +80,16 @@ int main(int argc, char **argv)
         log_init("supervisor", cfg.log_level);
         return supervisor_run(&cfg, argv[0]);
     }
-    if (strcmp(cmd, "actor") == 0 && argc == 3) {
-        log_init(argv[2], cfg.log_level);
-        return s_actor(&cfg, argv[2]);
+    if (strcmp(cmd, "actor") == 0 && (argc == 3 || argc == 4)) {
+        //  The instance name ("ranker.2") is given by the supervisor when an
+        //  actor runs several times; it defaults to the actor's name.
+        const char *instance = argc == 4 ? argv[3] : argv[2];
+        if (strlen(instance) > 31 || strncmp(instance, argv[2], strlen(argv[2])) != 0) {
+            fprintf(stderr, "recsd: bad instance name \"%s\" for actor %s\n", instance, argv[2]);
+            return 2;
+        }
+        log_init(instance, cfg.log_level);
+        return s_actor(&cfg, argv[2], instance);
     }
     if (strcmp(cmd, "ctl") == 0) {
         log_init("ctl", cfg.log_level);

@@ -41,7 +41,7 @@ typedef struct {
     int lock_fd;
     zsock_t *control;
     zsock_t *admin;
-    child_t *children[CONFIG_MAX_ACTORS];
+    child_t *children[CONFIG_MAX_ACTORS * CONFIG_MAX_INSTANCES];
     int child_count;
     int64_t started_at;
     bool draining;
@@ -146,7 +146,7 @@ static void s_spawn(self_t *self, child_t *child)
         //  Own process group: a terminal's Ctrl-C reaches the supervisor
         //  only, which then stops the actors in order.
         setpgid(0, 0);
-        char *argv[] = {"recsd", "actor", (char *)name, NULL};
+        char *argv[] = {"recsd", "actor", (char *)child_kind(child), (char *)name, NULL};
         execv(self->exe, argv);
         _exit(127);
     }
@@ -294,7 +294,11 @@ static void s_handle_request(self_t *self, zsock_t *sock, bool admin)
             reply = s_status(self, rid);
         } else if (msg->header.type == PROTO_RESTART_REQ && admin) {
             child_t *child = s_child_by_name(self, msg->body.restart.actor);
-            if (!child)
+            if (!child && config_instances(self->cfg, msg->body.restart.actor) > 1)
+                reply = s_result(rid, 409,
+                                 "that actor runs several instances: restart them one at a "
+                                 "time by instance name (see ctl status)");
+            else if (!child)
                 reply = s_result(rid, 404, "no such actor in this supervisor");
             else if (self->shutting_down)
                 reply = s_result(rid, 409, "supervisor is shutting down");
@@ -444,11 +448,18 @@ static int s_setup(self_t *self)
         log_error("cannot bind RECSD_ADMIN_TCP %s: %s", self->cfg->admin_tcp, zmq_strerror(errno));
         return -1;
     }
+    //  Child specs: every actor is permanent (one_for_one); an actor that
+    //  runs N times (RECSD_ACTORS name:N) is N children named name.1..N.
     for (int i = 0; i < self->cfg->actor_count; i++) {
-        child_t *child = child_new(self->cfg, self->cfg->actors[i], RESTART_PERMANENT);
-        if (!child)
-            return -1;
-        self->children[self->child_count++] = child;
+        for (int k = 1; k <= self->cfg->actor_instances[i]; k++) {
+            char name[48];
+            if (config_instance_name(self->cfg, self->cfg->actors[i], k, name, sizeof name) != 0)
+                return -1;
+            child_t *child = child_new(self->cfg, self->cfg->actors[i], name, RESTART_PERMANENT);
+            if (!child)
+                return -1;
+            self->children[self->child_count++] = child;
+        }
     }
     return 0;
 }

@@ -202,7 +202,7 @@ static void s_stop(self_t *self)
     s_report(self);
 }
 
-int gateway_main(const config_t *cfg)
+int gateway_main(const config_t *cfg, const char *instance)
 {
     self_t ctx = {.cfg = cfg, .ready_status = 503};
     self_t *self = &ctx;
@@ -215,7 +215,7 @@ int gateway_main(const config_t *cfg)
 
     //  First: actor_link blocks SIGTERM/SIGINT (read through a signalfd at
     //  each tick), and every thread started after it inherits that mask.
-    self->link = actor_link_new(cfg, "http-gateway");
+    self->link = actor_link_new(cfg, instance);
     if (!self->link)
         goto done; //  logged by actor_link_new
     self->state = gateway_state_new();
@@ -224,8 +224,11 @@ int gateway_main(const config_t *cfg)
         log_error("out of memory");
         goto done;
     }
-    char endpoint[CONFIG_PATH_MAX + 16];
-    if (config_endpoint(cfg, "ranker", endpoint, sizeof endpoint) != 0) {
+    //  Every ranker instance's endpoint: each DEALER spreads requests over
+    //  the connected ones, and ZMQ_IMMEDIATE skips the ones that are down.
+    char endpoint[(CONFIG_PATH_MAX + 16) * CONFIG_MAX_INSTANCES];
+    if (config_endpoints(cfg, "ranker", endpoint, sizeof endpoint) != 0 &&
+        config_endpoint(cfg, "ranker", endpoint, sizeof endpoint) != 0) {
         log_error("ranker endpoint under %s is too long", cfg->runtime_dir);
         goto done;
     }

@@ -16,14 +16,11 @@ bool gateway_health_status_fresh(int64_t status_age_ms, int interval_ms)
     return status_age_ms >= 0 && status_age_ms <= 3 * (int64_t)interval_ms;
 }
 
-static const proto_actor_status_t *s_find(const proto_status_rep_t *status, const char *name)
+//  True if row is actor `name` or one of its instances ("ranker.2").
+static bool s_is_instance(const char *row, const char *name)
 {
-    if (!status->actors)
-        return NULL;
-    for (uint32_t i = 0; i < status->count; i++)
-        if (strcmp(status->actors[i].name, name) == 0)
-            return &status->actors[i];
-    return NULL;
+    size_t len = strlen(name);
+    return strncmp(row, name, len) == 0 && (row[len] == '\0' || row[len] == '.');
 }
 
 static bool s_state_down(const char *state)
@@ -51,19 +48,28 @@ void gateway_health_actors(const char (*required)[32], int count, const proto_st
     char detail[sizeof check->detail] = "";
     size_t used = 0;
     int bad = 0;
+    //  Every instance of a required actor must be up (or briefly restarting).
     for (int i = 0; i < count; i++) {
-        const proto_actor_status_t *row = s_find(status, required[i]);
-        char problem[96];
-        if (!row)
-            snprintf(problem, sizeof problem, "%.32s is not supervised", required[i]);
-        else if (s_state_down(row->state))
-            snprintf(problem, sizeof problem, "%.32s is %.16s", row->name, row->state);
-        else
-            continue;
-        bad++;
-        int n = snprintf(detail + used, sizeof detail - used, "%s%s", used ? "; " : "", problem);
-        if (n > 0 && (size_t)n < sizeof detail - used)
-            used += (size_t)n;
+        int seen = 0;
+        for (uint32_t r = 0; r <= (status->actors ? status->count : 0); r++) {
+            const proto_actor_status_t *row = r < status->count ? &status->actors[r] : NULL;
+            char problem[96];
+            if (row && !s_is_instance(row->name, required[i]))
+                continue;
+            if (row)
+                seen++;
+            if (!row && !seen)
+                snprintf(problem, sizeof problem, "%.32s is not supervised", required[i]);
+            else if (row && s_state_down(row->state))
+                snprintf(problem, sizeof problem, "%.32s is %.16s", row->name, row->state);
+            else
+                continue;
+            bad++;
+            int n =
+                snprintf(detail + used, sizeof detail - used, "%s%s", used ? "; " : "", problem);
+            if (n > 0 && (size_t)n < sizeof detail - used)
+                used += (size_t)n;
+        }
     }
     if (bad) {
         gateway_check_set(check, false, detail);

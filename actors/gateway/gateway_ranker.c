@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
+
 #include "proto/proto_zmq.h"
 
 //  Enough for bursts on a healthy ranker, small enough that a stuck one
@@ -18,7 +20,7 @@
 #define RANKER_HWM 64
 
 struct gateway_ranker_t {
-    char endpoint[256];
+    char endpoint[(CONFIG_PATH_MAX + 16) * CONFIG_MAX_INSTANCES]; //  comma-separated list
     pthread_mutex_t lock;
     zsock_t **idle; //  under lock
     int idle_count; //  under lock
@@ -44,7 +46,7 @@ static zsock_t *s_socket_new(const char *endpoint)
     zsock_set_maxmsgsize(sock, PROTO_MAX_MESSAGE);
     zsock_set_sndhwm(sock, RANKER_HWM);
     zsock_set_rcvhwm(sock, RANKER_HWM);
-    if (zsock_connect(sock, "%s", endpoint) != 0) {
+    if (zsock_attach(sock, endpoint, false) != 0) {
         zsock_destroy(&sock);
         return NULL;
     }

@@ -4,7 +4,7 @@
 
 #include "actor_idle.h"
 
-int ingestor_main(const config_t *cfg)
+int ingestor_main(const config_t *cfg, const char *instance)
 {
-    return actor_idle_run(cfg, "event-ingestor");
+    return actor_idle_run(cfg, instance);
 }

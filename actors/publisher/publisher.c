@@ -4,7 +4,7 @@
 
 #include "actor_idle.h"
 
-int publisher_main(const config_t *cfg)
+int publisher_main(const config_t *cfg, const char *instance)
 {
-    return actor_idle_run(cfg, "publisher");
+    return actor_idle_run(cfg, instance);
 }

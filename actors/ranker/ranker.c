@@ -26,6 +26,7 @@
 
 typedef struct {
     const config_t *cfg;
+    const char *instance; //  "ranker", or "ranker.N" when several run
     actor_link_t *link;
     zsock_t *frontend;       //  ROUTER, requests from gateways
     PGconn *pg;              //  NULL while PostgreSQL is unreachable
@@ -135,11 +136,12 @@ static int s_setup(self_t *self)
     self->popular = popular_list_new(NULL, 0);
     if (!self->popular)
         return -1;
-    self->link = actor_link_new(self->cfg, "ranker");
+    self->link = actor_link_new(self->cfg, self->instance);
     if (!self->link)
         return -1;
     char endpoint[160];
-    if (config_endpoint(self->cfg, "ranker", endpoint, sizeof endpoint) != 0)
+    //  One endpoint per instance; the gateway connects to all of them.
+    if (config_endpoint(self->cfg, self->instance, endpoint, sizeof endpoint) != 0)
         return -1;
     self->frontend = zsock_new(ZMQ_ROUTER);
     if (!self->frontend)
@@ -156,9 +158,9 @@ static int s_setup(self_t *self)
     return 0;
 }
 
-int ranker_main(const config_t *cfg)
+int ranker_main(const config_t *cfg, const char *instance)
 {
-    self_t self = {.cfg = cfg};
+    self_t self = {.cfg = cfg, .instance = instance};
     int rc = 1;
     if (s_setup(&self) != 0)
         goto done;

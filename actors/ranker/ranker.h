@@ -4,7 +4,8 @@
 
 #include "config.h"
 
-//  Runs the actor until the supervisor stops it. Returns the exit status.
-int ranker_main(const config_t *cfg);
+//  Runs the actor until the supervisor stops it. instance is the process's
+//  instance name (see config_instance_name), borrowed. Returns the exit status.
+int ranker_main(const config_t *cfg, const char *instance);
 
 #endif

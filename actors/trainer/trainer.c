@@ -4,7 +4,7 @@
 
 #include "actor_idle.h"
 
-int trainer_main(const config_t *cfg)
+int trainer_main(const config_t *cfg, const char *instance)
 {
-    return actor_idle_run(cfg, "trainer");
+    return actor_idle_run(cfg, instance);
 }

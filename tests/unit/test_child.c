@@ -29,7 +29,7 @@ static const int killed = 9; //  W_EXITCODE-style status of a SIGKILL
 
 Test(child, starts_at_once_and_becomes_running_on_ready)
 {
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     cr_assert(child_due_start(c, 0));
     child_spawned(c, 42, 0);
     cr_assert_eq(child_state(c), CHILD_STARTING);
@@ -45,7 +45,7 @@ Test(child, starts_at_once_and_becomes_running_on_ready)
 
 Test(child, long_run_restarts_after_min_backoff)
 {
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     child_spawned(c, 42, 0);
     child_heartbeat(c, 42, "ready", 0, 0, 10);
     child_exited(c, killed, 100000);
@@ -58,7 +58,7 @@ Test(child, long_run_restarts_after_min_backoff)
 
 Test(child, crash_loop_is_spaced_one_second_and_then_failed)
 {
-    child_t *c = child_new(&s_cfg, "trainer", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "trainer", "trainer", RESTART_PERMANENT);
     int64_t now = 0;
     for (int i = 1; i <= 3; i++) {
         child_spawned(c, 100 + i, now);
@@ -82,7 +82,7 @@ Test(child, crash_loop_is_spaced_one_second_and_then_failed)
 Test(child, backoff_doubles_to_cap)
 {
     s_cfg.restart_max = 100;
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     int64_t now = 0;
     for (int i = 0; i < 5; i++) {
         child_spawned(c, 10 + i, now);
@@ -99,7 +99,7 @@ Test(child, backoff_doubles_to_cap)
 Test(child, clean_long_run_resets_backoff)
 {
     s_cfg.restart_max = 100;
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     int64_t now = 0;
     for (int i = 0; i < 4; i++) {
         child_spawned(c, 10 + i, now);
@@ -114,7 +114,7 @@ Test(child, clean_long_run_resets_backoff)
 
 Test(child, missed_heartbeats_are_overdue)
 {
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     child_spawned(c, 42, 0);
     child_heartbeat(c, 42, "ready", 0, 0, 100);
     const char *why = NULL;
@@ -126,7 +126,7 @@ Test(child, missed_heartbeats_are_overdue)
 
 Test(child, silent_start_is_overdue_after_start_timeout)
 {
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     child_spawned(c, 42, 0);
     const char *why = NULL;
     cr_assert_not(child_overdue(c, 10000, &why));
@@ -136,7 +136,7 @@ Test(child, silent_start_is_overdue_after_start_timeout)
 
 Test(child, operator_restart_is_not_a_failure)
 {
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     for (int i = 0; i < 10; i++) {
         child_spawned(c, 10 + i, i * 10);
         child_stop_requested(c, true, i * 10 + 1);
@@ -151,7 +151,7 @@ Test(child, operator_restart_is_not_a_failure)
 
 Test(child, shutdown_stop_parks_it)
 {
-    child_t *c = child_new(&s_cfg, "ranker", RESTART_PERMANENT);
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     child_spawned(c, 42, 0);
     child_stop_requested(c, false, 10);
     const char *why = NULL;
@@ -165,7 +165,7 @@ Test(child, shutdown_stop_parks_it)
 
 Test(child, transient_and_temporary_policies)
 {
-    child_t *t = child_new(&s_cfg, "trainer", RESTART_TRANSIENT);
+    child_t *t = child_new(&s_cfg, "trainer", "trainer", RESTART_TRANSIENT);
     child_spawned(t, 1, 0);
     child_exited(t, W_EXITCODE(0, 0), 10);
     cr_assert_eq(child_state(t), CHILD_STOPPED, "transient: clean exit is final");
@@ -173,7 +173,7 @@ Test(child, transient_and_temporary_policies)
     child_exited(t, W_EXITCODE(3, 0), 30);
     cr_assert_eq(child_state(t), CHILD_BACKOFF, "transient: abnormal exit restarts");
     child_destroy(&t);
-    child_t *tmp = child_new(&s_cfg, "trainer", RESTART_TEMPORARY);
+    child_t *tmp = child_new(&s_cfg, "trainer", "trainer", RESTART_TEMPORARY);
     child_spawned(tmp, 1, 0);
     child_exited(tmp, killed, 10);
     cr_assert_eq(child_state(tmp), CHILD_STOPPED, "temporary: never restarted");

@@ -104,3 +104,26 @@ Test(config, endpoint_paths)
     cr_assert_str_eq(buf, "ipc:///run/recsd/ranker");
     cr_assert_eq(config_endpoint(&cfg, "ranker", buf, 10), -1);
 }
+
+Test(config, actor_instances)
+{
+    setenv("RECSD_ACTORS", "ranker:3,http-gateway", 1);
+    config_t cfg;
+    char err[512], buf[1024];
+    cr_assert_eq(config_load(&cfg, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(config_instances(&cfg, "ranker"), 3);
+    cr_assert_eq(config_instances(&cfg, "http-gateway"), 1);
+    cr_assert_eq(config_instances(&cfg, "trainer"), 0);
+    cr_assert_eq(config_instance_name(&cfg, "ranker", 2, buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "ranker.2");
+    cr_assert_eq(config_instance_name(&cfg, "http-gateway", 1, buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "http-gateway");
+    setenv("RECSD_RUNTIME_DIR", "/run/r", 1);
+    cr_assert_eq(config_load(&cfg, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(config_endpoints(&cfg, "ranker", buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "ipc:///run/r/ranker.1,ipc:///run/r/ranker.2,ipc:///run/r/ranker.3");
+    s_expect_error("RECSD_ACTORS", "ranker:0", "N in 1..8");
+    s_expect_error("RECSD_ACTORS", "ranker:x", "N in 1..8");
+    s_expect_error("RECSD_ACTORS", "publisher:2", "runs once per pod");
+    s_expect_error("RECSD_REQUIRED_ACTORS", "ranker:2", "only in RECSD_ACTORS");
+}

@@ -136,3 +136,27 @@ Test(gateway_health, draining_or_stopping_is_not_ready)
     cr_assert_eq(status, 503);
     json_decref(doc);
 }
+
+Test(gateway_health, every_instance_counts)
+{
+    //  RECSD_ACTORS=ranker:2: rows "ranker.1", "ranker.2" stand for "ranker".
+    snprintf(s_rows[0].name, sizeof s_rows[0].name, "ranker.1");
+    proto_actor_status_t rows[4];
+    memcpy(rows, s_rows, sizeof s_rows);
+    rows[3] = s_rows[0];
+    snprintf(rows[3].name, sizeof rows[3].name, "ranker.2");
+    proto_status_rep_t status = {.count = 4, .actors = rows};
+    gateway_check_t check;
+    gateway_health_actors(s_required, 3, &status, 0, 1000, &check);
+    cr_assert(check.ok, "%s", check.detail);
+    snprintf(rows[3].state, sizeof rows[3].state, "failed");
+    gateway_health_actors(s_required, 3, &status, 0, 1000, &check);
+    cr_assert_not(check.ok, "a failed second instance passed");
+    cr_assert(strstr(check.detail, "ranker.2 is failed"), "%s", check.detail);
+    //  "rankerX" is not an instance of "ranker".
+    snprintf(rows[0].name, sizeof rows[0].name, "rankerX");
+    snprintf(rows[3].name, sizeof rows[3].name, "rankers");
+    gateway_health_actors(s_required, 3, &status, 0, 1000, &check);
+    cr_assert_not(check.ok);
+    cr_assert(strstr(check.detail, "ranker is not supervised"), "%s", check.detail);
+}
