@@ -18,6 +18,7 @@ done
 [ -n "${RECSD_PG_DSN:-}" ] || { echo "bench: RECSD_PG_DSN unset: eval \"\$(ops/devstack.sh env)\" first" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/recsd-bench.XXXXXX)
+chmod 755 "$work" # nginx workers run as another user
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sup_pid=""; nginx_started=""

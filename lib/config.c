@@ -134,7 +134,7 @@ static void s_defaults(config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->http_addr, "0.0.0.0");
     cfg->http_port = 8080;
-    cfg->http_threads = 4;
+    cfg->http_threads = 16; //  mostly waiting on the ranker: see bench/http_bench.sh
     cfg->http_max_connections = 1024;
     cfg->ranker_deadline_ms = 50;
     cfg->popular_refresh_ms = 30000;
