@@ -197,3 +197,29 @@ if ((!QUICK)); then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
+
+# The msgpack decoder's libFuzzer target, when clang is here: a short run on
+# a scratch corpus seeded from fuzz/corpus (which it must not grow).
+if ((!QUICK)) && command -v clang >/dev/null; then
+    BUILD_FUZZ=${RECSD_FUZZ_BUILD_DIR:-$REPO/build-fuzz}
+    fuzz_proto() {
+        CC=clang CXX=clang++ cmake -S "$REPO" -B "$BUILD_FUZZ" -DCMAKE_BUILD_TYPE=Debug \
+            "${PY_ARGS[@]}" -DRECSD_FUZZ=ON >/dev/null || return 1
+        cmake --build "$BUILD_FUZZ" -j "$JOBS" --target fuzz_proto_decode || return 1
+        local scratch rc=0
+        scratch=$(mktemp -d)
+        # A crashing input is kept in the build dir (artifact_prefix).
+        "$BUILD_FUZZ/fuzz_proto_decode" -max_total_time="${RECSD_FUZZ_SECONDS:-30}" -timeout=5 \
+            -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD_FUZZ/" \
+            "$scratch" "$REPO/fuzz/corpus" >"$BUILD_FUZZ/fuzz.log" 2>&1 || rc=1
+        tail -n 14 "$BUILD_FUZZ/fuzz.log"
+        rm -rf "$scratch"
+        return "$rc"
+    }
+    step "fuzz proto_decode for ${RECSD_FUZZ_SECONDS:-30} s (clang, libFuzzer + ASan/UBSan)"
+    if run fuzz_proto; then
+        record ok "fuzz proto_decode"
+    else
+        record FAIL "fuzz proto_decode"
+    fi
+fi

@@ -246,3 +246,81 @@ class Load:
         for t in self.workers:
             t.join(10)
         return self
+
+
+class Redis:
+    """A throw-away redis-server on a free loopback port, for tests that
+    take Redis away from a running service."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"redis://127.0.0.1:{self.port}"
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        fail("redis-server did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster (initdb) on a free loopback port, run
+    as the postgres user when we are root, for tests that stop it under a
+    running service. Has role and database `recsd`, migrations applied."""
+
+    PG_BIN = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="recsd-it-pg-", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.as_pg = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self.as_pg = ["runuser", "-u", "postgres", "--"]
+        self._run([f"{self.PG_BIN}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres",
+                   "--locale=C", "-E", "UTF8"])
+        self.start()
+        psql = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-qc"]
+        subprocess.run(psql + ["CREATE ROLE recsd LOGIN SUPERUSER"], check=True)
+        subprocess.run(psql + ["CREATE DATABASE recsd OWNER recsd"], check=True)
+        self.dsn = f"postgresql://recsd@127.0.0.1:{self.port}/recsd"
+        out = subprocess.run([BIN, "migrate"], env=dict(os.environ, RECSD_PG_DSN=self.dsn),
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            fail(f"migrate on the throw-away cluster failed: {out.stderr[-2000:]}")
+
+    def _run(self, cmd):
+        out = subprocess.run(self.as_pg + cmd, capture_output=True, text=True, timeout=60,
+                             cwd="/")
+        if out.returncode != 0:
+            fail(f"{' '.join(cmd)} failed: {out.stdout}{out.stderr}")
+
+    def start(self):
+        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                f"-c unix_socket_directories={self.dir} -c fsync=off")
+        self._run([f"{self.PG_BIN}/pg_ctl", "-D", self.data, "-l",
+                   os.path.join(self.dir, "log"), "-o", opts, "-w", "start"])
+
+    def stop(self):
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._run([f"{self.PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w",
+                       "stop"])
+
+    def sql(self, statement):
+        subprocess.run(["psql", self.dsn, "-qc", statement], check=True)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

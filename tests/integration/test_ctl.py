@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from harness import BIN, Load, Service, check, require_env
+from harness import BIN, Load, Service, check, free_port, require_env
 
 require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
 
@@ -62,6 +62,19 @@ out = subprocess.run([BIN, "ctl", "status"], capture_output=True, text=True, tim
                      env=dict(os.environ, RECSD_RUNTIME_DIR="/tmp/recsd-nobody-here"))
 check(out.returncode == 1 and "no answer from the supervisor" in out.stderr,
       "ctl without a supervisor fails clearly")
+
+# The admin socket on loopback TCP as well (RECSD_ADMIN_TCP).
+admin_port = free_port()
+with Service(env={"RECSD_ADMIN_TCP": f"tcp://127.0.0.1:{admin_port}"},
+             actors="publisher") as svc:
+    # A client that only knows the TCP endpoint (another runtime dir).
+    env = dict(os.environ, RECSD_ADMIN_TCP=f"tcp://127.0.0.1:{admin_port}",
+               RECSD_RUNTIME_DIR="/tmp/recsd-elsewhere")
+    out = subprocess.run([BIN, "ctl", "status", "--json"], env=env, capture_output=True,
+                         text=True, timeout=10)
+    check(out.returncode == 0 and '"publisher"' in out.stdout, "ctl status over loopback TCP")
+    mode = os.stat(svc.env["RECSD_RUNTIME_DIR"]).st_mode & 0o777
+    check(mode == 0o700, f"the runtime dir is private (mode {oct(mode)})")
 
 # A worker pod runs only what it is told to.
 with Service(actors="trainer,publisher") as worker:
