@@ -166,6 +166,15 @@ class Service:
     def close(self):
         rc = self.stop()
         self.log.close()
+        # Under the ASan/UBSan build a report from any actor lands in this
+        # log (actors share the supervisor's stderr); it fails the test even
+        # when the service otherwise behaved.
+        text = self.logs()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in text:
+                at = text.index(marker)
+                print(text[max(0, at - 2000):at + 6000])
+                fail(f"sanitizer report in the service log: {marker}")
         if os.environ.get("RECSD_KEEP_LOGS"):
             print("logs kept in", self.log_path)
         else:
