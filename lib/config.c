@@ -249,7 +249,8 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         strncmp(cfg->admin_tcp, "tcp://[::1]:", 12) != 0)
         return s_fail(err, errlen, "RECSD_ADMIN_TCP",
                       "must be a loopback endpoint (tcp://127.0.0.1:PORT)", cfg->admin_tcp);
-    if (strncmp(cfg->artifact_url, "file://", 7) != 0 && strncmp(cfg->artifact_url, "s3://", 5))
+    if (strncmp(cfg->artifact_url, "file://", 7) != 0 &&
+        strncmp(cfg->artifact_url, "s3://", 5) != 0)
         return s_fail(err, errlen, "RECSD_ARTIFACT_URL", "must start with file:// or s3://",
                       cfg->artifact_url);
     return 0;

@@ -112,6 +112,7 @@ static const char *s_option(int argc, char **argv, int *i, const char *opt, int 
 {
     size_t len = strlen(opt);
     const char *arg = argv[*i];
+    //  NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): argv[i] is set for i < argc.
     if (strncmp(arg, opt, len) != 0)
         return NULL;
     if (arg[len] == '=')

@@ -329,6 +329,7 @@ static int s_check_applied(PGconn *conn, migration_set_t *set, int *max_applied)
     int problems = 0;
     *max_applied = -1;
     for (int row = 0; row < PQntuples(res); row++) {
+        //  NOLINTNEXTLINE(cert-err34-c): the text of an int column is always a valid decimal.
         int version = atoi(PQgetvalue(res, row, 0));
         const char *name = PQgetvalue(res, row, 1);
         const char *checksum = PQgetvalue(res, row, 2);

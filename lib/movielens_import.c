@@ -20,7 +20,7 @@
 #include "log.h"
 #include "pg_conn.h"
 
-#define COPY_CHUNK (256 * 1024)
+#define COPY_CHUNK ((size_t)256 * 1024)
 
 //  One input file: its name, the header it must start with, and the
 //  staging table (temporary, dropped at commit) it is copied into.

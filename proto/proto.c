@@ -552,7 +552,7 @@ int proto_encode(const proto_msg_t *msg, char **data, size_t *size, char *err, s
         s_seterr(err, errlen, "out of memory while encoding");
         goto err;
     }
-    if (sbuf.size > PROTO_MAX_MESSAGE) {
+    if (sbuf.size > (size_t)PROTO_MAX_MESSAGE) {
         s_seterr(err, errlen, "encoded message is %zu bytes, at most %d", sbuf.size,
                  PROTO_MAX_MESSAGE);
         goto err;
@@ -613,7 +613,7 @@ static int s_skim(const uint8_t *p, size_t size, size_t *used, char *err, size_t
             ; //  positive or negative fixint
         else if (b <= 0x8f) {
             kind = MAP;
-            children = 2u * (b & 0x0f);
+            children = 2 * (uint64_t)(b & 0x0f);
         } else if (b <= 0x9f) {
             kind = ARRAY;
             children = b & 0x0f;
@@ -895,7 +895,8 @@ static int s_fields(const msgpack_object *map, s_field_t *fields, size_t nfields
         }
         for (size_t f = 0; f < nfields; f++) {
             size_t klen = strlen(fields[f].key);
-            if (kv->key.via.str.size != klen || memcmp(kv->key.via.str.ptr, fields[f].key, klen))
+            if (kv->key.via.str.size != klen ||
+                memcmp(kv->key.via.str.ptr, fields[f].key, klen) != 0)
                 continue;
             if (fields[f].value) {
                 s_seterr(err, errlen, "%s: key \"%s\" appears twice", what, fields[f].key);
@@ -1087,7 +1088,7 @@ proto_msg_t *proto_decode(const void *data, size_t size, char *err, size_t errle
         s_seterr(err, errlen, "empty message");
         goto err;
     }
-    if (size > PROTO_MAX_MESSAGE) {
+    if (size > (size_t)PROTO_MAX_MESSAGE) {
         s_seterr(err, errlen, "message is %zu bytes, at most %d", size, PROTO_MAX_MESSAGE);
         goto err;
     }

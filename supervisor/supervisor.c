@@ -215,11 +215,16 @@ static proto_msg_t *s_status(self_t *self, const char *request_id)
         if (row->pid > 0) {
             char path[64];
             snprintf(path, sizeof path, "/proc/%d/statm", (int)row->pid);
+            //  statm: "size resident shared ..." in pages.
             FILE *file = fopen(path, "r");
-            unsigned long size = 0, resident = 0;
+            char line[128];
             if (file) {
-                if (fscanf(file, "%lu %lu", &size, &resident) == 2)
+                if (fgets(line, sizeof line, file)) {
+                    char *end = NULL;
+                    strtoull(line, &end, 10);
+                    unsigned long long resident = strtoull(end, NULL, 10);
                     row->rss_bytes = (uint64_t)resident * (uint64_t)page;
+                }
                 fclose(file);
             }
         }

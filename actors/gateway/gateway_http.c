@@ -351,6 +351,7 @@ static int s_listen(gateway_http_t *self, char *err, size_t errlen)
     struct sockaddr_storage bound;
     socklen_t boundlen = sizeof bound;
     if (getsockname(fd, (struct sockaddr *)&bound, &boundlen) == 0)
+        //  NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): set by getsockname.
         self->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                        : ((struct sockaddr_in *)&bound)->sin_port);
     self->listen_fd = fd;

@@ -73,6 +73,7 @@ gateway_ranker_t *gateway_ranker_new(const char *endpoint, int sockets, char *er
         snprintf(err, errlen, "ranker endpoint too long");
         goto err;
     }
+    //  NOLINTNEXTLINE(bugprone-sizeof-expression): an array of zsock_t *, so sizeof a pointer.
     self->idle = calloc((size_t)self->capacity, sizeof *self->idle);
     if (!self->idle) {
         snprintf(err, errlen, "out of memory");

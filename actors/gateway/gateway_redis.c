@@ -124,7 +124,8 @@ int gateway_redis_parse(const char *url, gateway_redis_addr_t *addr, char *err, 
 int gateway_redis_ping(const gateway_redis_addr_t *addr, int timeout_ms, char *detail,
                        size_t detaillen)
 {
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    struct timeval tv = {.tv_sec = timeout_ms / 1000,
+                         .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
     redisContext *ctx = addr->path[0] ? redisConnectUnixWithTimeout(addr->path, tv)
                                       : redisConnectWithTimeout(addr->host, addr->port, tv);
     redisReply *reply = NULL;
