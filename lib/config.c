@@ -57,6 +57,26 @@ static int s_int(const char *var, int lo, int hi, int *out, char *err, size_t er
     return 0;
 }
 
+//  Reads a floating-point variable within [lo, hi]; unset or empty keeps *out.
+static int s_double(const char *var, double lo, double hi, double *out, char *err, size_t errlen)
+{
+    const char *text = getenv(var);
+    if (!text || !*text)
+        return 0;
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno || *end || end == text || value != value)
+        return s_fail(err, errlen, var, "not a number", text);
+    if (value < lo || value > hi) {
+        char why[96];
+        snprintf(why, sizeof why, "must be between %g and %g", lo, hi);
+        return s_fail(err, errlen, var, why, text);
+    }
+    *out = value;
+    return 0;
+}
+
 static int s_str(const char *var, char *out, size_t outlen, char *err, size_t errlen)
 {
     const char *text = getenv(var);
@@ -170,6 +190,17 @@ static void s_defaults(config_t *cfg)
     strcpy(cfg->kafka_brokers, "127.0.0.1:9092");
     strcpy(cfg->artifact_url, "file://var/artifacts");
     snprintf(cfg->migrations_dir, sizeof cfg->migrations_dir, "%s", RECSD_DEFAULT_MIGRATIONS_DIR);
+    strcpy(cfg->kafka_group, "recsd-ingestor");
+    strcpy(cfg->topic_watched, "analytics-service.video-watched");
+    strcpy(cfg->topic_rated, "profile-service.video-rated");
+    strcpy(cfg->topic_watchlist, "profile-service.watchlist-updated");
+    strcpy(cfg->topic_video_upserted, "catalog-service.video-upserted");
+    strcpy(cfg->topic_dead_letter, "recommendation-service.dead-letter");
+    cfg->ingest_batch_max = 5000;
+    cfg->ingest_batch_ms = 50;
+    cfg->rating_min = 0.5;
+    cfg->rating_max = 5.0;
+    cfg->event_max_future_s = 300;
     cfg->log_level = LOG_LEVEL_INFO;
 }
 
@@ -206,7 +237,23 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_str("RECSD_REDIS_URL", cfg->redis_url, sizeof cfg->redis_url, err, errlen) ||
         s_str("RECSD_KAFKA_BROKERS", cfg->kafka_brokers, sizeof cfg->kafka_brokers, err, errlen) ||
         s_str("RECSD_ARTIFACT_URL", cfg->artifact_url, sizeof cfg->artifact_url, err, errlen) ||
-        s_str("RECSD_MIGRATIONS_DIR", cfg->migrations_dir, sizeof cfg->migrations_dir, err, errlen))
+        s_str("RECSD_MIGRATIONS_DIR", cfg->migrations_dir, sizeof cfg->migrations_dir, err,
+              errlen) ||
+        s_str("RECSD_KAFKA_GROUP", cfg->kafka_group, sizeof cfg->kafka_group, err, errlen) ||
+        s_str("RECSD_TOPIC_VIDEO_WATCHED", cfg->topic_watched, sizeof cfg->topic_watched, err,
+              errlen) ||
+        s_str("RECSD_TOPIC_VIDEO_RATED", cfg->topic_rated, sizeof cfg->topic_rated, err, errlen) ||
+        s_str("RECSD_TOPIC_WATCHLIST_UPDATED", cfg->topic_watchlist, sizeof cfg->topic_watchlist,
+              err, errlen) ||
+        s_str("RECSD_TOPIC_VIDEO_UPSERTED", cfg->topic_video_upserted,
+              sizeof cfg->topic_video_upserted, err, errlen) ||
+        s_str("RECSD_TOPIC_DEAD_LETTER", cfg->topic_dead_letter, sizeof cfg->topic_dead_letter, err,
+              errlen) ||
+        s_int("RECSD_INGEST_BATCH_MAX", 1, 100000, &cfg->ingest_batch_max, err, errlen) ||
+        s_int("RECSD_INGEST_BATCH_MS", 1, 60000, &cfg->ingest_batch_ms, err, errlen) ||
+        s_double("RECSD_RATING_MIN", 0, 1000, &cfg->rating_min, err, errlen) ||
+        s_double("RECSD_RATING_MAX", 0, 1000, &cfg->rating_max, err, errlen) ||
+        s_int("RECSD_EVENT_MAX_FUTURE_S", 0, 86400 * 365, &cfg->event_max_future_s, err, errlen))
         return -1;
 
     const char *level = getenv("RECSD_LOG_LEVEL");
@@ -236,6 +283,12 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         snprintf(value, sizeof value, "%d", cfg->backoff_max_ms);
         return s_fail(err, errlen, "RECSD_BACKOFF_MAX_MS",
                       "must not be less than RECSD_BACKOFF_MIN_MS", value);
+    }
+    if (cfg->rating_max <= cfg->rating_min) {
+        char value[32];
+        snprintf(value, sizeof value, "%g", cfg->rating_max);
+        return s_fail(err, errlen, "RECSD_RATING_MAX", "must be greater than RECSD_RATING_MIN",
+                      value);
     }
     if (cfg->runtime_dir[0] != '/')
         return s_fail(err, errlen, "RECSD_RUNTIME_DIR", "must be an absolute path",

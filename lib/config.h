@@ -58,6 +58,19 @@ typedef struct {
     char artifact_url[CONFIG_PATH_MAX];
     char migrations_dir[CONFIG_PATH_MAX];
 
+    //  Ingestion (event-ingestor, recsd import events)
+    char kafka_group[64];           //  consumer group of the ingestors
+    char topic_watched[128];        //  VideoWatched events
+    char topic_rated[128];          //  VideoRated events
+    char topic_watchlist[128];      //  WatchlistUpdated events
+    char topic_video_upserted[128]; //  catalogue changes
+    char topic_dead_letter[128];    //  invalid events, with the reason
+    int ingest_batch_max;           //  events per PostgreSQL transaction, at most
+    int ingest_batch_ms;            //  a partial batch is written after this long
+    double rating_min;              //  rating scale
+    double rating_max;
+    int event_max_future_s; //  how far ahead of now a timestamp may be
+
     log_level_t log_level;
 } config_t;
 

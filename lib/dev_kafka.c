@@ -30,7 +30,8 @@ static const char s_default_topics[] = "analytics-service.video-watched,"
                                        "recommendation-service.model-training-started,"
                                        "recommendation-service.model-training-completed,"
                                        "recommendation-service.recommendations-refreshed,"
-                                       "recsd.dead-letter";
+                                       "catalog-service.video-upserted,"
+                                       "recommendation-service.dead-letter";
 
 #define DEV_KAFKA_MAX_BROKERS 16
 #define DEV_KAFKA_MAX_PARTITIONS 1024

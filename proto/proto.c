@@ -55,6 +55,8 @@ static const char *s_heartbeat_states[] = {"starting", "ready", "stopping", NULL
 static const char *s_actor_states[] = {"starting", "running", "backoff", "failed",
                                        "stopping", "stopped", NULL};
 static const char *s_sources[] = {"model", "cache", "fallback", NULL};
+static const char *s_interaction_kinds[] = {"watch", "rating", "watchlist_add", "watchlist_remove",
+                                            NULL};
 
 static void s_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -93,6 +95,8 @@ const char *proto_type_name(int type)
         return "recs_req";
     case PROTO_RECS_REP:
         return "recs_rep";
+    case PROTO_INTERACTION:
+        return "interaction";
     default:
         return "unknown";
     }
@@ -346,6 +350,18 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
     case PROTO_RESULT:
         return s_check_str(msg->body.result.message, sizeof msg->body.result.message, 0x20, true,
                            "message", err, errlen);
+    case PROTO_INTERACTION: {
+        const proto_interaction_t *in = &msg->body.interaction;
+        if (S_CHECK_ID(in->user_id, false, "user_id") != 0 ||
+            S_CHECK_ID(in->video_id, false, "video_id") != 0 ||
+            s_check_enum(in->kind, sizeof in->kind, s_interaction_kinds, "kind", err, errlen) != 0)
+            return -1;
+        if (!isfinite(in->weight)) {
+            s_seterr(err, errlen, "weight: not finite");
+            return -1;
+        }
+        return 0;
+    }
     case PROTO_RECS_REQ: {
         const proto_recs_req_t *rq = &msg->body.recs_req;
         if (S_CHECK_ID(rq->user_id, false, "user_id") != 0)
@@ -495,6 +511,17 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
         rc |= s_kv_int(pk, "code", msg->body.result.code);
         rc |= s_kv_str(pk, "message", msg->body.result.message);
         break;
+    case PROTO_INTERACTION: {
+        const proto_interaction_t *in = &msg->body.interaction;
+        rc |= msgpack_pack_map(pk, 5);
+        rc |= s_kv_str(pk, "user_id", in->user_id);
+        rc |= s_kv_str(pk, "video_id", in->video_id);
+        rc |= s_kv_str(pk, "kind", in->kind);
+        rc |= s_pack_str(pk, "weight");
+        rc |= msgpack_pack_double(pk, in->weight);
+        rc |= s_kv_uint(pk, "occurred_ms", in->occurred_ms);
+        break;
+    }
     case PROTO_RECS_REQ:
         rc |= msgpack_pack_map(pk, 2);
         rc |= s_kv_str(pk, "user_id", msg->body.recs_req.user_id);
@@ -1073,6 +1100,22 @@ static int s_decode_body(const msgpack_object *body, proto_msg_t *msg, char *err
     }
     case PROTO_RECS_REP:
         return s_decode_recs_rep(body, &msg->body.recs_rep, err, errlen);
+    case PROTO_INTERACTION: {
+        proto_interaction_t *in = &msg->body.interaction;
+        s_field_t f[] = {{"user_id", NULL},
+                         {"video_id", NULL},
+                         {"kind", NULL},
+                         {"weight", NULL},
+                         {"occurred_ms", NULL}};
+        if (s_fields(body, f, S_NFIELDS(f), "body", err, errlen) != 0 ||
+            S_GET_STR(f[0].value, in->user_id, "user_id") != 0 ||
+            S_GET_STR(f[1].value, in->video_id, "video_id") != 0 ||
+            S_GET_STR(f[2].value, in->kind, "kind") != 0 ||
+            s_get_double(f[3].value, &in->weight, "weight", err, errlen) != 0 ||
+            s_get_uint(f[4].value, UINT64_MAX, &in->occurred_ms, "occurred_ms", err, errlen) != 0)
+            return -1;
+        return 0;
+    }
     }
     s_seterr(err, errlen, "type: unknown %d", (int)msg->header.type);
     return -1;

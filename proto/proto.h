@@ -38,16 +38,17 @@
 #define PROTO_MAX_ACTORS 64      //  actor rows per status reply
 
 typedef enum {
-    PROTO_HEARTBEAT = 1,   //  actor -> supervisor, on the control socket
-    PROTO_STOP = 2,        //  supervisor -> actor: stop gracefully (empty body)
-    PROTO_DRAIN = 3,       //  supervisor -> gateway / ctl -> supervisor: readiness false
-    PROTO_STATUS_REQ = 4,  //  any -> supervisor: the actor table (empty body)
-    PROTO_STATUS_REP = 5,  //  supervisor -> asker
-    PROTO_RESTART_REQ = 6, //  ctl -> supervisor: restart one actor gracefully
-    PROTO_RESULT = 7,      //  generic reply: code 0 = ok, else an error
-    PROTO_RECS_REQ = 8,    //  gateway -> ranker
-    PROTO_RECS_REP = 9,    //  ranker -> gateway
-    PROTO_TYPE_MAX = 9
+    PROTO_HEARTBEAT = 1,    //  actor -> supervisor, on the control socket
+    PROTO_STOP = 2,         //  supervisor -> actor: stop gracefully (empty body)
+    PROTO_DRAIN = 3,        //  supervisor -> gateway / ctl -> supervisor: readiness false
+    PROTO_STATUS_REQ = 4,   //  any -> supervisor: the actor table (empty body)
+    PROTO_STATUS_REP = 5,   //  supervisor -> asker
+    PROTO_RESTART_REQ = 6,  //  ctl -> supervisor: restart one actor gracefully
+    PROTO_RESULT = 7,       //  generic reply: code 0 = ok, else an error
+    PROTO_RECS_REQ = 8,     //  gateway -> ranker
+    PROTO_RECS_REP = 9,     //  ranker -> gateway
+    PROTO_INTERACTION = 10, //  event-ingestor -> ranker (PUB/SUB): a stored interaction
+    PROTO_TYPE_MAX = 10
 } proto_type_t;
 
 typedef struct {
@@ -124,6 +125,18 @@ typedef struct {
     proto_rec_item_t *items; //  owned by the message
 } proto_recs_rep_t;
 
+//  PROTO_INTERACTION body: {"user_id","video_id","kind","weight","occurred_ms"}
+//  kind is "watch", "rating", "watchlist_add" or "watchlist_remove"; weight
+//  is finite. Sent after the interaction is committed in PostgreSQL, so the
+//  ranker can fold it into the user's state at once.
+typedef struct {
+    char user_id[PROTO_ID_MAX + 1];
+    char video_id[PROTO_ID_MAX + 1];
+    char kind[PROTO_STATE_MAX + 1];
+    double weight;
+    uint64_t occurred_ms;
+} proto_interaction_t;
+
 typedef struct {
     proto_header_t header;
     union {
@@ -133,6 +146,7 @@ typedef struct {
         proto_result_t result;
         proto_recs_req_t recs_req;
         proto_recs_rep_t recs_rep;
+        proto_interaction_t interaction;
     } body;
 } proto_msg_t;
 

@@ -23,7 +23,8 @@ TOPICS = [
     "recommendation-service.model-training-started",
     "recommendation-service.model-training-completed",
     "recommendation-service.recommendations-refreshed",
-    "recsd.dead-letter",
+    "catalog-service.video-upserted",
+    "recommendation-service.dead-letter",
 ]
 
 
@@ -92,9 +93,9 @@ def main():
         # Round trip: a unique payload on a fixed partition, read back from
         # the beginning of that partition.
         payload = f"roundtrip-{uuid.uuid4()}"
-        kcat("-b", bootstrap, "-P", "-t", "recsd.dead-letter", "-p", "2", "-k", "k1",
+        kcat("-b", bootstrap, "-P", "-t", "recommendation-service.dead-letter", "-p", "2", "-k", "k1",
              stdin=(payload + "\n").encode())
-        got = kcat("-b", bootstrap, "-C", "-t", "recsd.dead-letter", "-p", "2",
+        got = kcat("-b", bootstrap, "-C", "-t", "recommendation-service.dead-letter", "-p", "2",
                    "-o", "beginning", "-e", "-q", "-f", "%k=%s\n")
         if f"k1={payload}" not in got.splitlines():
             fail(f"message not read back: expected k1={payload}, got {got!r}")
