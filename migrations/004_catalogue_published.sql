@@ -1,6 +1,5 @@
--- 004_catalogue_published.sql: catalogue publication time, and the index
--- behind "what has this user already seen" (seen-item filtering at ranker
--- start-up reads every user's history grouped by user).
+-- 004_catalogue_published.sql: when the catalogue published a video
+-- (catalog-service.video-upserted carries it; imports leave it NULL).
 
 ALTER TABLE features.videos ADD COLUMN published_at timestamptz;
 
