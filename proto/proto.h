@@ -32,6 +32,7 @@
 #define PROTO_ID_MAX 64          //  request ids, user ids, video ids, model ids
 #define PROTO_NAME_MAX 31        //  actor names
 #define PROTO_STATE_MAX 15       //  actor states
+#define PROTO_KIND_MAX 23        //  interaction kinds
 #define PROTO_TRACEPARENT_LEN 55 //  exact length of a W3C traceparent
 #define PROTO_TEXT_MAX 255       //  free-form messages
 #define PROTO_MAX_ITEMS 1000     //  recommendation items per reply
@@ -132,7 +133,7 @@ typedef struct {
 typedef struct {
     char user_id[PROTO_ID_MAX + 1];
     char video_id[PROTO_ID_MAX + 1];
-    char kind[PROTO_STATE_MAX + 1];
+    char kind[PROTO_KIND_MAX + 1];
     double weight;
     uint64_t occurred_ms;
 } proto_interaction_t;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include "leak_check.h"
 #include "supervisor/child.h"
 
 static config_t s_cfg;
@@ -23,7 +24,7 @@ static void s_setup(void)
     s_cfg.stop_timeout_ms = 5000;
 }
 
-TestSuite(child, .init = s_setup);
+TestSuite(child, .init = s_setup, .fini = leak_check_fini);
 
 static const int killed = 9; //  W_EXITCODE-style status of a SIGKILL
 
@@ -138,12 +139,12 @@ Test(child, operator_restart_is_not_a_failure)
 {
     child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     for (int i = 0; i < 10; i++) {
-        child_spawned(c, 10 + i, i * 10);
-        child_stop_requested(c, true, i * 10 + 1);
+        child_spawned(c, 10 + i, (int64_t)i * 10);
+        child_stop_requested(c, true, (int64_t)i * 10 + 1);
         cr_assert_eq(child_state(c), CHILD_STOPPING);
-        child_exited(c, 0, i * 10 + 2);
+        child_exited(c, 0, (int64_t)i * 10 + 2);
         cr_assert_eq(child_state(c), CHILD_BACKOFF);
-        cr_assert(child_due_start(c, i * 10 + 2));
+        cr_assert(child_due_start(c, (int64_t)i * 10 + 2));
     }
     cr_assert_eq(child_restarts(c), 10);
     child_destroy(&c);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "leak_check.h"
 
 static const char *s_vars[] = {"RECSD_HTTP_PORT",
                                "RECSD_ACTORS",
@@ -23,7 +24,7 @@ static void s_clean(void)
         unsetenv(s_vars[i]);
 }
 
-TestSuite(config, .init = s_clean);
+TestSuite(config, .init = s_clean, .fini = leak_check_fini);
 
 static void s_expect_error(const char *var, const char *value, const char *fragment)
 {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "actors/gateway/gateway_health.h"
+#include "leak_check.h"
 
 static const char s_required[][32] = {"ranker", "event-ingestor", "http-gateway"};
 
@@ -23,7 +24,7 @@ static void s_setup(void)
     s_status = (proto_status_rep_t){.count = 3, .actors = s_rows};
 }
 
-TestSuite(gateway_health, .init = s_setup);
+TestSuite(gateway_health, .init = s_setup, .fini = leak_check_fini);
 
 Test(gateway_health, all_running_is_ok)
 {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "actors/gateway/gateway_http.h"
+#include "leak_check.h"
 
 static struct {
     config_t cfg;
@@ -161,6 +162,7 @@ static void s_teardown(void)
     gateway_state_destroy(&s.state);
     rmdir(s.dir);
     curl_global_cleanup();
+    leak_check_fini();
 }
 
 TestSuite(gateway_http, .init = s_setup, .fini = s_teardown, .timeout = 60);

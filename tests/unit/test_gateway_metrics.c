@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "actors/gateway/gateway_metrics.h"
+#include "leak_check.h"
+
+TestSuite(gateway_metrics, .fini = leak_check_fini);
 
 static void s_has(const char *text, const char *needle)
 {

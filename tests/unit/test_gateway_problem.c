@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "actors/gateway/gateway_problem.h"
+#include "leak_check.h"
+
+TestSuite(gateway_problem, .fini = leak_check_fini);
 
 static json_t *s_parse(const char *text)
 {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "actors/gateway/gateway_ranker.h"
+#include "leak_check.h"
 #include "proto/proto_zmq.h"
 
 typedef enum {
@@ -149,6 +150,7 @@ static void s_teardown(void)
     snprintf(path, sizeof path, "%s/ranker", s_fake.dir);
     unlink(path);
     rmdir(s_fake.dir);
+    leak_check_fini();
 }
 
 TestSuite(gateway_ranker, .init = s_setup, .fini = s_teardown, .timeout = 30);

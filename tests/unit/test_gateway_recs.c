@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "actors/gateway/gateway_recs.h"
+#include "leak_check.h"
+
+TestSuite(gateway_recs, .fini = leak_check_fini);
 
 Test(gateway_recs, timestamp_is_rfc3339_utc_with_ms)
 {

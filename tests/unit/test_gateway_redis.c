@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include "actors/gateway/gateway_redis.h"
+#include "leak_check.h"
+
+TestSuite(gateway_redis, .fini = leak_check_fini);
 
 Test(gateway_redis, parses_tcp_urls)
 {

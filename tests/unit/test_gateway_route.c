@@ -3,6 +3,9 @@
 #include <string.h>
 
 #include "actors/gateway/gateway_route.h"
+#include "leak_check.h"
+
+TestSuite(gateway_route, .fini = leak_check_fini);
 
 Test(gateway_route, matches_exact_templates)
 {

@@ -14,31 +14,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "leak_check.h"
 #include "proto/proto.h"
 
-//  Criterion does not fail a test whose worker leaks, so in the ASan build
-//  every test ends with an explicit LeakSanitizer check.
-#if defined(__SANITIZE_ADDRESS__)
-#define S_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define S_LSAN 1
-#endif
-#endif
-#ifdef S_LSAN
-#include <sanitizer/lsan_interface.h>
-
-//  An assertion in .fini is only logged, so a leak aborts the worker,
-//  which criterion reports as a crash.
-static void s_leak_check(void)
-{
-    if (__lsan_do_recoverable_leak_check() != 0) {
-        cr_log_error("LeakSanitizer found leaks (see stderr)");
-        abort();
-    }
-}
-TestSuite(proto, .fini = s_leak_check);
-#endif
+TestSuite(proto, .fini = leak_check_fini);
 
 #define TRACEPARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -159,6 +138,13 @@ static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
     case PROTO_RECS_REQ:
         cr_assert_str_eq(a->body.recs_req.user_id, b->body.recs_req.user_id);
         cr_assert_eq(a->body.recs_req.limit, b->body.recs_req.limit);
+        break;
+    case PROTO_INTERACTION:
+        cr_assert_str_eq(a->body.interaction.user_id, b->body.interaction.user_id);
+        cr_assert_str_eq(a->body.interaction.video_id, b->body.interaction.video_id);
+        cr_assert_str_eq(a->body.interaction.kind, b->body.interaction.kind);
+        cr_assert_eq(a->body.interaction.weight, b->body.interaction.weight);
+        cr_assert_eq(a->body.interaction.occurred_ms, b->body.interaction.occurred_ms);
         break;
     case PROTO_RECS_REP:
         cr_assert_str_eq(a->body.recs_rep.user_id, b->body.recs_rep.user_id);
@@ -626,7 +612,7 @@ Test(proto, reject_oversize)
         msgpack_pack_map(&c.pk, 1);
         craft_str(&c, "pad");
         size_t head = c.sb.size + 5; //  bin32 header
-        size_t len = PROTO_MAX_MESSAGE - head + (size_t)extra;
+        size_t len = (size_t)PROTO_MAX_MESSAGE - head + (size_t)extra;
         cr_assert_gt(len, fill);
         char *pad = calloc(1, len);
         msgpack_pack_bin_with_body(&c.pk, pad, len);
@@ -1317,4 +1303,44 @@ Test(proto, request_id_and_clock)
     uint64_t wall = (uint64_t)time(NULL) * 1000;
     cr_assert_geq(now + 2000, wall);
     cr_assert_leq(now, wall + 2000);
+}
+
+//  --------------------------------------------------------------------------
+//  PROTO_INTERACTION (ingestor -> ranker notices)
+
+static proto_msg_t *s_interaction(const char *kind, double weight)
+{
+    proto_msg_t *msg = proto_msg_new(PROTO_INTERACTION, "rid-interaction");
+    cr_assert_not_null(msg);
+    snprintf(msg->body.interaction.user_id, sizeof msg->body.interaction.user_id, "u42");
+    snprintf(msg->body.interaction.video_id, sizeof msg->body.interaction.video_id, "v7");
+    snprintf(msg->body.interaction.kind, sizeof msg->body.interaction.kind, "%s", kind);
+    msg->body.interaction.weight = weight;
+    msg->body.interaction.occurred_ms = 1714564800123ULL;
+    return msg;
+}
+
+Test(proto, interaction_roundtrip_and_rules)
+{
+    const char *kinds[] = {"watch", "rating", "watchlist_add", "watchlist_remove"};
+    for (size_t i = 0; i < 4; i++) {
+        proto_msg_t *msg = s_interaction(kinds[i], 0.75);
+        s_roundtrip(msg);
+        proto_msg_destroy(&msg);
+    }
+    char err[256], *data = NULL;
+    size_t size = 0;
+    proto_msg_t *bad = s_interaction("binge", 1.0);
+    cr_assert_eq(proto_encode(bad, &data, &size, err, sizeof err), -1);
+    cr_assert(strstr(err, "kind"), "%s", err);
+    proto_msg_destroy(&bad);
+    bad = s_interaction("watch", NAN);
+    cr_assert_eq(proto_encode(bad, &data, &size, err, sizeof err), -1);
+    cr_assert(strstr(err, "weight"), "%s", err);
+    proto_msg_destroy(&bad);
+    bad = s_interaction("watch", 1.0);
+    bad->body.interaction.video_id[0] = '\0';
+    cr_assert_eq(proto_encode(bad, &data, &size, err, sizeof err), -1);
+    cr_assert(strstr(err, "video_id"), "%s", err);
+    proto_msg_destroy(&bad);
 }
