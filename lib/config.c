@@ -201,6 +201,7 @@ static void s_defaults(config_t *cfg)
     cfg->rating_min = 0.5;
     cfg->rating_max = 5.0;
     cfg->event_max_future_s = 300;
+    cfg->seen_completion = 0.8;
     cfg->log_level = LOG_LEVEL_INFO;
 }
 
@@ -253,7 +254,8 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_int("RECSD_INGEST_BATCH_MS", 1, 60000, &cfg->ingest_batch_ms, err, errlen) ||
         s_double("RECSD_RATING_MIN", 0, 1000, &cfg->rating_min, err, errlen) ||
         s_double("RECSD_RATING_MAX", 0, 1000, &cfg->rating_max, err, errlen) ||
-        s_int("RECSD_EVENT_MAX_FUTURE_S", 0, 86400 * 365, &cfg->event_max_future_s, err, errlen))
+        s_int("RECSD_EVENT_MAX_FUTURE_S", 0, 86400 * 365, &cfg->event_max_future_s, err, errlen) ||
+        s_double("RECSD_SEEN_COMPLETION", 0, 1, &cfg->seen_completion, err, errlen))
         return -1;
 
     const char *level = getenv("RECSD_LOG_LEVEL");

@@ -70,6 +70,7 @@ typedef struct {
     double rating_min;              //  rating scale
     double rating_max;
     int event_max_future_s; //  how far ahead of now a timestamp may be
+    double seen_completion; //  a watch this complete (0..1) is "seen": never recommended
 
     log_level_t log_level;
 } config_t;

@@ -21,6 +21,7 @@
 #include "pg_conn.h"
 #include "popular_list.h"
 #include "proto/proto_zmq.h"
+#include "seen_set.h"
 
 #define RANKER_POPULAR_MAX 500
 
@@ -29,6 +30,8 @@ typedef struct {
     const char *instance; //  "ranker", or "ranker.N" when several run
     actor_link_t *link;
     zsock_t *frontend;       //  ROUTER, requests from gateways
+    zsock_t *notices;        //  SUB to every event-ingestor: stored interactions
+    seen_set_t *seen;        //  what each user has consumed: never recommended
     PGconn *pg;              //  NULL while PostgreSQL is unreachable
     popular_list_t *popular; //  last good list, never NULL after start
     int64_t next_refresh;
@@ -72,25 +75,56 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
     snprintf(rep->user_id, sizeof rep->user_id, "%s", req->body.recs_req.user_id);
     snprintf(rep->source, sizeof rep->source, "model");
     snprintf(rep->model_id, sizeof rep->model_id, "popularity");
-    size_t count = popular_list_size(self->popular);
-    if (count > req->body.recs_req.limit)
-        count = req->body.recs_req.limit;
-    if (count) {
-        rep->items = calloc(count, sizeof *rep->items);
+    size_t available = popular_list_size(self->popular);
+    size_t limit = req->body.recs_req.limit;
+    if (limit > available)
+        limit = available;
+    if (limit) {
+        rep->items = calloc(limit, sizeof *rep->items);
         if (!rep->items) {
             proto_msg_destroy(&reply);
             return NULL;
         }
     }
-    for (size_t i = 0; i < count; i++) {
+    //  Most popular first, minus what this user has already seen.
+    size_t count = 0;
+    for (size_t i = 0; i < available && count < limit; i++) {
         const popular_item_t *item = popular_list_item(self->popular, i);
-        snprintf(rep->items[i].video_id, sizeof rep->items[i].video_id, "%s", item->video_id);
-        rep->items[i].score = item->score;
+        if (seen_set_contains(self->seen, rep->user_id, item->video_id))
+            continue;
+        snprintf(rep->items[count].video_id, sizeof rep->items[count].video_id, "%s",
+                 item->video_id);
+        rep->items[count].score = item->score;
+        count++;
     }
     rep->count = (uint32_t)count;
     log_write(LOG_LEVEL_DEBUG, req->header.request_id, "recs for user %s: %zu items", rep->user_id,
               count);
     return reply;
+}
+
+//  Interactions the ingestors stored: fold them into the seen sets so the
+//  user's next request already reflects them.
+static void s_handle_notice(self_t *self)
+{
+    for (int batch = 0; batch < 1024; batch++) {
+        char err[256];
+        proto_msg_t *msg = proto_recv(self->notices, NULL, err, sizeof err);
+        if (!msg) {
+            if (errno == EAGAIN)
+                return;
+            log_warn("rejected malformed interaction notice: %s", err);
+            continue;
+        }
+        if (msg->header.type == PROTO_INTERACTION) {
+            const proto_interaction_t *in = &msg->body.interaction;
+            if (seen_set_record(self->seen, in->user_id, in->video_id, in->kind, in->weight) < 0)
+                log_warn("seen set: out of memory");
+        } else
+            log_warn("unexpected %s message on the notice socket",
+                     proto_type_name(msg->header.type));
+        proto_msg_destroy(&msg);
+    }
 }
 
 static void s_handle_request(self_t *self)
@@ -131,10 +165,27 @@ static void s_handle_request(self_t *self)
     }
 }
 
+//  Every user's history, once at start (later updates come as notices).
+//  Without PostgreSQL the ranker still serves, unfiltered, and logs it.
+static void s_load_seen(self_t *self)
+{
+    char err[256];
+    if (!self->pg) {
+        log_warn("seen videos not loaded: PostgreSQL unreachable; serving unfiltered");
+        return;
+    }
+    long pairs = seen_set_load(self->seen, self->pg, err, sizeof err);
+    if (pairs < 0)
+        log_warn("seen videos not loaded: %s", err);
+    else
+        log_info("seen videos loaded: %ld for %zu users", pairs, seen_set_users(self->seen));
+}
+
 static int s_setup(self_t *self)
 {
     self->popular = popular_list_new(NULL, 0);
-    if (!self->popular)
+    self->seen = seen_set_new(self->cfg->seen_completion);
+    if (!self->popular || !self->seen)
         return -1;
     self->link = actor_link_new(self->cfg, self->instance);
     if (!self->link)
@@ -154,7 +205,22 @@ static int s_setup(self_t *self)
         log_error("cannot bind %s: %s", endpoint, zmq_strerror(errno));
         return -1;
     }
+    //  Notices from every event-ingestor this pod runs (none in a worker
+    //  pod). SUB connects: the ingestors bind, and come and go by restart.
+    self->notices = zsock_new(ZMQ_SUB);
+    if (!self->notices)
+        return -1;
+    zsock_set_subscribe(self->notices, "");
+    zsock_set_maxmsgsize(self->notices, PROTO_MAX_MESSAGE);
+    zsock_set_rcvhwm(self->notices, 100000);
+    char ingestors[(CONFIG_PATH_MAX + 16) * CONFIG_MAX_INSTANCES];
+    if (config_endpoints(self->cfg, "event-ingestor", ingestors, sizeof ingestors) == 0 &&
+        zsock_attach(self->notices, ingestors, false) != 0) {
+        log_error("cannot connect to the ingestors at %s", ingestors);
+        return -1;
+    }
     s_refresh_popular(self);
+    s_load_seen(self);
     return 0;
 }
 
@@ -170,13 +236,17 @@ int ranker_main(const config_t *cfg, const char *instance)
         zmq_pollitem_t items[] = {
             {zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self.frontend), 0, ZMQ_POLLIN, 0},
+            {zsock_resolve(self.notices), 0, ZMQ_POLLIN, 0},
         };
-        if (zmq_poll(items, 2, actor_link_timeout_ms(self.link)) < 0 && errno != EINTR) {
+        if (zmq_poll(items, 3, actor_link_timeout_ms(self.link)) < 0 && errno != EINTR) {
             log_error("poll failed: %s", zmq_strerror(errno));
             goto done;
         }
         if (items[0].revents & ZMQ_POLLIN)
             actor_link_handle(self.link);
+        //  Notices first: a request right after an event must see it.
+        if (items[2].revents & ZMQ_POLLIN)
+            s_handle_notice(&self);
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_request(&self);
         if (zclock_mono() >= self.next_refresh)
@@ -187,6 +257,8 @@ int ranker_main(const config_t *cfg, const char *instance)
     log_info("ranker stopping (%llu late requests dropped)", (unsigned long long)self.dropped_late);
 done:
     zsock_destroy(&self.frontend);
+    zsock_destroy(&self.notices);
+    seen_set_destroy(&self.seen);
     actor_link_destroy(&self.link);
     popular_list_destroy(&self.popular);
     if (self.pg)
