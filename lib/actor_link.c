@@ -29,6 +29,7 @@ struct actor_link_t {
     uint64_t queue_depth;
     int64_t next_beat;   //  zclock_mono() ms
     proto_msg_t *status; //  latest STATUS_REP, owned
+    char *metrics;       //  sent with every heartbeat, owned, may be NULL
 };
 
 actor_link_t *actor_link_new(const config_t *cfg, const char *name)
@@ -88,6 +89,8 @@ static void s_send_heartbeat(actor_link_t *self, const char *state)
     snprintf(hb->state, sizeof hb->state, "%s", state);
     hb->handled = self->handled;
     hb->queue_depth = self->queue_depth;
+    //  The message owns its copy; a failed copy only drops the metrics.
+    hb->metrics = self->metrics ? strdup(self->metrics) : NULL;
     //  A lost beat is not an error: the supervisor tolerates several.
     if (proto_send(self->control, NULL, msg) != 0 && errno != EAGAIN)
         log_debug("heartbeat not sent: %s", zmq_strerror(errno));
@@ -107,6 +110,7 @@ void actor_link_destroy(actor_link_t **self_p)
     if (self->signal_fd >= 0)
         close(self->signal_fd);
     proto_msg_destroy(&self->status);
+    free(self->metrics);
     free(self);
     *self_p = NULL;
 }
@@ -130,6 +134,18 @@ void actor_link_count_handled(actor_link_t *self, uint64_t n)
 void actor_link_set_queue_depth(actor_link_t *self, uint64_t depth)
 {
     self->queue_depth = depth;
+}
+
+int actor_link_set_metrics(actor_link_t *self, const char *text)
+{
+    if (text && strlen(text) > PROTO_METRICS_MAX)
+        return -1;
+    char *copy = text ? strdup(text) : NULL;
+    if (text && !copy)
+        return -1;
+    free(self->metrics);
+    self->metrics = copy;
+    return 0;
 }
 
 int actor_link_handle(actor_link_t *self)

@@ -46,6 +46,13 @@ void actor_link_set_ready(actor_link_t *self);
 void actor_link_count_handled(actor_link_t *self, uint64_t n);
 void actor_link_set_queue_depth(actor_link_t *self, uint64_t depth);
 
+//  Sets the metrics text sent with every heartbeat from now on (Prometheus
+//  text format lines, at most PROTO_METRICS_MAX bytes; copied). Label the
+//  samples with actor="<instance name>": the gateway merges every actor's
+//  text into /metrics. NULL clears it. Returns 0, or -1 if the text is too
+//  long (the previous text is kept).
+int actor_link_set_metrics(actor_link_t *self, const char *text);
+
 //  Reads every waiting command. Returns the number handled. STOP sets the
 //  stopping flag, DRAIN the draining flag; a STATUS_REP is kept and can be
 //  taken with actor_link_take_status. Malformed input is logged and dropped.

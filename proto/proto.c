@@ -196,8 +196,12 @@ void proto_msg_destroy(proto_msg_t **msg_p)
     if (!msg_p || !*msg_p)
         return;
     proto_msg_t *msg = *msg_p;
-    if (msg->header.type == PROTO_STATUS_REP)
+    if (msg->header.type == PROTO_STATUS_REP) {
+        for (uint32_t i = 0; msg->body.status.actors && i < msg->body.status.count; i++)
+            free(msg->body.status.actors[i].metrics);
         free(msg->body.status.actors);
+    } else if (msg->header.type == PROTO_HEARTBEAT)
+        free(msg->body.heartbeat.metrics);
     else if (msg->header.type == PROTO_RECS_REP)
         free(msg->body.recs_rep.items);
     free(msg);
@@ -287,6 +291,26 @@ static int s_check_traceparent(const char *tp, char *err, size_t errlen)
     return 0;
 }
 
+//  Metrics text: optional, bounded, printable ASCII and newlines only.
+static int s_check_metrics(const char *text, const char *name, char *err, size_t errlen)
+{
+    if (!text)
+        return 0;
+    size_t len = strnlen(text, PROTO_METRICS_MAX + 1);
+    if (len > PROTO_METRICS_MAX) {
+        s_seterr(err, errlen, "%s: longer than %d bytes", name, PROTO_METRICS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c != '\n' && (c < 0x20 || c > 0x7e)) {
+            s_seterr(err, errlen, "%s: byte 0x%02x at %zu is not printable", name, c, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int s_validate_row(const proto_actor_status_t *row, uint32_t i, char *err, size_t errlen)
 {
     char name[48];
@@ -304,7 +328,7 @@ static int s_validate_row(const proto_actor_status_t *row, uint32_t i, char *err
         s_seterr(err, errlen, "actors[%u]: uptime_ms and heartbeat_age_ms must be >= -1", i);
         return -1;
     }
-    return 0;
+    return s_check_metrics(row->metrics, "actors.metrics", err, errlen);
 }
 
 static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
@@ -324,7 +348,7 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
             s_seterr(err, errlen, "pid: must be > 0");
             return -1;
         }
-        return 0;
+        return s_check_metrics(hb->metrics, "metrics", err, errlen);
     }
     case PROTO_STATUS_REP: {
         const proto_status_rep_t *st = &msg->body.status;
@@ -472,12 +496,15 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
     switch (msg->header.type) {
     case PROTO_HEARTBEAT: {
         const proto_heartbeat_t *hb = &msg->body.heartbeat;
-        rc |= msgpack_pack_map(pk, 5);
+        bool metrics = hb->metrics && hb->metrics[0];
+        rc |= msgpack_pack_map(pk, metrics ? 6 : 5);
         rc |= s_kv_str(pk, "name", hb->name);
         rc |= s_kv_int(pk, "pid", hb->pid);
         rc |= s_kv_str(pk, "state", hb->state);
         rc |= s_kv_uint(pk, "handled", hb->handled);
         rc |= s_kv_uint(pk, "queue", hb->queue_depth);
+        if (metrics)
+            rc |= s_kv_str(pk, "metrics", hb->metrics);
         break;
     }
     case PROTO_STATUS_REP: {
@@ -489,7 +516,8 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
         rc |= s_kv_array(pk, "actors", st->count);
         for (uint32_t i = 0; i < st->count && rc == 0; i++) {
             const proto_actor_status_t *row = &st->actors[i];
-            rc |= msgpack_pack_map(pk, 9);
+            bool metrics = row->metrics && row->metrics[0];
+            rc |= msgpack_pack_map(pk, metrics ? 10 : 9);
             rc |= s_kv_str(pk, "name", row->name);
             rc |= s_kv_int(pk, "pid", row->pid);
             rc |= s_kv_str(pk, "state", row->state);
@@ -499,6 +527,8 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
             rc |= s_kv_uint(pk, "rss_bytes", row->rss_bytes);
             rc |= s_kv_uint(pk, "handled", row->handled);
             rc |= s_kv_uint(pk, "queue", row->queue_depth);
+            if (metrics)
+                rc |= s_kv_str(pk, "metrics", row->metrics);
         }
         break;
     }
@@ -943,6 +973,55 @@ static int s_fields(const msgpack_object *map, s_field_t *fields, size_t nfields
 
 #define S_NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
+//  An optional text field (metrics): absent leaves *out NULL; present must
+//  be a str of at most PROTO_METRICS_MAX bytes of printable ASCII and
+//  newlines, copied into a new buffer the message owns. Call after
+//  s_fields, which has checked that every key is a string.
+static int s_get_optional_text(const msgpack_object *map, const char *key, char **out,
+                               const char *name, char *err, size_t errlen)
+{
+    *out = NULL;
+    const msgpack_object *value = NULL;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.via.str.size != klen || memcmp(kv->key.via.str.ptr, key, klen) != 0)
+            continue;
+        if (value) {
+            s_seterr(err, errlen, "%s: appears twice", name);
+            return -1;
+        }
+        value = &kv->val;
+    }
+    if (!value)
+        return 0;
+    if (value->type != MSGPACK_OBJECT_STR) {
+        s_seterr(err, errlen, "%s: not a string", name);
+        return -1;
+    }
+    uint32_t len = value->via.str.size;
+    if (len > PROTO_METRICS_MAX) {
+        s_seterr(err, errlen, "%s: %u bytes, at most %d", name, len, PROTO_METRICS_MAX);
+        return -1;
+    }
+    for (uint32_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)value->via.str.ptr[i];
+        if (c != '\n' && (c < 0x20 || c > 0x7e)) {
+            s_seterr(err, errlen, "%s: byte 0x%02x at %u is not printable", name, c, i);
+            return -1;
+        }
+    }
+    *out = malloc((size_t)len + 1);
+    if (!*out) {
+        s_seterr(err, errlen, "%s: out of memory", name);
+        return -1;
+    }
+    if (len > 0)
+        memcpy(*out, value->via.str.ptr, len);
+    (*out)[len] = '\0';
+    return 0;
+}
+
 static int s_decode_heartbeat(const msgpack_object *body, proto_heartbeat_t *hb, char *err,
                               size_t errlen)
 {
@@ -955,7 +1034,7 @@ static int s_decode_heartbeat(const msgpack_object *body, proto_heartbeat_t *hb,
         s_get_uint(f[3].value, UINT64_MAX, &hb->handled, "handled", err, errlen) != 0 ||
         s_get_uint(f[4].value, UINT64_MAX, &hb->queue_depth, "queue", err, errlen) != 0)
         return -1;
-    return 0;
+    return s_get_optional_text(body, "metrics", &hb->metrics, "metrics", err, errlen);
 }
 
 static int s_decode_row(const msgpack_object *o, uint32_t i, proto_actor_status_t *row, char *err,
@@ -979,7 +1058,7 @@ static int s_decode_row(const msgpack_object *o, uint32_t i, proto_actor_status_
         s_get_uint(f[7].value, UINT64_MAX, &row->handled, "actors.handled", err, errlen) != 0 ||
         s_get_uint(f[8].value, UINT64_MAX, &row->queue_depth, "actors.queue", err, errlen) != 0)
         return -1;
-    return 0;
+    return s_get_optional_text(o, "metrics", &row->metrics, "actors.metrics", err, errlen);
 }
 
 //  Allocates st->actors only once the count is known to be within limits.

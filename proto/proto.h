@@ -37,6 +37,7 @@
 #define PROTO_TEXT_MAX 255       //  free-form messages
 #define PROTO_MAX_ITEMS 1000     //  recommendation items per reply
 #define PROTO_MAX_ACTORS 64      //  actor rows per status reply
+#define PROTO_METRICS_MAX 12288  //  an actor's metrics text (see heartbeat)
 
 typedef enum {
     PROTO_HEARTBEAT = 1,    //  actor -> supervisor, on the control socket
@@ -60,18 +61,23 @@ typedef struct {
     uint64_t deadline_ms;
 } proto_header_t;
 
-//  PROTO_HEARTBEAT body: {"name","pid","state","handled","queue"}
-//  state is "starting", "ready" or "stopping".
+//  PROTO_HEARTBEAT body: {"name","pid","state","handled","queue"[,"metrics"]}
+//  state is "starting", "ready" or "stopping". metrics (optional) is the
+//  actor's own counters as Prometheus text format 0.0.4 lines (# HELP,
+//  # TYPE and samples), at most PROTO_METRICS_MAX bytes of printable ASCII
+//  and newlines; the gateway merges them into /metrics.
 typedef struct {
     char name[PROTO_NAME_MAX + 1];
     int32_t pid;
     char state[PROTO_STATE_MAX + 1];
     uint64_t handled;     //  messages handled since start
     uint64_t queue_depth; //  work waiting in the actor
+    char *metrics;        //  NULL if none; owned by the message (malloc'd)
 } proto_heartbeat_t;
 
 //  One row of PROTO_STATUS_REP: {"name","pid","state","restarts","uptime_ms",
-//  "heartbeat_age_ms","rss_bytes","handled","queue"}. state is one of
+//  "heartbeat_age_ms","rss_bytes","handled","queue"[,"metrics"]}; metrics is
+//  the actor's last heartbeat's, same rules. state is one of
 //  "starting", "running", "backoff", "failed", "stopping", "stopped".
 //  pid 0 and ages -1 mean "no process right now".
 typedef struct {
@@ -84,6 +90,7 @@ typedef struct {
     uint64_t rss_bytes;
     uint64_t handled;
     uint64_t queue_depth;
+    char *metrics; //  NULL if none; owned by the message (malloc'd)
 } proto_actor_status_t;
 
 //  PROTO_STATUS_REP body: {"draining":bool, "uptime_ms":int, "actors":[row...]}
@@ -156,7 +163,8 @@ typedef struct {
 //  only on allocation failure. Caller owns it.
 proto_msg_t *proto_msg_new(proto_type_t type, const char *request_id);
 
-//  Frees msg and the arrays it owns; idempotent, sets *msg_p to NULL.
+//  Frees msg and the arrays and strings it owns (status rows, items,
+//  metrics texts: all malloc'd); idempotent, sets *msg_p to NULL.
 void proto_msg_destroy(proto_msg_t **msg_p);
 
 //  Checks every field against the rules above. Returns 0, or -1 with a

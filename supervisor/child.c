@@ -28,6 +28,7 @@ struct child_t {
     bool restart_after_stop;
     uint64_t handled;
     uint64_t queue_depth;
+    char *metrics; //  last heartbeat's metrics text, owned
     //  Times of recent unplanned restarts, a ring, for the intensity rule.
     int64_t *recent;
     int recent_count;
@@ -59,6 +60,7 @@ void child_destroy(child_t **self_p)
     if (!self_p || !*self_p)
         return;
     free((*self_p)->recent);
+    free((*self_p)->metrics);
     free(*self_p);
     *self_p = NULL;
 }
@@ -104,17 +106,24 @@ void child_spawned(child_t *self, pid_t pid, int64_t now)
     self->ready_at = 0;
     self->handled = 0;
     self->queue_depth = 0;
+    free(self->metrics);
+    self->metrics = NULL;
     self->restart_after_stop = false;
 }
 
 bool child_heartbeat(child_t *self, int32_t pid, const char *state, uint64_t handled,
-                     uint64_t queue_depth, int64_t now)
+                     uint64_t queue_depth, const char *metrics, int64_t now)
 {
     if (self->pid == 0 || pid != self->pid)
         return false;
     self->last_beat = now;
     self->handled = handled;
     self->queue_depth = queue_depth;
+    if (metrics || self->metrics) {
+        //  A failed copy only loses this beat's metrics.
+        free(self->metrics);
+        self->metrics = metrics ? strdup(metrics) : NULL;
+    }
     if (self->state == CHILD_STARTING && strcmp(state, "ready") == 0) {
         self->state = CHILD_RUNNING;
         self->ready_at = now;
@@ -272,4 +281,9 @@ uint64_t child_handled(const child_t *self)
 uint64_t child_queue_depth(const child_t *self)
 {
     return self->queue_depth;
+}
+
+const char *child_metrics(const child_t *self)
+{
+    return self->metrics;
 }

@@ -57,9 +57,10 @@ uint32_t child_restarts(const child_t *self);
 //  Events.
 void child_spawned(child_t *self, pid_t pid, int64_t now);
 //  A heartbeat from pid. Ignored (returns false) if pid is not the current
-//  process (a late beat from a predecessor).
+//  process (a late beat from a predecessor). metrics (may be NULL) is the
+//  actor's metrics text; the child keeps a copy until the next beat.
 bool child_heartbeat(child_t *self, int32_t pid, const char *state, uint64_t handled,
-                     uint64_t queue_depth, int64_t now);
+                     uint64_t queue_depth, const char *metrics, int64_t now);
 //  The process exited with wait status `status`. Decides what happens next.
 void child_exited(child_t *self, int status, int64_t now);
 //  The supervisor asked the process to stop; restart says whether to start
@@ -79,5 +80,7 @@ int64_t child_uptime_ms(const child_t *self, int64_t now);
 int64_t child_heartbeat_age_ms(const child_t *self, int64_t now);
 uint64_t child_handled(const child_t *self);
 uint64_t child_queue_depth(const child_t *self);
+//  The last metrics text of the current process, or NULL. Borrowed.
+const char *child_metrics(const child_t *self);
 
 #endif

@@ -212,6 +212,8 @@ static proto_msg_t *s_status(self_t *self, const char *request_id)
         row->heartbeat_age_ms = child_heartbeat_age_ms(child, now);
         row->handled = child_handled(child);
         row->queue_depth = child_queue_depth(child);
+        //  The reply owns its copy (freed by proto_msg_destroy).
+        row->metrics = child_metrics(child) ? strdup(child_metrics(child)) : NULL;
         if (row->pid > 0) {
             char path[64];
             snprintf(path, sizeof path, "/proc/%d/statm", (int)row->pid);
@@ -292,8 +294,8 @@ static void s_handle_request(self_t *self, zsock_t *sock, bool admin)
         if (msg->header.type == PROTO_HEARTBEAT && !admin) {
             const proto_heartbeat_t *hb = &msg->body.heartbeat;
             child_t *child = s_child_by_name(self, hb->name);
-            if (!child ||
-                !child_heartbeat(child, hb->pid, hb->state, hb->handled, hb->queue_depth, s_now()))
+            if (!child || !child_heartbeat(child, hb->pid, hb->state, hb->handled, hb->queue_depth,
+                                           hb->metrics, s_now()))
                 log_debug("heartbeat from unknown actor %s pid %d", hb->name, (int)hb->pid);
         } else if (msg->header.type == PROTO_STATUS_REQ) {
             reply = s_status(self, rid);

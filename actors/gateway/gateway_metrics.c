@@ -1,6 +1,8 @@
 /*  gateway_metrics.c: lock-free counters and their Prometheus text (see gateway_metrics.h). */
 #include "gateway_metrics.h"
 
+#include "prom_merge.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -320,5 +322,19 @@ char *gateway_metrics_render_actors(const proto_status_rep_t *status)
             fputc('\n', out);
         }
     }
+    //  Each actor's own metrics, from its heartbeats, regrouped by family.
+    const char **texts = calloc(status->count, sizeof *texts);
+    char *merged = NULL;
+    if (texts) {
+        for (uint32_t i = 0; i < status->count; i++)
+            texts[i] = status->actors[i].metrics;
+        merged = prom_merge(texts, status->count);
+        free(texts);
+    }
+    if (!merged)
+        fputs("# actor metrics unavailable (out of memory)\n", out);
+    else
+        fputs(merged, out);
+    free(merged);
     return s_finish(out, &buf, &size, NULL);
 }

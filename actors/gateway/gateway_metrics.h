@@ -69,7 +69,9 @@ uint64_t gateway_metrics_ranker(gateway_metrics_t *self, gateway_ranker_outcome_
 char *gateway_metrics_render(gateway_metrics_t *self, uint64_t in_flight, const char *extra,
                              size_t *len);
 
-//  Renders the actor section from a supervisor status reply (borrowed).
+//  Renders the actor section from a supervisor status reply (borrowed):
+//  the actor table as recsd_actor_* series, then every actor's own metrics
+//  (heartbeat texts) merged by family (prom_merge).
 //  Returns a string the caller frees with free(); NULL on allocation
 //  failure. status NULL gives an empty string.
 char *gateway_metrics_render_actors(const proto_status_rep_t *status);

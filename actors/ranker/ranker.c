@@ -36,7 +36,42 @@ typedef struct {
     popular_list_t *popular; //  last good list, never NULL after start
     int64_t next_refresh;
     uint64_t dropped_late;
+    uint64_t answered;
+    uint64_t notices_folded;
+    int64_t next_metrics; //  when the heartbeat metrics text is next rebuilt
 } self_t;
+
+//  The ranker's own series for /metrics, sent with its heartbeats.
+static void s_update_metrics(self_t *self)
+{
+    if (zclock_mono() < self->next_metrics)
+        return;
+    self->next_metrics = zclock_mono() + self->cfg->heartbeat_interval_ms;
+    char text[2048];
+    const char *a = self->instance;
+    int n = snprintf(
+        text, sizeof text,
+        "# HELP recsd_ranker_answered_total Recommendation requests the ranker answered.\n"
+        "# TYPE recsd_ranker_answered_total counter\n"
+        "recsd_ranker_answered_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_ranker_late_dropped_total Requests dropped unanswered: deadline passed.\n"
+        "# TYPE recsd_ranker_late_dropped_total counter\n"
+        "recsd_ranker_late_dropped_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_ranker_interaction_notices_total Interactions folded in from ingestors.\n"
+        "# TYPE recsd_ranker_interaction_notices_total counter\n"
+        "recsd_ranker_interaction_notices_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_ranker_popular_items Items in the ranker's popularity list.\n"
+        "# TYPE recsd_ranker_popular_items gauge\n"
+        "recsd_ranker_popular_items{actor=\"%s\"} %zu\n"
+        "# HELP recsd_ranker_seen_users Users whose seen videos the ranker filters.\n"
+        "# TYPE recsd_ranker_seen_users gauge\n"
+        "recsd_ranker_seen_users{actor=\"%s\"} %zu\n",
+        a, (unsigned long long)self->answered, a, (unsigned long long)self->dropped_late, a,
+        (unsigned long long)self->notices_folded, a, popular_list_size(self->popular), a,
+        seen_set_users(self->seen));
+    if (n > 0 && (size_t)n < sizeof text && actor_link_set_metrics(self->link, text) != 0)
+        log_warn("metrics text too long for a heartbeat");
+}
 
 static void s_refresh_popular(self_t *self)
 {
@@ -118,6 +153,7 @@ static void s_handle_notice(self_t *self)
         }
         if (msg->header.type == PROTO_INTERACTION) {
             const proto_interaction_t *in = &msg->body.interaction;
+            self->notices_folded++;
             if (seen_set_record(self->seen, in->user_id, in->video_id, in->kind, in->weight) < 0)
                 log_warn("seen set: out of memory");
         } else
@@ -154,8 +190,10 @@ static void s_handle_request(self_t *self)
         } else if (req->header.deadline_ms && proto_now_ms() > req->header.deadline_ms) {
             self->dropped_late++;
             log_write(LOG_LEVEL_DEBUG, req->header.request_id, "deadline passed; dropped");
-        } else
+        } else {
             reply = s_recommend(self, req);
+            self->answered += reply != NULL;
+        }
         if (reply && proto_send(self->frontend, identity, reply) != 0)
             log_write(LOG_LEVEL_DEBUG, req->header.request_id, "reply undeliverable: %s",
                       zmq_strerror(errno));
@@ -251,6 +289,7 @@ int ranker_main(const config_t *cfg, const char *instance)
             s_handle_request(&self);
         if (zclock_mono() >= self.next_refresh)
             s_refresh_popular(&self);
+        s_update_metrics(&self);
         actor_link_tick(self.link);
     }
     rc = 0;

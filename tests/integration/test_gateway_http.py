@@ -67,15 +67,22 @@ try:
         check(status == 404 and headers.get("Content-Type") == "application/problem+json",
               "unknown route is a 404 problem+json")
 
-        status, headers, body = svc.get("/metrics")
+        # The ranker's own series come with its heartbeats (every 500 ms).
+        status, headers, body = svc.wait_for(
+            lambda: b"recsd_ranker_answered_total" in (r := svc.get("/metrics"))[2] and r, 5,
+            "the ranker's metrics on /metrics")
         text = body.decode()
+        types = [l.split()[2] for l in text.splitlines() if l.startswith("# TYPE ")]
+        check(len(types) == len(set(types)), "every metric family is declared once")
         check(status == 200 and headers.get("Content-Type", "").startswith("text/plain; version=0.0.4"),
               "metrics in Prometheus text format 0.0.4")
         for needle in ('recsd_http_requests_total{route="/api/v1/recs/{userId}",status="200"}',
                        'recsd_http_requests_total{route="/api/v1/recs/{userId}",status="400"} 4',
                        'recsd_http_request_duration_seconds_bucket{route="/health",status="200",le="+Inf"}',
                        'recsd_actor_up{actor="ranker"} 1',
-                       'recsd_actor_restarts_total{actor="trainer"} 0'):
+                       'recsd_actor_restarts_total{actor="trainer"} 0',
+                       '# TYPE recsd_ranker_answered_total counter',
+                       'recsd_ranker_answered_total{actor="ranker"} '):
             check(needle in text, f"metrics have {needle}")
 finally:
     subprocess.run(["psql", os.environ["RECSD_PG_DSN"], "-qc",

@@ -34,11 +34,15 @@ Test(child, starts_at_once_and_becomes_running_on_ready)
     cr_assert(child_due_start(c, 0));
     child_spawned(c, 42, 0);
     cr_assert_eq(child_state(c), CHILD_STARTING);
-    cr_assert_not(child_heartbeat(c, 41, "ready", 0, 0, 10), "beat from another pid accepted");
+    cr_assert_not(child_heartbeat(c, 41, "ready", 0, 0, NULL, 10),
+                  "beat from another pid accepted");
     cr_assert_eq(child_state(c), CHILD_STARTING);
-    cr_assert(child_heartbeat(c, 42, "ready", 5, 1, 10));
+    cr_assert(child_heartbeat(c, 42, "ready", 5, 1, "m 1\n", 10));
     cr_assert_eq(child_state(c), CHILD_RUNNING);
     cr_assert_eq(child_handled(c), 5);
+    cr_assert_str_eq(child_metrics(c), "m 1\n");
+    child_spawned(c, 43, 20);
+    cr_assert_null(child_metrics(c), "a new process starts without metrics");
     child_destroy(&c);
     cr_assert_null(c);
     child_destroy(&c); //  idempotent
@@ -48,7 +52,7 @@ Test(child, long_run_restarts_after_min_backoff)
 {
     child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     child_spawned(c, 42, 0);
-    child_heartbeat(c, 42, "ready", 0, 0, 10);
+    child_heartbeat(c, 42, "ready", 0, 0, NULL, 10);
     child_exited(c, killed, 100000);
     cr_assert_eq(child_state(c), CHILD_BACKOFF);
     cr_assert_eq(child_restarts(c), 1);
@@ -117,7 +121,7 @@ Test(child, missed_heartbeats_are_overdue)
 {
     child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
     child_spawned(c, 42, 0);
-    child_heartbeat(c, 42, "ready", 0, 0, 100);
+    child_heartbeat(c, 42, "ready", 0, 0, NULL, 100);
     const char *why = NULL;
     cr_assert_not(child_overdue(c, 3100, &why));
     cr_assert(child_overdue(c, 3101, &why));

@@ -1344,3 +1344,91 @@ Test(proto, interaction_roundtrip_and_rules)
     cr_assert(strstr(err, "video_id"), "%s", err);
     proto_msg_destroy(&bad);
 }
+
+//  --------------------------------------------------------------------------
+//  Optional metrics text on heartbeats and status rows
+
+static void s_craft_heartbeat(craft_t *c, const char *metrics)
+{
+    craft_head(c, PROTO_HEARTBEAT, "", "");
+    msgpack_pack_map(&c->pk, metrics ? 6 : 5);
+    craft_str(c, "name");
+    craft_str(c, "ranker");
+    craft_str(c, "pid");
+    msgpack_pack_int(&c->pk, 42);
+    craft_str(c, "state");
+    craft_str(c, "ready");
+    craft_str(c, "handled");
+    msgpack_pack_uint64(&c->pk, 1);
+    craft_str(c, "queue");
+    msgpack_pack_uint64(&c->pk, 0);
+    if (metrics) {
+        craft_str(c, "metrics");
+        craft_str(c, metrics);
+    }
+}
+
+Test(proto, heartbeat_metrics_optional_and_checked)
+{
+    craft_t c;
+    s_craft_heartbeat(&c, NULL);
+    proto_msg_t *msg = craft_accept(&c);
+    cr_assert_null(msg->body.heartbeat.metrics, "absent metrics stay NULL");
+    proto_msg_destroy(&msg);
+
+    const char *text = "# TYPE recsd_x_total counter\nrecsd_x_total{actor=\"ranker\"} 3\n";
+    s_craft_heartbeat(&c, text);
+    msg = craft_accept(&c);
+    cr_assert_str_eq(msg->body.heartbeat.metrics, text);
+    //  Re-encoding carries it through unchanged.
+    char err[256], *data = NULL;
+    size_t size = 0;
+    cr_assert_eq(proto_encode(msg, &data, &size, err, sizeof err), 0, "%s", err);
+    proto_msg_t *back = proto_decode(data, size, err, sizeof err);
+    cr_assert_not_null(back, "%s", err);
+    cr_assert_str_eq(back->body.heartbeat.metrics, text);
+    proto_msg_destroy(&back);
+    free(data);
+    proto_msg_destroy(&msg);
+
+    s_craft_heartbeat(&c, "bad\tbyte");
+    craft_reject(&c, "metrics: byte 0x09");
+    char *big = malloc(PROTO_METRICS_MAX + 2);
+    memset(big, 'x', PROTO_METRICS_MAX + 1);
+    big[PROTO_METRICS_MAX + 1] = '\0';
+    s_craft_heartbeat(&c, big);
+    craft_reject(&c, "metrics:");
+    //  And encode refuses what decode would refuse.
+    msg = proto_msg_new(PROTO_HEARTBEAT, NULL);
+    snprintf(msg->body.heartbeat.name, sizeof msg->body.heartbeat.name, "ranker");
+    snprintf(msg->body.heartbeat.state, sizeof msg->body.heartbeat.state, "ready");
+    msg->body.heartbeat.pid = 7;
+    msg->body.heartbeat.metrics = big; //  the message owns it now
+    cr_assert_eq(proto_encode(msg, &data, &size, err, sizeof err), -1);
+    cr_assert(strstr(err, "metrics"), "%s", err);
+    proto_msg_destroy(&msg);
+}
+
+Test(proto, status_row_metrics_roundtrip)
+{
+    proto_msg_t *msg = proto_msg_new(PROTO_STATUS_REP, NULL);
+    msg->body.status.count = 2;
+    msg->body.status.actors = calloc(2, sizeof *msg->body.status.actors);
+    for (int i = 0; i < 2; i++) {
+        proto_actor_status_t *row = &msg->body.status.actors[i];
+        snprintf(row->name, sizeof row->name, "actor%d", i);
+        snprintf(row->state, sizeof row->state, "running");
+        row->uptime_ms = row->heartbeat_age_ms = -1;
+    }
+    msg->body.status.actors[1].metrics = strdup("recsd_y 1\n");
+    char err[256], *data = NULL;
+    size_t size = 0;
+    cr_assert_eq(proto_encode(msg, &data, &size, err, sizeof err), 0, "%s", err);
+    proto_msg_t *back = proto_decode(data, size, err, sizeof err);
+    cr_assert_not_null(back, "%s", err);
+    cr_assert_null(back->body.status.actors[0].metrics);
+    cr_assert_str_eq(back->body.status.actors[1].metrics, "recsd_y 1\n");
+    proto_msg_destroy(&back);
+    proto_msg_destroy(&msg);
+    free(data);
+}
