@@ -3,18 +3,39 @@
     One call writes one batch in one transaction:
       - valid events go to features.interactions through COPY into a temp
         table and INSERT ... ON CONFLICT (event_id) DO NOTHING, so a replay
-        or a duplicate delivery leaves one row. event_id is a natural key:
-        a SHA-256 over (kind, user_id, video_id, timestamp, values), so the
-        same event delivered twice, from any partition or by import, is
-        the same row;
-      - their users go to features.users (ON CONFLICT DO NOTHING);
-      - invalid ones go to public.outbox for the dead-letter topic, with
-        the original bytes, the reason and their source (topic, partition,
-        offset), in the same transaction: the publisher produces them.
+        or a duplicate delivery leaves one row. event_id is a natural key,
+        the hex SHA-256 of a canonical text of the event (kind, then the
+        fields that make it that event, strings length-prefixed so no ids
+        can collide; the same event from any partition, or by import, is
+        the same row):
+          watch|<len>:<user_id>|<len>:<video_id>|<occurred_us>|<watched>|<total>|<len>:<device>
+          rating|<len>:<user_id>|<len>:<video_id>|<occurred_us>|<rating>
+          watchlist_add|<len>:<user_id>|<len>:<video_id>|<occurred_us>
+          watchlist_remove|... (as watchlist_add)
+        e.g. "rating|2:u1|2:v9|1714564800000000|4.5" (<len> in bytes, the
+        rating as the shortest %g text that reads back as the same double).
+        Columns: weight = event_weight(), rating only for ratings, the two
+        durations and device only for watches (device "" is stored NULL);
+      - their users go to features.users (ON CONFLICT DO NOTHING; a new
+        user's created_at is their earliest event in the batch);
+      - invalid ones go to public.outbox for the dead-letter topic, in the
+        same transaction (the publisher produces them), one row each:
+          topic    dead_letter_topic
+          key      the source topic, NULL if it is "" (an import)
+          payload  {"reason": ..., "source": {"topic", "partition", "offset"},
+                    "original": the bytes as a string if they are UTF-8
+                                (without NUL), else null,
+                    "original_base64": the bytes, base64 (always)}
+                   partition/offset -1 are written as null
+          headers  {"reason": ...}
     Either all of it commits or none: on error the transaction is rolled
     back and the caller may retry the same batch (it is idempotent).
+    Concurrent writers of overlapping batches do not deadlock (rows are
+    inserted in key order).
 
-    The connection is borrowed; it must not be inside a transaction.
+    The connection is borrowed; it must not be inside a transaction. The
+    call creates a temporary table (recsd_ingest_batch) on it once and
+    reuses it; the caller must not use that name.
 */
 #ifndef RECSD_INTERACTION_STORE_H
 #define RECSD_INTERACTION_STORE_H
@@ -26,7 +47,9 @@
 #include "event.h"
 
 //  An event that failed validation, on its way to the dead-letter topic.
-//  payload is borrowed for the duration of the call.
+//  Every pointer is borrowed for the duration of the call. payload may hold
+//  any bytes (NUL included); reason and topic should be UTF-8 text (bytes
+//  that are not are written as '?' rather than failing the batch).
 typedef struct {
     const char *topic; //  where it came from ("" for an import file)
     int32_t partition; //  -1 if none
@@ -42,9 +65,17 @@ typedef struct {
     size_t dead_lettered; //  outbox rows written
 } store_result_t;
 
-//  Writes the batch as described above. dead_letter_topic names the topic
-//  for the outbox rows. Returns 0 with *result filled, or -1 with the
-//  reason in err (connection lost, constraint, ...), nothing written.
+//  Writes the batch as described above. events are expected to come from
+//  event_parse (the server's constraints still reject e.g. a negative
+//  duration: the whole batch then fails). rules (NULL: the defaults) give
+//  the weights. dead_letter_topic names the topic for the outbox rows
+//  (required if dead_count > 0). Returns 0 with *result filled
+//  (duplicates = count - inserted), or -1 with a one-line reason in err
+//  (connection lost, constraint, ...: the server's message and SQLSTATE),
+//  nothing written and *result zeroed. After a failed statement the
+//  transaction is rolled back and the connection is usable again; after
+//  a lost connection PQstatus says CONNECTION_BAD and the caller
+//  reconnects. Not thread-safe per connection (libpq's rule).
 int interaction_store_write(PGconn *conn, const event_t *events, size_t count,
                             const dead_letter_t *dead, size_t dead_count,
                             const event_rules_t *rules, const char *dead_letter_topic,

@@ -5,6 +5,7 @@
     recsd ctl status [--json] | restart ACTOR | drain
     recsd migrate             apply migrations/ once, in order
     recsd import movielens DIR   bulk-load MovieLens CSVs (demo data)
+    recsd import events FILE     load JSON lines of events (see event_import.h)
     recsd dev-kafka           a librdkafka mock cluster for development
     recsd version
 */
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "dev_kafka.h"
+#include "event_import.h"
 #include "migrate.h"
 #include "movielens_import.h"
 #include "supervisor/ctl.h"
@@ -29,7 +31,8 @@ static int s_usage(FILE *out)
 {
     fprintf(out,
             "usage: recsd run | actor NAME [INSTANCE] | ctl status [--json] | ctl restart ACTOR |\n"
-            "             ctl drain | migrate | import movielens DIR | dev-kafka | version\n"
+            "             ctl drain | migrate | import movielens DIR | import events FILE |\n"
+            "             dev-kafka | version\n"
             "Configuration comes from RECSD_* environment variables (see README.md).\n");
     return out == stdout ? 0 : 2;
 }
@@ -101,6 +104,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "import") == 0) {
         log_init("import", cfg.log_level);
+        if (argc >= 3 && strcmp(argv[2], "events") == 0)
+            return event_import_main(&cfg, argc - 2, argv + 2);
         return movielens_import_main(&cfg, argc - 2, argv + 2);
     }
     return s_usage(stderr);

@@ -1,0 +1,576 @@
+/*  interaction_store.c: batched, idempotent writes of events to PostgreSQL
+    (see interaction_store.h for the contract).
+
+    One batch, one transaction, a handful of round trips whatever its size:
+      BEGIN; CREATE TEMP TABLE IF NOT EXISTS ... ON COMMIT DELETE ROWS
+      COPY recsd_ingest_batch FROM STDIN       (text format, streamed)
+      INSERT INTO features.interactions SELECT ... ON CONFLICT DO NOTHING
+      INSERT INTO features.users SELECT ... ON CONFLICT DO NOTHING
+      INSERT INTO public.outbox SELECT ... FROM jsonb_array_elements($2)
+      COMMIT
+    COPY is several times cheaper than a multi-row INSERT per row, and the
+    set-based INSERT ... SELECT lets the server dedupe against the unique
+    index in one statement. The temp table lives as long as the connection
+    (created once; IF NOT EXISTS costs a catalogue lookup) and is emptied at
+    each commit.
+
+    The event id is computed by the server from a canonical text built
+    here (see s_canonical), so every writer derives the same id for the
+    same event. Rows are inserted in event_id (and users in user_id) order:
+    two writers that store overlapping batches concurrently (a replay after
+    a rebalance, an import next to the ingestor) then take their index locks
+    in the same order and cannot deadlock on each other.
+*/
+#include "interaction_store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_COPY_FLUSH ((size_t)64 * 1024) //  bytes per PQputCopyData
+#define S_ROW_MAX ((size_t)4096)         //  a row never exceeds this (bounded fields)
+//  Dead letters are sent in groups of at most this many original bytes,
+//  so a batch of large invalid payloads does not build one huge parameter.
+#define S_DEAD_GROUP_BYTES ((size_t)4 * 1024 * 1024)
+
+static const char *s_setup_sql = "BEGIN;"
+                                 //  Silences "relation already exists, skipping" on every batch.
+                                 "SET LOCAL client_min_messages = warning;"
+                                 "CREATE TEMP TABLE IF NOT EXISTS recsd_ingest_batch ("
+                                 "  canon text NOT NULL,"
+                                 "  user_id text COLLATE \"C\" NOT NULL,"
+                                 "  video_id text COLLATE \"C\" NOT NULL,"
+                                 "  kind text NOT NULL,"
+                                 "  weight real,"
+                                 "  rating real,"
+                                 "  watched_duration_s integer,"
+                                 "  total_duration_s integer,"
+                                 "  device text,"
+                                 "  occurred_at timestamptz NOT NULL"
+                                 ") ON COMMIT DELETE ROWS";
+
+static const char *s_copy_sql = "COPY recsd_ingest_batch FROM STDIN";
+
+static const char *s_insert_interactions_sql =
+    "INSERT INTO features.interactions"
+    "  (event_id, user_id, video_id, kind, weight, rating, watched_duration_s,"
+    "   total_duration_s, device, occurred_at)"
+    " SELECT encode(sha256(convert_to(canon, 'UTF8')), 'hex') AS event_id, user_id, video_id,"
+    "        kind, weight, rating, watched_duration_s, total_duration_s, device, occurred_at"
+    "   FROM recsd_ingest_batch"
+    "  ORDER BY 1"
+    " ON CONFLICT (event_id) DO NOTHING";
+
+//  A user's created_at is their earliest event, as the MovieLens import
+//  does; an existing user is left alone. Known users (the common case)
+//  are filtered out by the anti-join, about twice as cheap as letting
+//  ON CONFLICT find them; ON CONFLICT still covers a concurrent writer.
+static const char *s_insert_users_sql =
+    "INSERT INTO features.users (user_id, created_at)"
+    " SELECT b.user_id, min(b.occurred_at) FROM recsd_ingest_batch b"
+    "  WHERE NOT EXISTS (SELECT 1 FROM features.users u WHERE u.user_id = b.user_id)"
+    "  GROUP BY b.user_id ORDER BY b.user_id"
+    " ON CONFLICT (user_id) DO NOTHING";
+
+//  $1 the dead-letter topic, $2 a JSON array of {key, payload, headers}
+//  in batch order.
+static const char *s_insert_dead_sql =
+    "INSERT INTO public.outbox (topic, key, payload, headers)"
+    " SELECT $1, d->>'key', d->'payload', d->'headers'"
+    "   FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS t(d, n)"
+    "  ORDER BY n";
+
+//  ---------------------------------------------------------------------
+//  Errors
+
+//  Writes "what: message" into err as one line. Returns -1.
+static int s_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int s_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return -1;
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(err, errlen, fmt, args);
+    va_end(args);
+    size_t n = strlen(err);
+    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == '\r' || err[n - 1] == ' '))
+        err[--n] = '\0';
+    for (char *c = err; *c; c++) {
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+    }
+    return -1;
+}
+
+//  The server's message for a failed result (with its SQLSTATE), or the
+//  connection's when there is no result.
+static int s_pg_error(PGconn *conn, const PGresult *res, const char *what, char *err, size_t errlen)
+{
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    if (primary)
+        return s_error(err, errlen, "%s: %s [%s]%s%s", what, primary, state ? state : "?",
+                       detail ? "; " : "", detail ? detail : "");
+    const char *message = res ? PQresultErrorMessage(res) : "";
+    if (!message || !*message)
+        message = PQerrorMessage(conn);
+    return s_error(err, errlen, "%s: %s", what, message && *message ? message : "unknown error");
+}
+
+//  Runs a statement that returns no rows. Returns 0 with the command tag's
+//  row count in *tuples (if not NULL), or -1 with the reason.
+static int s_exec(PGconn *conn, const char *sql, const char *what, size_t *tuples, char *err,
+                  size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        s_pg_error(conn, res, what, err, errlen);
+        PQclear(res);
+        return -1;
+    }
+    if (tuples)
+        *tuples = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+//  Ends whatever the failed call left behind so that the connection is
+//  usable again: results still pending, then the open transaction.
+static void s_rollback(PGconn *conn)
+{
+    if (PQstatus(conn) != CONNECTION_OK)
+        return;
+    PGresult *res;
+    //  Bounded: a lost connection makes libpq return an error, then NULL.
+    for (int i = 0; i < 16 && (res = PQgetResult(conn)) != NULL; i++)
+        PQclear(res);
+    PGTransactionStatusType status = PQtransactionStatus(conn);
+    if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR)
+        PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+//  ---------------------------------------------------------------------
+//  COPY rows
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} s_buf_t;
+
+static void s_put(s_buf_t *buf, const char *text, size_t len)
+{
+    memcpy(buf->data + buf->len, text, len);
+    buf->len += len;
+}
+
+static void s_putc(s_buf_t *buf, char c)
+{
+    buf->data[buf->len++] = c;
+}
+
+//  Appends text in COPY text format: the four characters that would end a
+//  field or a row, or start an escape, are escaped.
+static void s_put_escaped(s_buf_t *buf, const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        switch (c) {
+        case '\\':
+            s_put(buf, "\\\\", 2);
+            break;
+        case '\t':
+            s_put(buf, "\\t", 2);
+            break;
+        case '\n':
+            s_put(buf, "\\n", 2);
+            break;
+        case '\r':
+            s_put(buf, "\\r", 2);
+            break;
+        default:
+            s_putc(buf, c);
+        }
+    }
+}
+
+static void s_putf(s_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_putf(s_buf_t *buf, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(buf->data + buf->len, buf->cap - buf->len, fmt, args);
+    va_end(args);
+    if (n > 0)
+        buf->len += (size_t)n < buf->cap - buf->len ? (size_t)n : buf->cap - buf->len - 1;
+}
+
+//  The shortest "%.Ng" that reads back as the same double: a stable,
+//  readable text for a rating (4.5, not 4.5000000000000000).
+static void s_format_double(char *out, size_t len, double value)
+{
+    for (int precision = 15; precision <= 17; precision++) {
+        snprintf(out, len, "%.*g", precision, value);
+        if (strtod(out, NULL) == value)
+            return;
+    }
+}
+
+//  Microseconds since the epoch as a timestamptz literal in UTC (H.
+//  Hinnant's civil_from_days), exact to the microsecond, independent of
+//  the session's TimeZone and DateStyle for input.
+static void s_format_time(char *out, size_t len, int64_t us)
+{
+    int64_t seconds = us / 1000000, micros = us % 1000000;
+    if (micros < 0) {
+        micros += 1000000;
+        seconds -= 1;
+    }
+    int64_t days = seconds / 86400, rest = seconds % 86400;
+    if (rest < 0) {
+        rest += 86400;
+        days -= 1;
+    }
+    int64_t z = days + 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const int64_t doe = z - era * 146097;
+    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const int64_t mp = (5 * doy + 2) / 153;
+    const int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    const int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    const int64_t y = yoe + era * 400 + (m <= 2);
+    snprintf(out, len, "%04lld-%02lld-%02lld %02lld:%02lld:%02lld.%06lld+00", (long long)y,
+             (long long)m, (long long)d, (long long)(rest / 3600), (long long)(rest / 60 % 60),
+             (long long)(rest % 60), (long long)micros);
+}
+
+//  A bounded string field of event_t (NUL-terminated in a valid event;
+//  strnlen keeps a corrupt one from running off the array).
+static size_t s_field_len(const char *field, size_t size)
+{
+    return strnlen(field, size - 1);
+}
+
+//  The canonical text the event id hashes: the kind, then every field that
+//  makes the event what it is, '|'-separated, strings length-prefixed so
+//  that no choice of ids can make two events collide:
+//    watch|3:u42|4:v100|1714564800000000|120|3600|3:web
+//    rating|3:u42|4:v100|1714564800000000|4.5
+//    watchlist_add|3:u42|4:v100|1714564800000000
+//  Changing it changes every id: stored rows would no longer dedupe
+//  replays of themselves. Appended COPY-escaped.
+static void s_put_canonical(s_buf_t *buf, const event_t *ev, const char *kind)
+{
+    char text[64];
+    size_t user_len = s_field_len(ev->user_id, sizeof ev->user_id);
+    size_t video_len = s_field_len(ev->video_id, sizeof ev->video_id);
+    s_putf(buf, "%s|%zu:", kind, user_len);
+    s_put_escaped(buf, ev->user_id, user_len);
+    s_putf(buf, "|%zu:", video_len);
+    s_put_escaped(buf, ev->video_id, video_len);
+    s_putf(buf, "|%lld", (long long)ev->occurred_us);
+    switch (ev->kind) {
+    case EVENT_WATCH: {
+        size_t device_len = s_field_len(ev->device, sizeof ev->device);
+        s_putf(buf, "|%lld|%lld|%zu:", (long long)ev->watched_duration,
+               (long long)ev->total_duration, device_len);
+        s_put_escaped(buf, ev->device, device_len);
+        break;
+    }
+    case EVENT_RATING:
+        s_format_double(text, sizeof text, ev->rating);
+        s_putf(buf, "|%s", text);
+        break;
+    case EVENT_WATCHLIST_ADD:
+    case EVENT_WATCHLIST_REMOVE:
+        break;
+    }
+}
+
+//  One row of recsd_ingest_batch, in the table's column order.
+static void s_put_row(s_buf_t *buf, const event_t *ev, const event_rules_t *rules)
+{
+    const char *kind = event_kind_name(ev->kind);
+    char text[64];
+    s_put_canonical(buf, ev, kind);
+    s_putc(buf, '\t');
+    s_put_escaped(buf, ev->user_id, s_field_len(ev->user_id, sizeof ev->user_id));
+    s_putc(buf, '\t');
+    s_put_escaped(buf, ev->video_id, s_field_len(ev->video_id, sizeof ev->video_id));
+    s_putf(buf, "\t%s\t%.9g\t", kind, event_weight(ev, rules));
+    if (ev->kind == EVENT_RATING) {
+        s_format_double(text, sizeof text, ev->rating);
+        s_putf(buf, "%s", text);
+    } else {
+        s_put(buf, "\\N", 2);
+    }
+    if (ev->kind == EVENT_WATCH) {
+        size_t device_len = s_field_len(ev->device, sizeof ev->device);
+        s_putf(buf, "\t%lld\t%lld\t", (long long)ev->watched_duration,
+               (long long)ev->total_duration);
+        if (device_len > 0)
+            s_put_escaped(buf, ev->device, device_len);
+        else
+            s_put(buf, "\\N", 2); //  no device: NULL, not ""
+    } else {
+        s_put(buf, "\t\\N\t\\N\t\\N", 9);
+    }
+    s_format_time(text, sizeof text, ev->occurred_us);
+    s_putf(buf, "\t%s\n", text);
+}
+
+//  COPYs the events into the temp table. Returns 0, or -1 with the
+//  reason; the connection is out of COPY mode either way.
+static int s_copy(PGconn *conn, const event_t *events, size_t count, const event_rules_t *rules,
+                  char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, s_copy_sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        s_pg_error(conn, res, "COPY", err, errlen);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+
+    s_buf_t buf = {malloc(S_COPY_FLUSH + S_ROW_MAX), 0, S_COPY_FLUSH + S_ROW_MAX};
+    if (!buf.data) {
+        s_error(err, errlen, "COPY: out of memory");
+        goto abort;
+    }
+    for (size_t i = 0; i < count; i++) {
+        s_put_row(&buf, &events[i], rules);
+        if (buf.len >= S_COPY_FLUSH || i + 1 == count) {
+            if (PQputCopyData(conn, buf.data, (int)buf.len) != 1) {
+                s_pg_error(conn, NULL, "COPY", err, errlen);
+                goto abort;
+            }
+            buf.len = 0;
+        }
+    }
+    free(buf.data);
+    buf.data = NULL;
+    if (PQputCopyEnd(conn, NULL) != 1) {
+        s_pg_error(conn, NULL, "COPY", err, errlen);
+        return -1;
+    }
+    int rc = 0;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = s_pg_error(conn, res, "COPY", err, errlen);
+        }
+        bool stuck = PQresultStatus(res) == PGRES_COPY_IN;
+        PQclear(res);
+        if (stuck)
+            break; //  cannot happen after PQputCopyEnd; never loop on it
+    }
+    return rc;
+
+abort:
+    free(buf.data);
+    //  Tells the server to fail the COPY; the error result is drained by
+    //  s_rollback.
+    if (PQputCopyEnd(conn, "recsd: COPY aborted by the client") == 1) {
+        while ((res = PQgetResult(conn)) != NULL)
+            PQclear(res);
+    }
+    return -1;
+}
+
+//  ---------------------------------------------------------------------
+//  Dead letters
+
+//  Standard base64 (RFC 4648, padded) of len bytes. Returns a string the
+//  caller frees, or NULL if out of memory.
+static char *s_base64(const unsigned char *data, size_t len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        *o++ = alphabet[v >> 18 & 63];
+        *o++ = alphabet[v >> 12 & 63];
+        *o++ = alphabet[v >> 6 & 63];
+        *o++ = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < len ? (uint32_t)data[i + 1] << 8 : 0);
+        *o++ = alphabet[v >> 18 & 63];
+        *o++ = alphabet[v >> 12 & 63];
+        if (i + 1 < len)
+            *o++ = alphabet[v >> 6 & 63];
+        else
+            *o++ = '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+//  A JSON string for text that is supposed to be UTF-8 but comes from the
+//  caller (reasons, topics): bytes that are not UTF-8 become '?', as
+//  jsonb would refuse them and fail the whole batch. NULL if out of memory.
+static json_t *s_json_text(const char *text)
+{
+    if (!text)
+        text = "";
+    json_t *value = json_string(text);
+    if (value)
+        return value;
+    char *copy = strdup(text);
+    if (!copy)
+        return NULL;
+    for (char *c = copy; *c; c++) {
+        if ((unsigned char)*c >= 0x80)
+            *c = '?';
+    }
+    value = json_string(copy);
+    free(copy);
+    return value;
+}
+
+//  {"key": ..., "payload": {...}, "headers": {...}} for one dead letter,
+//  or NULL if out of memory.
+static json_t *s_dead_json(const dead_letter_t *dl)
+{
+    const char *topic = dl->topic ? dl->topic : "";
+    const unsigned char *bytes = dl->payload ? dl->payload : (const unsigned char *)"";
+    size_t len = dl->payload ? dl->len : 0;
+
+    //  The original as text only if jsonb can hold it: valid UTF-8
+    //  (json_stringn checks) and no NUL (jsonb refuses \u0000).
+    json_t *original = NULL;
+    if (!memchr(bytes, '\0', len))
+        original = json_stringn((const char *)bytes, len);
+    if (!original)
+        original = json_null();
+    char *base64 = s_base64(bytes, len);
+    json_t *out = NULL;
+    if (base64) {
+        out = json_pack("{s:o, s:{s:o, s:{s:o, s:o, s:o}, s:o, s:s}, s:{s:o}}", "key",
+                        *topic ? s_json_text(topic) : json_null(), "payload", "reason",
+                        s_json_text(dl->reason), "source", "topic", s_json_text(topic), "partition",
+                        dl->partition >= 0 ? json_integer(dl->partition) : json_null(), "offset",
+                        dl->offset >= 0 ? json_integer(dl->offset) : json_null(), "original",
+                        original, "original_base64", base64, "headers", "reason",
+                        s_json_text(dl->reason));
+        original = NULL; //  json_pack's "o" took it, even on failure
+    }
+    json_decref(original);
+    free(base64);
+    return out;
+}
+
+//  Inserts dead letters [0, count) in groups of bounded size. Returns 0,
+//  or -1 with the reason.
+static int s_insert_dead(PGconn *conn, const dead_letter_t *dead, size_t count, const char *topic,
+                         char *err, size_t errlen)
+{
+    size_t i = 0;
+    while (i < count) {
+        json_t *array = json_array();
+        if (!array)
+            return s_error(err, errlen, "dead letters: out of memory");
+        size_t bytes = 0;
+        for (; i < count && (bytes == 0 || bytes + dead[i].len <= S_DEAD_GROUP_BYTES); i++) {
+            json_t *item = s_dead_json(&dead[i]);
+            if (!item || json_array_append_new(array, item) != 0) {
+                json_decref(array);
+                return s_error(err, errlen, "dead letters: out of memory");
+            }
+            bytes += dead[i].len + 1;
+        }
+        char *json = json_dumps(array, JSON_COMPACT);
+        json_decref(array);
+        if (!json)
+            return s_error(err, errlen, "dead letters: out of memory");
+        const char *params[2] = {topic, json};
+        PGresult *res = PQexecParams(conn, s_insert_dead_sql, 2, NULL, params, NULL, NULL, 0);
+        free(json);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            s_pg_error(conn, res, "insert dead letters", err, errlen);
+            PQclear(res);
+            return -1;
+        }
+        PQclear(res);
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+
+int interaction_store_write(PGconn *conn, const event_t *events, size_t count,
+                            const dead_letter_t *dead, size_t dead_count,
+                            const event_rules_t *rules, const char *dead_letter_topic,
+                            store_result_t *result, char *err, size_t errlen)
+{
+    store_result_t out = {0, 0, 0};
+    event_rules_t defaults = event_rules_default();
+    if (!rules)
+        rules = &defaults;
+    if (result)
+        *result = out;
+    if ((count > 0 && !events) || (dead_count > 0 && !dead))
+        return s_error(err, errlen, "interaction store: NULL batch");
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
+        return s_error(err, errlen, "interaction store: not connected%s%s", conn ? ": " : "",
+                       conn ? PQerrorMessage(conn) : "");
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        return s_error(err, errlen, "interaction store: the connection is inside a transaction");
+    if (dead_count > 0 && (!dead_letter_topic || !*dead_letter_topic))
+        return s_error(err, errlen, "interaction store: no dead-letter topic");
+    for (size_t i = 0; i < count; i++) {
+        if (!event_kind_name(events[i].kind))
+            return s_error(err, errlen, "interaction store: event %zu has an unknown kind %d", i,
+                           (int)events[i].kind);
+    }
+    if (count == 0 && dead_count == 0)
+        return 0;
+
+    if (count > 0) {
+        if (s_exec(conn, s_setup_sql, "BEGIN", NULL, err, errlen) != 0 ||
+            s_copy(conn, events, count, rules, err, errlen) != 0 ||
+            s_exec(conn, s_insert_interactions_sql, "insert interactions", &out.inserted, err,
+                   errlen) != 0 ||
+            s_exec(conn, s_insert_users_sql, "insert users", NULL, err, errlen) != 0)
+            goto err;
+        out.duplicates = count - out.inserted;
+    } else if (s_exec(conn, "BEGIN", "BEGIN", NULL, err, errlen) != 0) {
+        goto err;
+    }
+    if (dead_count > 0) {
+        if (s_insert_dead(conn, dead, dead_count, dead_letter_topic, err, errlen) != 0)
+            goto err;
+        out.dead_lettered = dead_count;
+    }
+    PGresult *res = PQexec(conn, "COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        //  A COMMIT of a failed transaction answers "ROLLBACK", not an error.
+        if (PQresultStatus(res) == PGRES_COMMAND_OK)
+            s_error(err, errlen, "COMMIT: the server rolled the transaction back");
+        else
+            s_pg_error(conn, res, "COMMIT", err, errlen);
+        PQclear(res);
+        goto err;
+    }
+    PQclear(res);
+    if (result)
+        *result = out;
+    return 0;
+
+err:
+    s_rollback(conn);
+    return -1;
+}
