@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway_redis.h"
+#include "redis_conn.h"
 #include "log.h"
 #include "pg_conn.h"
 #include "popular_list.h"
@@ -31,7 +31,7 @@ struct gateway_probe_t {
     //  Thread-owned:
     PGconn *conn;
     bool popular_failing; //  log the first failure and the recovery, not every retry
-    gateway_redis_addr_t redis;
+    redis_addr_t redis;
     char redis_err[256]; //  non-empty if RECSD_REDIS_URL did not parse
 };
 
@@ -54,7 +54,7 @@ static void s_check_deps(gateway_probe_t *self)
     if (self->redis_err[0]) {
         snprintf(detail, sizeof detail, "bad RECSD_REDIS_URL: %.200s", self->redis_err);
         gateway_check_set(&redis, false, detail);
-    } else if (gateway_redis_ping(&self->redis, REDIS_TIMEOUT_MS, detail, sizeof detail) == 0)
+    } else if (redis_conn_ping(&self->redis, REDIS_TIMEOUT_MS, detail, sizeof detail) == 0)
         gateway_check_set(&redis, true, detail);
     else
         gateway_check_set(&redis, false, detail);
@@ -152,8 +152,8 @@ gateway_probe_t *gateway_probe_new(const config_t *cfg, gateway_state_t *state, 
     }
     self->cfg = cfg;
     self->state = state;
-    if (gateway_redis_parse(cfg->redis_url, &self->redis, self->redis_err,
-                            sizeof self->redis_err) != 0)
+    if (redis_conn_parse(cfg->redis_url, &self->redis, self->redis_err, sizeof self->redis_err) !=
+        0)
         log_error("RECSD_REDIS_URL \"%s\" not understood: %s; the redis check will fail",
                   cfg->redis_url, self->redis_err);
     pthread_condattr_t attr;

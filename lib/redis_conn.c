@@ -1,11 +1,10 @@
-/*  gateway_redis.c: Redis URL parsing and the readiness PING (see gateway_redis.h). */
-#include "gateway_redis.h"
+/*  redis_conn.c: Redis URL parsing and connection set-up (see redis_conn.h). */
+#include "redis_conn.h"
 
-#include <errno.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 static int s_fail(char *err, size_t errlen, const char *why)
 {
@@ -39,7 +38,7 @@ static int s_copy(char *dst, size_t dstlen, const char *src, size_t len)
     return 0;
 }
 
-static int s_parse_unix(const char *path, gateway_redis_addr_t *addr, char *err, size_t errlen)
+static int s_parse_unix(const char *path, redis_addr_t *addr, char *err, size_t errlen)
 {
     //  A query string like "?db=1" is not worth supporting; refuse it clearly.
     if (path[0] != '/')
@@ -51,7 +50,7 @@ static int s_parse_unix(const char *path, gateway_redis_addr_t *addr, char *err,
     return 0;
 }
 
-int gateway_redis_parse(const char *url, gateway_redis_addr_t *addr, char *err, size_t errlen)
+int redis_conn_parse(const char *url, redis_addr_t *addr, char *err, size_t errlen)
 {
     memset(addr, 0, sizeof *addr);
     addr->port = 6379;
@@ -121,38 +120,72 @@ int gateway_redis_parse(const char *url, gateway_redis_addr_t *addr, char *err, 
     return 0;
 }
 
-int gateway_redis_ping(const gateway_redis_addr_t *addr, int timeout_ms, char *detail,
-                       size_t detaillen)
+//  Runs one command that must not answer with an error. Returns 0, or -1
+//  with "<what> failed: <why>" in err.
+static int s_expect_ok(redisContext *ctx, redisReply *reply, const char *what, char *err,
+                       size_t errlen)
+{
+    int rc = 0;
+    if (!reply) {
+        snprintf(err, errlen, "%s failed: %s", what, ctx->errstr);
+        return -1;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s failed: %.200s", what, reply->str);
+        rc = -1;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+redisContext *redis_conn_connect(const redis_addr_t *addr, int timeout_ms, char *err, size_t errlen)
 {
     struct timeval tv = {.tv_sec = timeout_ms / 1000,
                          .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
     redisContext *ctx = addr->path[0] ? redisConnectUnixWithTimeout(addr->path, tv)
                                       : redisConnectWithTimeout(addr->host, addr->port, tv);
-    redisReply *reply = NULL;
-    int rc = -1;
     if (!ctx) {
-        snprintf(detail, detaillen, "cannot allocate a Redis context");
-        return -1;
+        snprintf(err, errlen, "cannot allocate a Redis context");
+        return NULL;
     }
     if (ctx->err) {
-        snprintf(detail, detaillen, "connect failed: %s", ctx->errstr);
-        goto done;
+        snprintf(err, errlen, "connect failed: %s", ctx->errstr);
+        goto err;
     }
     if (redisSetTimeout(ctx, tv) != REDIS_OK) {
-        snprintf(detail, detaillen, "cannot set timeout: %s", ctx->errstr);
-        goto done;
+        snprintf(err, errlen, "cannot set timeout: %s", ctx->errstr);
+        goto err;
     }
-    if (addr->password[0]) {
-        reply = addr->user[0] ? redisCommand(ctx, "AUTH %s %s", addr->user, addr->password)
-                              : redisCommand(ctx, "AUTH %s", addr->password);
-        if (!reply || reply->type == REDIS_REPLY_ERROR) {
-            snprintf(detail, detaillen, "AUTH failed: %s", reply ? reply->str : ctx->errstr);
-            goto done;
-        }
-        freeReplyObject(reply);
-        reply = NULL;
-    }
-    reply = redisCommand(ctx, "PING");
+    if (addr->password[0] &&
+        s_expect_ok(ctx,
+                    addr->user[0] ? redisCommand(ctx, "AUTH %s %s", addr->user, addr->password)
+                                  : redisCommand(ctx, "AUTH %s", addr->password),
+                    "AUTH", err, errlen) != 0)
+        goto err;
+    if (addr->db != 0 &&
+        s_expect_ok(ctx, redisCommand(ctx, "SELECT %d", addr->db), "SELECT", err, errlen) != 0)
+        goto err;
+    return ctx;
+err:
+    redisFree(ctx);
+    return NULL;
+}
+
+redisContext *redis_conn_open(const char *url, int timeout_ms, char *err, size_t errlen)
+{
+    redis_addr_t addr;
+    if (redis_conn_parse(url, &addr, err, errlen) != 0)
+        return NULL;
+    return redis_conn_connect(&addr, timeout_ms, err, errlen);
+}
+
+int redis_conn_ping(const redis_addr_t *addr, int timeout_ms, char *detail, size_t detaillen)
+{
+    redisContext *ctx = redis_conn_connect(addr, timeout_ms, detail, detaillen);
+    if (!ctx)
+        return -1;
+    int rc = -1;
+    redisReply *reply = redisCommand(ctx, "PING");
     if (!reply) {
         snprintf(detail, detaillen, "PING failed: %s", ctx->errstr);
         goto done;
