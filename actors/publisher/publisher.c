@@ -1,10 +1,472 @@
-/*  publisher.c: the publisher actor. Thin in the walking skeleton: a supervised,
-    heartbeating process; its work arrives with its own issue. */
+/*  publisher.c: the publisher actor, the only Kafka producer.
+
+    It relays the transactional outbox (public.outbox) to Kafka. One page
+    at a time, in id order:
+
+      IDLE ──claim──▶ CLAIMING ──rows──▶ DELIVERING ──reports──▶ MARKING ──▶ IDLE
+                                                                    │ connection lost
+                                                                    ▼ after Kafka acked
+                                                                 UNMARKED ──reconnect──▶ MARKING
+
+    A page is up to 500 rows claimed FOR UPDATE SKIP LOCKED (see
+    publisher_outbox.h for why not a lease), each produced with the row's
+    key, its payload text as the value, the headers object as Kafka
+    headers plus "outbox-id". When every delivery report is in (or the
+    10 s page deadline passes) the delivered rows get published_at in the
+    claim's transaction. Rows whose delivery failed stay unpublished and
+    come back in a later claim; after a page with failures the next claim
+    waits (100 ms doubling to 5 s). A full page is followed at once by the
+    next claim, otherwise the outbox is polled every 50 ms.
+
+    Delivery is at-least-once: a row is marked only after Kafka
+    acknowledged it (acks=all), so a crash, a lost PostgreSQL connection or
+    a failed commit between the two makes it go out again. Consumers dedupe
+    on the event id in the payload, or on the "outbox-id" header. Ordering:
+    rows of one page keep their order (idempotent producer), but a failed
+    row retried later, or rows claimed by another pod, can overtake.
+
+    Dependencies down: PostgreSQL is reconnected with back-off (100 ms
+    doubling to 5 s), Kafka is retried by librdkafka and by the page
+    back-off; each is logged once when it goes down and once when it comes
+    back. The loop never blocks longer than ~100 ms (except a PostgreSQL
+    connect to an unresponsive host, at most 2 s) and heartbeats
+    throughout.
+
+    Stop (STOP or SIGTERM): no new claim; a page in flight gets at most
+    2 s more for its reports, its delivered rows are marked (at most 1 s
+    more), then the actor exits 0.
+
+    The bounded in-memory queue of DESIGN.md (events from other actors
+    that need no transaction) is not built yet: nothing produces into it.
+
+    Supervisor figures: handled = rows published (marked), queue depth =
+    rows claimed and not yet marked.
+*/
 #include "publisher.h"
 
-#include "actor_idle.h"
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "actor_link.h"
+#include "log.h"
+#include "publisher_headers.h"
+#include "publisher_outbox.h"
+#include "publisher_page.h"
+#include "publisher_producer.h"
+
+#define PAGE_ROWS 500
+#define POLL_INTERVAL_MS 50    //  outbox poll when the last page was not full
+#define PAGE_DEADLINE_MS 10000 //  claim -> marked, at most (reports normally come far sooner)
+#define QUERY_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define STOP_DELIVERY_MS 2000 //  after STOP, a page in flight gets this long for its reports
+#define STOP_MARK_MS 1000     //  ...and this long to be marked
+#define SUMMARY_MS 10000
+
+typedef enum { S_IDLE, S_CLAIMING, S_DELIVERING, S_MARKING, S_UNMARKED } s_state_t;
+
+typedef enum { DEP_UNKNOWN, DEP_UP, DEP_DOWN } s_dep_t;
+
+typedef struct {
+    const config_t *cfg;
+    const char *instance;
+    actor_link_t *link;
+    publisher_outbox_t *outbox;
+    publisher_producer_t *producer; //  NULL until created (and after a fatal error)
+    publisher_page_t *page;
+    s_state_t state;
+    bool mark_in_claim; //  MARKING: inside the claim transaction (else a retry of lost marks)
+    uint64_t next_seq;  //  sequence number of the next message produced
+    int64_t page_deadline;
+    int64_t t_claim, t_produced, t_reported; //  page phase timestamps, for the debug log
+    int64_t next_claim;
+    int64_t stop_at; //  0 until stopping
+    //  Dependencies: back-off and the state last logged.
+    s_dep_t pg_state, kafka_state;
+    int64_t pg_next_connect, producer_next_create;
+    int pg_backoff_ms, kafka_backoff_ms;
+    char last_failure[256]; //  last row failure logged at warn (to log each reason once)
+    //  Figures.
+    uint64_t published, failed, batches, stale_reports;
+    uint64_t published_logged;
+    int64_t next_summary;
+} self_t;
+
+static int s_backoff_next(int *backoff_ms)
+{
+    int wait = *backoff_ms;
+    *backoff_ms = wait * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : wait * 2;
+    return wait;
+}
+
+//  Delivery report, from inside publisher_producer_poll.
+static void s_on_delivery(void *arg, uint64_t seq, rd_kafka_resp_err_t err)
+{
+    self_t *self = arg;
+    bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (ok && self->kafka_state == DEP_DOWN) {
+        log_info("kafka reachable again");
+        self->kafka_state = DEP_UP;
+    }
+    if (publisher_page_report(self->page, seq, ok) != 0) {
+        //  A page given up on at its deadline: the row is unpublished and
+        //  will be sent again anyway.
+        self->stale_reports++;
+        return;
+    }
+    if (!ok) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", rd_kafka_err2str(err));
+        log_write(strcmp(why, self->last_failure) ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, NULL,
+                  "outbox row %" PRId64 " not delivered, will retry: %s",
+                  publisher_page_id(self->page, seq), why);
+        snprintf(self->last_failure, sizeof self->last_failure, "%s", why);
+    }
+}
+
+static void s_pg_down(self_t *self, const char *why)
+{
+    int wait = s_backoff_next(&self->pg_backoff_ms);
+    self->pg_next_connect = zclock_mono() + wait;
+    if (self->pg_state != DEP_DOWN)
+        log_warn("PostgreSQL unavailable, outbox relay paused (retrying with back-off): %s", why);
+    else
+        log_debug("PostgreSQL still unavailable, next attempt in %d ms: %s", wait, why);
+    self->pg_state = DEP_DOWN;
+}
+
+//  Connects to PostgreSQL when due. Returns true if connected.
+static bool s_ensure_pg(self_t *self)
+{
+    if (publisher_outbox_connected(self->outbox))
+        return true;
+    if (zclock_mono() < self->pg_next_connect)
+        return false;
+    char err[512];
+    if (publisher_outbox_connect(self->outbox, err, sizeof err) != 0) {
+        s_pg_down(self, err);
+        return false;
+    }
+    return true;
+}
+
+//  A statement succeeded. Only this, not a successful connect, counts as
+//  PostgreSQL being back: a server that accepts connections but fails
+//  every claim (say, migrations not applied) must not flap the log or
+//  reset the back-off.
+static void s_pg_ok(self_t *self)
+{
+    if (self->pg_state == DEP_DOWN)
+        log_info("PostgreSQL reachable again, outbox relay resumes");
+    self->pg_state = DEP_UP;
+    self->pg_backoff_ms = BACKOFF_MIN_MS;
+}
+
+//  Creates the producer when there is none (or replaces one that hit a
+//  fatal error, between pages). Returns true if there is one.
+static bool s_ensure_producer(self_t *self)
+{
+    if (self->producer && publisher_producer_fatal(self->producer)) {
+        log_error("kafka producer failed (%s); creating a new one",
+                  publisher_producer_last_error(self->producer));
+        publisher_producer_destroy(&self->producer);
+        self->producer_next_create = zclock_mono() + s_backoff_next(&self->kafka_backoff_ms);
+    }
+    if (self->producer)
+        return true;
+    if (zclock_mono() < self->producer_next_create)
+        return false;
+    char err[512];
+    self->producer =
+        publisher_producer_new(self->cfg->kafka_brokers, s_on_delivery, self, err, sizeof err);
+    if (!self->producer) {
+        log_error("%s", err);
+        self->producer_next_create = zclock_mono() + s_backoff_next(&self->kafka_backoff_ms);
+        return false;
+    }
+    return true;
+}
+
+//  Logs Kafka going down, once: every broker down, or a page of which
+//  nothing was delivered. It is back with the next delivered message
+//  (s_on_delivery).
+static void s_watch_kafka(self_t *self, bool page_failed)
+{
+    if (!self->producer || self->kafka_state == DEP_DOWN)
+        return;
+    if (publisher_producer_all_down(self->producer) || page_failed) {
+        log_warn("kafka unavailable, rows stay in the outbox (retrying with back-off): %s",
+                 publisher_producer_last_error(self->producer));
+        self->kafka_state = DEP_DOWN;
+    }
+}
+
+//  Produces every claimed row. A row that cannot even be queued (bad
+//  headers, unknown topic name...) counts as failed and stays unpublished.
+static void s_produce_page(self_t *self, PGresult *rows)
+{
+    int n = PQntuples(rows);
+    publisher_page_reset(self->page, self->next_seq);
+    for (int i = 0; i < n && i < PAGE_ROWS; i++) {
+        int64_t id = strtoll(PQgetvalue(rows, i, OUTBOX_COL_ID), NULL, 10);
+        uint64_t seq = publisher_page_add(self->page, id);
+        self->next_seq = seq + 1;
+        char err[256];
+        rd_kafka_headers_t *hdrs =
+            publisher_headers_build(PQgetvalue(rows, i, OUTBOX_COL_HEADERS), id, err, sizeof err);
+        const char *key =
+            PQgetisnull(rows, i, OUTBOX_COL_KEY) ? NULL : PQgetvalue(rows, i, OUTBOX_COL_KEY);
+        if (!hdrs || publisher_producer_send(self->producer, PQgetvalue(rows, i, OUTBOX_COL_TOPIC),
+                                             key, PQgetvalue(rows, i, OUTBOX_COL_PAYLOAD),
+                                             (size_t)PQgetlength(rows, i, OUTBOX_COL_PAYLOAD), hdrs,
+                                             seq, err, sizeof err) != 0) {
+            log_write(strcmp(err, self->last_failure) ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, NULL,
+                      "outbox row %" PRId64 " not produced, will retry: %s", id, err);
+            snprintf(self->last_failure, sizeof self->last_failure, "%s", err);
+            publisher_page_report(self->page, seq, false);
+        }
+    }
+    self->t_produced = zclock_mono();
+    self->page_deadline = self->t_produced + PAGE_DEADLINE_MS;
+    self->batches++;
+}
+
+static void s_start_mark(self_t *self, bool in_claim)
+{
+    size_t count;
+    const int64_t *ids = publisher_page_delivered_ids(self->page, &count);
+    char err[512];
+    int timeout = self->stop_at ? STOP_MARK_MS : QUERY_TIMEOUT_MS;
+    if (publisher_outbox_mark_start(self->outbox, ids, count, in_claim, timeout, err, sizeof err) !=
+        0) {
+        s_pg_down(self, err);
+        self->state = count ? S_UNMARKED : S_IDLE;
+        return;
+    }
+    self->mark_in_claim = in_claim;
+    self->state = S_MARKING;
+}
+
+//  The page is marked (or had nothing to mark): account and schedule the
+//  next claim.
+static void s_page_done(self_t *self)
+{
+    size_t delivered = publisher_page_delivered(self->page);
+    size_t failed = publisher_page_failed(self->page);
+    size_t size = publisher_page_size(self->page);
+    self->published += delivered;
+    self->failed += failed;
+    actor_link_count_handled(self->link, delivered);
+    int64_t now = zclock_mono();
+    if (failed) {
+        self->next_claim = now + s_backoff_next(&self->kafka_backoff_ms);
+    } else {
+        self->kafka_backoff_ms = BACKOFF_MIN_MS;
+        self->last_failure[0] = '\0';
+        self->next_claim = size == PAGE_ROWS ? now : now + POLL_INTERVAL_MS;
+    }
+    s_watch_kafka(self, failed > 0 && delivered == 0);
+    if (size)
+        log_debug("page of %zu rows: %zu delivered, %zu failed; claim %" PRId64
+                  " ms, delivery %" PRId64 " ms, mark %" PRId64 " ms",
+                  size, delivered, failed, self->t_produced - self->t_claim,
+                  self->t_reported - self->t_produced, now - self->t_reported);
+    publisher_page_reset(self->page, self->next_seq);
+    self->state = S_IDLE;
+}
+
+//  Advances the page state machine as far as it can go without waiting.
+static void s_step(self_t *self)
+{
+    char err[512];
+    PGresult *rows = NULL;
+    int64_t now = zclock_mono();
+    switch (self->state) {
+    case S_IDLE:
+    case S_UNMARKED:
+        //  The producer exists even while PostgreSQL is down, so Kafka's
+        //  state is known (and logged) independently.
+        s_ensure_producer(self);
+        if (!s_ensure_pg(self))
+            break;
+        if (self->state == S_UNMARKED) {
+            s_start_mark(self, false);
+            break;
+        }
+        if (self->stop_at || now < self->next_claim || !self->producer)
+            break;
+        if (publisher_outbox_claim_start(self->outbox, PAGE_ROWS, QUERY_TIMEOUT_MS, err,
+                                         sizeof err) != 0)
+            s_pg_down(self, err);
+        else {
+            self->state = S_CLAIMING;
+            self->t_claim = now;
+        }
+        break;
+    case S_CLAIMING:
+        if (self->stop_at) {
+            //  Closing the connection rolls the claim back; nothing was sent.
+            publisher_outbox_disconnect(self->outbox);
+            self->state = S_IDLE;
+            break;
+        }
+        switch (publisher_outbox_service(self->outbox, &rows, err, sizeof err)) {
+        case 0:
+            break;
+        case -1:
+            s_pg_down(self, err);
+            self->state = S_IDLE;
+            break;
+        default:
+            s_pg_ok(self);
+            s_produce_page(self, rows);
+            PQclear(rows); //  the producer copied what it needs
+            self->state = S_DELIVERING;
+            s_step(self); //  an empty page is done already
+            break;
+        }
+        break;
+    case S_DELIVERING: {
+        int64_t deadline = self->page_deadline;
+        if (self->stop_at && self->stop_at + STOP_DELIVERY_MS < deadline)
+            deadline = self->stop_at + STOP_DELIVERY_MS;
+        if (publisher_page_outstanding(self->page) && now < deadline)
+            break;
+        size_t expired = publisher_page_expire(self->page);
+        if (expired)
+            log_warn("%zu outbox rows without a delivery report by the deadline; they stay"
+                     " unpublished and will be sent again",
+                     expired);
+        self->t_reported = now;
+        s_start_mark(self, true);
+        break;
+    }
+    case S_MARKING:
+        switch (publisher_outbox_service(self->outbox, &rows, err, sizeof err)) {
+        case 0:
+            break;
+        case -1:
+            s_pg_down(self, err);
+            //  Kafka has these rows: mark them after reconnecting instead of
+            //  sending them again.
+            self->state = publisher_page_delivered(self->page) ? S_UNMARKED : S_IDLE;
+            if (self->state == S_IDLE)
+                s_page_done(self);
+            break;
+        default:
+            if (rows)
+                PQclear(rows);
+            s_pg_ok(self);
+            s_page_done(self);
+            break;
+        }
+        break;
+    }
+    size_t depth = self->state == S_IDLE ? 0 : publisher_page_size(self->page);
+    actor_link_set_queue_depth(self->link, depth);
+}
+
+static void s_summary(self_t *self)
+{
+    int64_t now = zclock_mono();
+    if (now < self->next_summary)
+        return;
+    self->next_summary = now + SUMMARY_MS;
+    log_info("outbox relay: published %" PRIu64 " (+%" PRIu64 " in the last %d s), failed %" PRIu64
+             ", batches %" PRIu64 ", postgres %s, kafka %s",
+             self->published, self->published - self->published_logged, SUMMARY_MS / 1000,
+             self->failed, self->batches, self->pg_state == DEP_DOWN ? "down" : "up",
+             self->kafka_state == DEP_DOWN ? "down" : "up");
+    self->published_logged = self->published;
+}
+
+//  Milliseconds the loop may sleep: until the next heartbeat (at most
+//  100 ms) or the next timer of the page state machine.
+static long s_timeout(self_t *self)
+{
+    long timeout = actor_link_timeout_ms(self->link);
+    int64_t now = zclock_mono();
+    int64_t due = INT64_MAX;
+    if (self->state == S_IDLE && !self->stop_at)
+        due = self->next_claim > self->pg_next_connect ? self->next_claim : self->pg_next_connect;
+    else if (self->state == S_UNMARKED)
+        due = self->pg_next_connect;
+    if (due != INT64_MAX && due - now < timeout)
+        timeout = due <= now ? 0 : (long)(due - now);
+    return timeout;
+}
+
+static bool s_finished(self_t *self)
+{
+    if (!self->stop_at)
+        return false;
+    if (self->state == S_IDLE || self->state == S_UNMARKED)
+        return true;
+    //  Hard bound, whatever the state: the supervisor's stop timeout follows.
+    return zclock_mono() > self->stop_at + STOP_DELIVERY_MS + STOP_MARK_MS + 200;
+}
 
 int publisher_main(const config_t *cfg, const char *instance)
 {
-    return actor_idle_run(cfg, instance);
+    self_t self = {.cfg = cfg,
+                   .instance = instance,
+                   .pg_backoff_ms = BACKOFF_MIN_MS,
+                   .kafka_backoff_ms = BACKOFF_MIN_MS};
+    int rc = 1;
+    //  The link first: it blocks SIGTERM/SIGINT before librdkafka starts
+    //  its threads, so they inherit the mask.
+    self.link = actor_link_new(cfg, instance);
+    self.page = publisher_page_new(PAGE_ROWS);
+    self.outbox = publisher_outbox_new(cfg->pg_dsn);
+    if (!self.link || !self.page || !self.outbox)
+        goto done;
+    self.next_summary = zclock_mono() + SUMMARY_MS;
+    //  Ready means supervised and relaying as soon as dependencies allow;
+    //  PostgreSQL or Kafka being down is a degraded state, not unreadiness.
+    actor_link_set_ready(self.link);
+    log_info("publisher ready: outbox -> kafka %s", cfg->kafka_brokers);
+    while (!s_finished(&self)) {
+        if (actor_link_stopping(self.link) && !self.stop_at) {
+            self.stop_at = zclock_mono();
+            log_info("publisher stopping: finishing the page in flight (%zu rows)",
+                     self.state == S_IDLE ? (size_t)0 : publisher_page_size(self.page));
+        }
+        zmq_pollitem_t items[3] = {{zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0}};
+        int count = 1;
+        if (self.producer)
+            items[count++] =
+                (zmq_pollitem_t){NULL, publisher_producer_fd(self.producer), ZMQ_POLLIN, 0};
+        if (publisher_outbox_socket(self.outbox) >= 0)
+            items[count++] =
+                (zmq_pollitem_t){NULL, publisher_outbox_socket(self.outbox), ZMQ_POLLIN, 0};
+        if (zmq_poll(items, count, s_timeout(&self)) < 0 && errno != EINTR) {
+            log_error("poll failed: %s", zmq_strerror(errno));
+            goto done;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            actor_link_handle(self.link);
+        if (self.producer) {
+            publisher_producer_poll(self.producer);
+            s_watch_kafka(&self, false);
+        }
+        s_step(&self);
+        s_summary(&self);
+        actor_link_tick(self.link);
+    }
+    rc = 0;
+    if (self.state == S_UNMARKED)
+        log_warn("%zu delivered outbox rows could not be marked; they will be sent again",
+                 publisher_page_delivered(self.page));
+    log_info("publisher stopped: published %" PRIu64 ", failed %" PRIu64 ", batches %" PRIu64,
+             self.published, self.failed, self.batches);
+done:
+    //  The producer first: purging it reports into the page.
+    publisher_producer_destroy(&self.producer);
+    publisher_outbox_destroy(&self.outbox);
+    publisher_page_destroy(&self.page);
+    actor_link_destroy(&self.link);
+    return rc;
 }

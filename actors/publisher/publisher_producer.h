@@ -1,0 +1,71 @@
+/*  publisher_producer.h: the publisher's librdkafka producer.
+
+    One idempotent producer (enable.idempotence=true, acks=all, linger 5 ms,
+    murmur2 partitioning like the Java client, so keyed events land where
+    other services expect them). Every message carries a caller-chosen
+    sequence number; its delivery report comes back through the callback
+    given to publisher_producer_new, on the caller's thread, from inside
+    publisher_producer_poll. message.timeout.ms is set below the
+    publisher's page deadline, so every message gets a report (delivered or
+    failed) before the publisher gives up on its page.
+
+    The producer never blocks: publisher_producer_fd is readable when
+    reports or errors are waiting, for the actor's poll loop. Broker errors
+    are remembered (publisher_producer_last_error) rather than logged: the
+    actor logs state changes once, not every retry. librdkafka's own log
+    lines go to log_debug (to log_error when critical).
+*/
+#ifndef RECSD_PUBLISHER_PRODUCER_H
+#define RECSD_PUBLISHER_PRODUCER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+//  How long librdkafka keeps trying one message before it reports failure.
+#define PUBLISHER_MESSAGE_TIMEOUT_MS 5000
+
+typedef struct publisher_producer_t publisher_producer_t;
+
+//  Called once per produced message with its sequence number and outcome
+//  (RD_KAFKA_RESP_ERR_NO_ERROR = acknowledged by all in-sync replicas).
+typedef void(publisher_delivery_fn)(void *arg, uint64_t seq, rd_kafka_resp_err_t err);
+
+//  Creates the producer for brokers ("host:port,..."). on_delivery and arg
+//  are borrowed and must outlive the producer. Does not connect yet (no
+//  broker needs to be up). Returns NULL with the reason in err.
+publisher_producer_t *publisher_producer_new(const char *brokers,
+                                             publisher_delivery_fn *on_delivery, void *arg,
+                                             char *err, size_t errlen);
+
+//  Purges what was not sent yet (the outbox still has those rows), serves
+//  the resulting reports, and frees. Does not wait for brokers. Idempotent.
+void publisher_producer_destroy(publisher_producer_t **self_p);
+
+//  A file descriptor that is readable when events are waiting (borrowed).
+int publisher_producer_fd(publisher_producer_t *self);
+
+//  Serves every waiting delivery report and error. Never blocks.
+void publisher_producer_poll(publisher_producer_t *self);
+
+//  Produces one message: value (value_len bytes) to topic, with key (NULL:
+//  no key) and headers (taken: freed here whatever the outcome; may be
+//  NULL). Returns 0 when queued (a report will follow), or -1 with the
+//  reason in err (no report will follow).
+int publisher_producer_send(publisher_producer_t *self, const char *topic, const char *key,
+                            const char *value, size_t value_len, rd_kafka_headers_t *headers,
+                            uint64_t seq, char *err, size_t errlen);
+
+//  True once librdkafka raised a fatal error: this instance can deliver
+//  nothing more and must be destroyed and recreated.
+bool publisher_producer_fatal(publisher_producer_t *self);
+
+//  True while every broker is down (error callback), until a message is
+//  delivered again.
+bool publisher_producer_all_down(publisher_producer_t *self);
+
+//  The most recent broker error text, "" if none yet. Borrowed.
+const char *publisher_producer_last_error(publisher_producer_t *self);
+
+#endif

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""test_publisher.py: the publisher relays public.outbox to Kafka, for real.
+
+A private PostgreSQL (harness.Postgres, migrations applied) and a private
+Kafka (`recsd dev-kafka`, librdkafka's mock cluster on loopback) under a
+`recsd run` with RECSD_ACTORS=publisher; messages are read back with kcat.
+
+1. Rows with keys, headers and JSON payloads appear on their topics as
+   inserted (key, value = the payload's jsonb text, headers + outbox-id),
+   exactly once, and get published_at.
+2. Kafka unreachable (RECSD_KAFKA_BROKERS at a port where nothing listens):
+   rows stay unpublished, the publisher stays up (running, no restart) and
+   says so once in the log; when the port starts forwarding to the mock,
+   the rows go out and Kafka's return is logged once.
+3. PostgreSQL stopped and restarted while rows stream in: every row is
+   published at least once and marked, no restart.
+4. The publisher killed with SIGKILL mid-stream: after the supervisor
+   restarts it every row is published and marked; duplicates are allowed
+   (at-least-once) and counted.
+"""
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+from harness import BIN, Postgres, Service, check, fail, free_port
+
+TOPIC_A = "recommendation-service.model-training-started"
+TOPIC_B = "recommendation-service.recommendations-refreshed"
+TOPIC_PG = "recommendation-service.model-training-completed"
+TOPIC_KILL = "catalog-service.video-upserted"
+
+
+class DevKafka:
+    """`recsd dev-kafka`: prints its bootstrap servers, runs until SIGTERM."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([BIN, "dev-kafka"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("127.0.0.1:"):
+            self.stop()
+            fail(f"dev-kafka gave no bootstrap line (got {line!r})")
+        self.bootstrap = line
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
+def consume(bootstrap, topic):
+    """Every message on topic as (key or None, value, [(name, value)])."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e",
+                          "-q", "-f", "K%K:%kS%S:%s|H:%h\n"],
+                         capture_output=True, timeout=60)
+    if out.returncode != 0:
+        fail(f"kcat -C {topic}: {out.stderr.decode()}")
+    data, msgs, i = out.stdout, [], 0
+    while i < len(data):
+        # K<keylen>:<key>S<len>:<value>|H:<headers>\n, lengths in bytes
+        colon = data.index(b":", i)
+        klen = int(data[i + 1:colon])
+        i = colon + 1
+        key = None if klen < 0 else data[i:i + klen].decode()
+        i += max(klen, 0)
+        colon = data.index(b":", i)
+        vlen = int(data[i + 1:colon])
+        i = colon + 1
+        value = data[i:i + vlen].decode()
+        i += vlen
+        if data[i:i + 3] != b"|H:":
+            fail(f"unparsable kcat output at {i}: {data[i:i + 80]!r}")
+        end = data.index(b"\n", i)
+        hdr_text = data[i + 3:end].decode()
+        i = end + 1
+        headers = [tuple(h.split("=", 1)) for h in hdr_text.split(",")] if hdr_text else []
+        msgs.append((key, value, headers))
+    return msgs
+
+
+def outbox_ids(msgs):
+    ids = []
+    for _, _, headers in msgs:
+        found = [v for n, v in headers if n == "outbox-id"]
+        if len(found) != 1:
+            fail(f"message without exactly one outbox-id header: {headers}")
+        ids.append(int(found[0]))
+    return ids
+
+
+def psql(pg, sql):
+    out = subprocess.run(["psql", pg.dsn, "-qAtc", sql], capture_output=True, text=True,
+                         timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return out.stdout.strip()
+
+
+def unpublished(pg, where="true"):
+    return int(psql(pg, f"SELECT count(*) FROM public.outbox WHERE published_at IS NULL"
+                        f" AND {where}"))
+
+
+def insert_batch(pg, topic, start, count):
+    psql(pg, "INSERT INTO public.outbox (topic, key, payload, headers)"
+             f" SELECT '{topic}', 'k' || (g % 17),"
+             f" jsonb_build_object('event_id', 'ev-' || g, 'n', g),"
+             f" jsonb_build_object('trace', 't' || g)"
+             f" FROM generate_series({start}, {start + count - 1}) g")
+
+
+def publisher_row(svc):
+    return svc.actor("publisher")
+
+
+def log_count(svc, text):
+    return sum(1 for line in svc.log_lines() if text in line.get("msg", ""))
+
+
+def part_exact(pg, kafka, env):
+    rows = [
+        (TOPIC_A, "user-1", {"event_id": "e1", "model": {"id": 7, "type": "als"},
+                             "tags": ["a", "b"], "ratio": 0.25},
+         {"content-type": "application/json", "traceparent": "00-abc-def-01"}),
+        (TOPIC_A, None, {"event_id": "e2", "text": "caf\u00e9 \u2713 \"quoted\""}, {}),
+        (TOPIC_B, "user-2", {"event_id": "e3", "items": [1, 2, 3]}, {"x-source": "test"}),
+        (TOPIC_B, "", {"event_id": "e4"}, {"empty": ""}),
+    ]
+    for topic, key, payload, headers in rows:
+        key_sql = "NULL" if key is None else "'" + key.replace("'", "''") + "'"
+        psql(pg, "INSERT INTO public.outbox (topic, key, payload, headers) VALUES"
+                 f" ('{topic}', {key_sql}, '{json.dumps(payload)}'::jsonb,"
+                 f" '{json.dumps(headers)}'::jsonb)")
+    # The exact text the publisher must send: PostgreSQL's jsonb rendering.
+    expected = {}
+    for line in psql(pg, "SELECT id || chr(9) || payload::text FROM public.outbox"
+                         " ORDER BY id").splitlines():
+        oid, text = line.split("\t", 1)
+        expected[int(oid)] = text
+    ids = sorted(expected)
+
+    with Service(env=env, actors="publisher") as svc:
+        svc.wait_for(lambda: unpublished(pg) == 0, 15, "every row marked published")
+        check(True, "all 4 rows got published_at")
+        got = consume(kafka.bootstrap, TOPIC_A) + consume(kafka.bootstrap, TOPIC_B)
+        check(sorted(outbox_ids(got)) == ids, f"each row on Kafka exactly once: {ids}")
+        by_id = {oid: m for oid, m in zip(outbox_ids(got), got)}
+        for oid, (topic, key, payload, headers) in zip(ids, rows):
+            mkey, value, mheaders = by_id[oid]
+            check(mkey == key, f"row {oid}: key {key!r}")
+            check(value == expected[oid] and json.loads(value) == payload,
+                  f"row {oid}: value is the payload as inserted")
+            want = sorted(list(headers.items()) + [("outbox-id", str(oid))])
+            check(sorted(mheaders) == want, f"row {oid}: headers {want}")
+        check(sorted(outbox_ids(consume(kafka.bootstrap, TOPIC_A))) == ids[:2],
+              "each row on its own topic")
+        row = publisher_row(svc)
+        check(row["state"] == "running" and row["handled"] == 4 and row["queue_depth"] == 0,
+              f"status: handled 4, queue depth 0 ({row})")
+        check(svc.stop() == 0, "recsd run stops with status 0")
+        check(log_count(svc, "publisher stopped: published 4") == 1,
+              "the publisher logged its totals on stop")
+
+
+class Forwarder:
+    """A TCP forwarder from a loopback port to Kafka's bootstrap address: a
+    broker address that is dead until start() and then reaches the mock
+    (whose metadata then points the client at the mock itself)."""
+
+    def __init__(self, port, target):
+        self.port, self.target = port, target
+        self.sock = None
+
+    def start(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        host, port = self.target.split(":")
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((host, int(port)))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+
+
+def part_kafka_down(pg, kafka, env):
+    port = free_port()
+    insert_batch(pg, TOPIC_A, 1000, 5)
+    check(unpublished(pg) == 5, "5 new rows waiting")
+    forwarder = Forwarder(port, kafka.bootstrap)
+    env = dict(env, RECSD_KAFKA_BROKERS=f"127.0.0.1:{port}")
+    try:
+        with Service(env=env, actors="publisher") as svc:
+            # Past the 5 s message timeout: at least one page has failed.
+            time.sleep(8)
+            check(unpublished(pg) == 5, "rows stay unpublished while Kafka is unreachable")
+            row = publisher_row(svc)
+            check(row["state"] == "running" and row["restarts"] == 0 and row["handled"] == 0,
+                  f"the publisher stays up, no restart ({row})")
+            down = log_count(svc, "kafka unavailable")
+            check(down == 1, f"Kafka down logged once, not per retry ({down})")
+
+            forwarder.start()
+            svc.wait_for(lambda: unpublished(pg) == 0, 30, "rows published once Kafka is back")
+            check(True, "the rows go out once Kafka is reachable")
+            check(log_count(svc, "kafka reachable again") == 1, "Kafka's return logged once")
+            ids = outbox_ids(consume(kafka.bootstrap, TOPIC_A))
+            want = [int(x) for x in psql(pg, "SELECT id FROM public.outbox"
+                                             " WHERE topic = 'recommendation-service.model-"
+                                             "training-started' ORDER BY id").split()]
+            check(set(ids) == set(want), "every row of the outage reached Kafka")
+            print(f"kafka outage: {len(ids)} messages for {len(want)} rows,"
+                  f" {len(ids) - len(set(ids))} duplicates")
+            check(publisher_row(svc)["restarts"] == 0, "no restart over the Kafka outage")
+            check(svc.stop() == 0, "stops with status 0")
+    finally:
+        forwarder.stop()
+
+
+def part_pg_restart(pg, kafka, env):
+    total = 20000
+    insert_batch(pg, TOPIC_PG, 1, total // 2)
+    with Service(env=env, actors="publisher") as svc:
+        svc.wait_for(lambda: unpublished(pg, f"topic = '{TOPIC_PG}'") < total // 2 - 1000, 20,
+                     "publishing under way")
+        pg.stop()
+        stopped = time.time()
+        time.sleep(2.5)  # several reconnect attempts
+        row = publisher_row(svc)
+        check(row["state"] == "running", "publisher up while PostgreSQL is down")
+        pg.start()
+        print(f"PostgreSQL was down {time.time() - stopped:.1f}s")
+        left = unpublished(pg, f"topic = '{TOPIC_PG}'")
+        check(left > 0, f"stopped mid-stream ({left} of {total // 2} rows unpublished)")
+        insert_batch(pg, TOPIC_PG, total // 2 + 1, total // 2)
+        svc.wait_for(lambda: unpublished(pg) == 0, 60, "every row marked after the restart")
+        check(True, "every row published_at after PostgreSQL came back")
+        ids = outbox_ids(consume(kafka.bootstrap, TOPIC_PG))
+        want = set(int(x) for x in psql(pg, "SELECT id FROM public.outbox"
+                                            f" WHERE topic = '{TOPIC_PG}'").split())
+        check(set(ids) == want and len(want) == total, "every row reached Kafka at least once")
+        dup = len(ids) - len(set(ids))
+        print(f"postgres restart: {len(ids)} messages for {len(want)} rows, {dup} duplicates")
+        row = publisher_row(svc)
+        check(row["restarts"] == 0, "no restart over the PostgreSQL outage")
+        check(log_count(svc, "PostgreSQL unavailable") == 1,
+              "PostgreSQL down logged once, not per retry")
+        check(log_count(svc, "PostgreSQL reachable again") == 1, "and its return once")
+
+
+def part_kill(pg, kafka, env):
+    total = 20000
+    insert_batch(pg, TOPIC_KILL, 1, total)
+    with Service(env=env, actors="publisher") as svc:
+        svc.wait_for(lambda: unpublished(pg) < total - 1000, 20, "publishing under way")
+        pid = publisher_row(svc)["pid"]
+        os.kill(pid, signal.SIGKILL)
+        left = unpublished(pg)
+        check(left > 0, f"killed mid-stream ({left} rows still unpublished)")
+        svc.wait_for(lambda: (r := publisher_row(svc))["restarts"] == 1
+                     and r["state"] == "running", 20, "the publisher restarted")
+        svc.wait_for(lambda: unpublished(pg) == 0, 60, "every row marked after the restart")
+        ids = outbox_ids(consume(kafka.bootstrap, TOPIC_KILL))
+        want = set(int(x) for x in psql(pg, "SELECT id FROM public.outbox"
+                                            f" WHERE topic = '{TOPIC_KILL}'").split())
+        check(set(ids) == want and len(want) == total, "every row reached Kafka at least once")
+        dup = len(ids) - len(set(ids))
+        print(f"kill -9: {len(ids)} messages for {total} rows, {dup} duplicates"
+              f" (at-least-once; at most a page in flight is expected)")
+        check(dup <= 500 * 2, "duplicates bounded by what was in flight")
+
+
+def main():
+    if shutil.which("kcat") is None:
+        fail("kcat is not installed")
+    pg = Postgres()
+    kafka = DevKafka()
+    try:
+        env = {"RECSD_PG_DSN": pg.dsn, "RECSD_KAFKA_BROKERS": kafka.bootstrap}
+        part_exact(pg, kafka, env)
+        part_kafka_down(pg, kafka, env)
+        part_pg_restart(pg, kafka, env)
+        part_kill(pg, kafka, env)
+    finally:
+        kafka.stop()
+        pg.close()
+    print("PASS: publisher relays the outbox at-least-once through outages and kills")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
