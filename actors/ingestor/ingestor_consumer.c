@@ -164,6 +164,10 @@ ingestor_consumer_t *ingestor_consumer_new(const config_t *cfg, const char *inst
         //  Bounds what librdkafka prefetches per partition while we write
         //  or are paused (default 64 MB).
         s_set(conf, "queued.max.messages.kbytes", "16384", err, errlen) ||
+        //  Freshness: a fetch that finds nothing comes back after 50 ms
+        //  instead of 500, so an idle partition's next event is not held
+        //  up by a long poll (the mock broker waits the full time).
+        s_set(conf, "fetch.wait.max.ms", "50", err, errlen) ||
         s_set(conf, "enable.partition.eof", "false", err, errlen))
         goto err;
     rd_kafka_conf_set_opaque(conf, self);
