@@ -9,6 +9,10 @@
 #include "log.h"
 
 #define CHILD_MIN_RESPAWN_MS 1000
+//  After a SIGKILL the process is gone as soon as the kernel reaps it; if
+//  it is not (stuck in uninterruptible sleep), kill and log again only this
+//  often rather than on every loop turn.
+#define CHILD_KILL_RETRY_MS 1000
 #define CHILD_MAX_WINDOW 1000 //  upper bound of restart_max (config.c)
 
 struct child_t {
@@ -25,6 +29,7 @@ struct child_t {
     int64_t next_start;
     int64_t stop_deadline;
     int64_t backoff_ms;
+    int64_t killed_at; //  when SIGKILL was last sent to the current process, 0 if never
     bool restart_after_stop;
     uint64_t handled;
     uint64_t queue_depth;
@@ -104,6 +109,7 @@ void child_spawned(child_t *self, pid_t pid, int64_t now)
     self->spawned_at = now;
     self->last_beat = now;
     self->ready_at = 0;
+    self->killed_at = 0;
     self->handled = 0;
     self->queue_depth = 0;
     free(self->metrics);
@@ -222,10 +228,17 @@ bool child_due_start(const child_t *self, int64_t now)
            now >= self->next_start;
 }
 
+void child_killed(child_t *self, int64_t now)
+{
+    self->killed_at = now;
+}
+
 bool child_overdue(const child_t *self, int64_t now, const char **why)
 {
     if (self->pid == 0)
         return false;
+    if (self->killed_at && now - self->killed_at < CHILD_KILL_RETRY_MS)
+        return false; //  killed already; waiting to reap it
     switch (self->state) {
     case CHILD_STARTING:
         *why = "no ready heartbeat within the start timeout";
@@ -250,7 +263,13 @@ int64_t child_next_timer(const child_t *self, int64_t now)
     case CHILD_FAILED:
         at = self->next_start;
         break;
-    case CHILD_STARTING:
+    case CHILD_STARTING: {
+        //  The same rule as child_overdue: both deadlines must have passed.
+        int64_t beat = self->last_beat + self->cfg->heartbeat_timeout_ms;
+        int64_t start = self->spawned_at + self->cfg->start_timeout_ms;
+        at = (beat > start ? beat : start) + 1;
+        break;
+    }
     case CHILD_RUNNING:
         at = self->last_beat + self->cfg->heartbeat_timeout_ms + 1;
         break;
@@ -260,6 +279,8 @@ int64_t child_next_timer(const child_t *self, int64_t now)
     default:
         return -1;
     }
+    if (self->pid && self->killed_at && self->killed_at + CHILD_KILL_RETRY_MS > at)
+        at = self->killed_at + CHILD_KILL_RETRY_MS;
     return at > now ? at - now : 0;
 }
 

@@ -67,6 +67,10 @@ void child_exited(child_t *self, int status, int64_t now);
 //  it again afterwards (operator restart) or keep it stopped (shutdown).
 void child_stop_requested(child_t *self, bool restart, int64_t now);
 
+//  The supervisor sent SIGKILL to the current process: it is not reported
+//  overdue again (nor killed again) for a second, while it is being reaped.
+void child_killed(child_t *self, int64_t now);
+
 //  Timers. Returns true if the child should be (re)started now.
 bool child_due_start(const child_t *self, int64_t now);
 //  Returns true if the current process has missed its heartbeat or start

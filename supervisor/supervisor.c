@@ -383,6 +383,7 @@ static void s_run_timers(self_t *self)
             log_warn("actor %s (pid %d): %s; killing it", child_name(child), (int)child_pid(child),
                      why);
             s_kill(child, SIGKILL);
+            child_killed(child, now);
         }
         if (!self->shutting_down && child_due_start(child, now) && !s_held_back(self, i))
             s_spawn(self, child);
@@ -390,11 +391,13 @@ static void s_run_timers(self_t *self)
     if (!self->shutting_down)
         return;
     if (now >= self->shutdown_deadline) {
-        for (int i = 0; i < self->child_count; i++)
-            if (child_pid(self->children[i]) > 0) {
-                log_warn("grace period over: killing %s", child_name(self->children[i]));
-                s_kill(self->children[i], SIGKILL);
-            }
+        //  Once: SIGKILL cannot be ignored, the loop then only waits to reap.
+        if (self->stop_index >= 0)
+            for (int i = 0; i < self->child_count; i++)
+                if (child_pid(self->children[i]) > 0) {
+                    log_warn("grace period over: killing %s", child_name(self->children[i]));
+                    s_kill(self->children[i], SIGKILL);
+                }
         self->stop_index = -1; //  done asking: the loop ends once all are reaped
         return;
     }

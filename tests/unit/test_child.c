@@ -184,3 +184,37 @@ Test(child, transient_and_temporary_policies)
     cr_assert_eq(child_state(tmp), CHILD_STOPPED, "temporary: never restarted");
     child_destroy(&tmp);
 }
+
+Test(child, starting_timer_matches_overdue_rule)
+{
+    //  Between the heartbeat timeout (3 s) and the start timeout (10 s) a
+    //  silent starting child is not overdue, so its timer must not be due
+    //  either: a timer of 0 there made the supervisor spin.
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
+    child_spawned(c, 42, 0);
+    const char *why = NULL;
+    for (int64_t t = 0; t <= 10000; t += 500) {
+        cr_assert_not(child_overdue(c, t, &why));
+        cr_assert_gt(child_next_timer(c, t), 0, "timer due at %lld while not overdue",
+                     (long long)t);
+    }
+    cr_assert(child_overdue(c, 10001, &why));
+    child_destroy(&c);
+}
+
+Test(child, killed_child_is_not_killed_again_at_once)
+{
+    child_t *c = child_new(&s_cfg, "ranker", "ranker", RESTART_PERMANENT);
+    child_spawned(c, 42, 0);
+    child_heartbeat(c, 42, "ready", 0, 0, NULL, 0);
+    const char *why = NULL;
+    cr_assert(child_overdue(c, 3001, &why));
+    child_killed(c, 3001);
+    cr_assert_not(child_overdue(c, 3002, &why), "re-killed on the next loop turn");
+    cr_assert_gt(child_next_timer(c, 3002), 0, "a killed child's timer must not spin");
+    cr_assert(child_overdue(c, 4001, &why), "still there a second later: kill again");
+    child_exited(c, 9, 4002);
+    child_spawned(c, 43, 5000);
+    cr_assert_not(child_overdue(c, 5001, &why), "a new process starts with a clean slate");
+    child_destroy(&c);
+}
