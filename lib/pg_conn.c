@@ -97,3 +97,15 @@ int pg_conn_ping(const char *dsn, int timeout_s)
              values);
     return PQpingParams(keys, values, 1) == PQPING_OK;
 }
+
+int pg_conn_statement_timeout(PGconn *conn, int timeout_ms, char *err, size_t errlen)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d", timeout_ms < 0 ? 0 : timeout_ms);
+    PGresult *res = PQexec(conn, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc != 0)
+        s_set_err(err, errlen, "cannot set statement_timeout: ", PQerrorMessage(conn));
+    PQclear(res);
+    return rc;
+}

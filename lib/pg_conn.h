@@ -23,4 +23,9 @@ PGconn *pg_conn_open(const char *dsn, const char *app, int timeout_s, char *err,
 //  does not authenticate or run a query).
 int pg_conn_ping(const char *dsn, int timeout_s);
 
+//  Bounds every later statement on conn to timeout_ms (0 = no limit), so a
+//  caller whose loop must keep heartbeating cannot be held by a lock or a
+//  slow query for longer. Returns 0, or -1 with the reason in err.
+int pg_conn_statement_timeout(PGconn *conn, int timeout_ms, char *err, size_t errlen);
+
 #endif

@@ -64,9 +64,16 @@ static void s_check_deps(gateway_probe_t *self)
 static void s_reload_popular(gateway_probe_t *self)
 {
     char err[512] = "";
-    if (!self->conn)
+    if (!self->conn) {
         self->conn =
             pg_conn_open(self->cfg->pg_dsn, "http-gateway", PG_CONNECT_TIMEOUT_S, err, sizeof err);
+        //  A locked table or a slow plan must not stall this thread (it
+        //  also runs the readiness checks) nor hold up the gateway's stop.
+        if (self->conn && pg_conn_statement_timeout(self->conn, 2000, err, sizeof err) != 0) {
+            PQfinish(self->conn);
+            self->conn = NULL;
+        }
+    }
     popular_list_t *list = NULL;
     if (self->conn)
         list = popular_list_load(self->conn, GATEWAY_POPULAR_TOP, err, sizeof err);

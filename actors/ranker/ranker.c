@@ -24,6 +24,10 @@
 #include "seen_set.h"
 
 #define RANKER_POPULAR_MAX 500
+//  Queries run inside the heartbeat loop: a lock or a slow plan must not
+//  hold it past the heartbeat timeout (connect <= 2 s, then a beat, then
+//  the query <= 1 s).
+#define RANKER_STATEMENT_TIMEOUT_MS 1000
 
 typedef struct {
     const config_t *cfg;
@@ -36,6 +40,8 @@ typedef struct {
     popular_list_t *popular; //  last good list, never NULL after start
     int64_t next_refresh;
     uint64_t dropped_late;
+    bool popular_loaded; //  a list was loaded once: an empty one is then real
+    bool seen_loaded;    //  histories loaded; retried with the refresh until then
     uint64_t answered;
     uint64_t notices_folded;
     int64_t next_metrics; //  when the heartbeat metrics text is next rebuilt
@@ -81,10 +87,16 @@ static void s_refresh_popular(self_t *self)
         if (self->pg)
             PQfinish(self->pg);
         self->pg = pg_conn_open(self->cfg->pg_dsn, "ranker", 2, err, sizeof err);
-        if (!self->pg) {
+        if (!self->pg ||
+            pg_conn_statement_timeout(self->pg, RANKER_STATEMENT_TIMEOUT_MS, err, sizeof err)) {
             log_warn("popularity not refreshed: %s", err);
+            if (self->pg)
+                PQfinish(self->pg);
+            self->pg = NULL;
             return;
         }
+        if (self->link)
+            actor_link_tick(self->link); //  the connect may have taken a while
     }
     popular_list_t *fresh = popular_list_load(self->pg, RANKER_POPULAR_MAX, err, sizeof err);
     if (!fresh) {
@@ -96,6 +108,7 @@ static void s_refresh_popular(self_t *self)
     }
     popular_list_destroy(&self->popular);
     self->popular = fresh;
+    self->popular_loaded = true;
     log_debug("popularity list refreshed: %zu items", popular_list_size(fresh));
 }
 
@@ -190,6 +203,15 @@ static void s_handle_request(self_t *self)
         } else if (req->header.deadline_ms && proto_now_ms() > req->header.deadline_ms) {
             self->dropped_late++;
             log_write(LOG_LEVEL_DEBUG, req->header.request_id, "deadline passed; dropped");
+        } else if (!self->popular_loaded) {
+            //  Nothing loaded yet (PostgreSQL down since start): an empty
+            //  "model" answer would be wrong; the gateway falls back instead.
+            reply = proto_msg_new(PROTO_RESULT, req->header.request_id);
+            if (reply) {
+                reply->body.result.code = 503;
+                snprintf(reply->body.result.message, sizeof reply->body.result.message,
+                         "no popularity list loaded yet");
+            }
         } else {
             reply = s_recommend(self, req);
             self->answered += reply != NULL;
@@ -209,14 +231,19 @@ static void s_load_seen(self_t *self)
 {
     char err[256];
     if (!self->pg) {
-        log_warn("seen videos not loaded: PostgreSQL unreachable; serving unfiltered");
+        log_warn("seen videos not loaded: no PostgreSQL connection; serving unfiltered, "
+                 "retrying with the next refresh");
         return;
     }
     long pairs = seen_set_load(self->seen, self->pg, err, sizeof err);
     if (pairs < 0)
-        log_warn("seen videos not loaded: %s", err);
-    else
+        log_warn("seen videos not loaded (%s); serving unfiltered, retrying with the next "
+                 "refresh",
+                 err);
+    else {
+        self->seen_loaded = true;
         log_info("seen videos loaded: %ld for %zu users", pairs, seen_set_users(self->seen));
+    }
 }
 
 static int s_setup(self_t *self)
@@ -287,8 +314,11 @@ int ranker_main(const config_t *cfg, const char *instance)
             s_handle_notice(&self);
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_request(&self);
-        if (zclock_mono() >= self.next_refresh)
+        if (zclock_mono() >= self.next_refresh) {
             s_refresh_popular(&self);
+            if (!self.seen_loaded)
+                s_load_seen(&self);
+        }
         s_update_metrics(&self);
         actor_link_tick(self.link);
     }

@@ -3,9 +3,10 @@ service stays up, /health/ready is 503 and names the dependency that is
 down, recommendations keep coming (the ranker's last popularity list), and
 readiness recovers when the dependency is back."""
 import json
+import subprocess
 import time
 
-from harness import Postgres, Redis, Service, check
+from harness import Postgres, Redis, Service, check, free_port
 
 pg = Postgres()
 redis = Redis()
@@ -52,9 +53,28 @@ try:
         pg.start()
         svc.wait_for(lambda: ready_checks()[1]["checks"]["postgres"]["ok"], 10,
                      "postgres reported up again")
+
+        # A table locked for longer than the heartbeat timeout: queries made
+        # inside the actors' loops time out instead of stalling them, so no
+        # actor is killed for missed heartbeats.
+        locker = subprocess.Popen(
+            ["psql", pg.dsn, "-qc", "BEGIN; LOCK TABLE features.interactions; "
+             "SELECT pg_sleep(7); COMMIT;"], stdout=subprocess.DEVNULL)
+        time.sleep(6.5)
+        statuses = {svc.get("/api/v1/recs/7?limit=3")[0] for _ in range(10)}
+        locker.wait(15)
+        check(statuses == {200}, "recommendations answered while the table was locked")
         check(True, "readiness recovers when PostgreSQL is back")
         check(sum(a["restarts"] for a in svc.status()["actors"]) == 0,
               "the whole episode cost no restart")
 finally:
     redis.stop()
     pg.close()
+
+# A ranker that starts while PostgreSQL is unreachable has no list: the
+# gateway answers from its fallback rather than with an empty "model" list.
+with Service(env={"RECSD_PG_DSN": f"postgresql://recsd@127.0.0.1:{free_port()}/recsd",
+                  "RECSD_ACTORS": "ranker,http-gateway"}) as svc:
+    status, _, body = svc.get("/api/v1/recs/7?limit=3")
+    check(status == 200 and json.loads(body)["source"] == "fallback",
+          "no database since start: the answer is marked fallback, not an empty model list")
