@@ -19,6 +19,14 @@
 //  cannot pile up much work: the gateway serves a fallback instead.
 #define RANKER_HWM 64
 
+//  Circuit breaker: after this many timeouts in a row the ranker is not
+//  asked for RANKER_COOLDOWN_MS; requests go straight to the fallback
+//  instead of each holding an HTTP thread for the whole deadline (which
+//  queues every other connection of that thread behind it). After the
+//  cool-down the next request tries again; one more timeout re-opens it.
+#define RANKER_TRIP_TIMEOUTS 5
+#define RANKER_COOLDOWN_MS 1000
+
 struct gateway_ranker_t {
     char endpoint[(CONFIG_PATH_MAX + 16) * CONFIG_MAX_INSTANCES]; //  comma-separated list
     pthread_mutex_t lock;
@@ -27,6 +35,8 @@ struct gateway_ranker_t {
     int capacity;
     atomic_uint_fast64_t last_warn_ms;
     atomic_uint_fast64_t suppressed;
+    atomic_uint_fast32_t timeouts_in_a_row;
+    atomic_uint_fast64_t open_until_ms; //  circuit open (ranker skipped) until then
 };
 
 static uint64_t s_monotonic_ms(void)
@@ -67,6 +77,8 @@ gateway_ranker_t *gateway_ranker_new(const char *endpoint, int sockets, char *er
     }
     atomic_init(&self->last_warn_ms, 0);
     atomic_init(&self->suppressed, 0);
+    atomic_init(&self->timeouts_in_a_row, 0);
+    atomic_init(&self->open_until_ms, 0);
     self->capacity = sockets > 0 ? sockets : 1;
     if (snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint) >=
         (int)sizeof self->endpoint) {
@@ -202,7 +214,13 @@ gateway_ranker_outcome_t gateway_ranker_ask(gateway_ranker_t *self, const char *
                                             proto_msg_t **reply_p, char *detail, size_t detaillen)
 {
     *reply_p = NULL;
-    uint64_t end_ms = s_monotonic_ms() + (uint64_t)(deadline_ms > 0 ? deadline_ms : 1);
+    uint64_t start_ms = s_monotonic_ms();
+    if (start_ms < atomic_load_explicit(&self->open_until_ms, memory_order_relaxed)) {
+        snprintf(detail, detaillen, "ranker skipped for %d ms after %d timeouts in a row",
+                 RANKER_COOLDOWN_MS, RANKER_TRIP_TIMEOUTS);
+        return GATEWAY_RANKER_UNAVAILABLE;
+    }
+    uint64_t end_ms = start_ms + (uint64_t)(deadline_ms > 0 ? deadline_ms : 1);
     proto_msg_t *msg = proto_msg_new(PROTO_RECS_REQ, request_id);
     if (!msg) {
         snprintf(detail, detaillen, "out of memory");
@@ -236,6 +254,11 @@ done:
     proto_msg_destroy(&msg);
     if (sock)
         s_release(self, &sock);
+    if (outcome == GATEWAY_RANKER_TIMEOUT) {
+        if (atomic_fetch_add(&self->timeouts_in_a_row, 1) + 1 >= RANKER_TRIP_TIMEOUTS)
+            atomic_store(&self->open_until_ms, s_monotonic_ms() + RANKER_COOLDOWN_MS);
+    } else if (outcome == GATEWAY_RANKER_OK)
+        atomic_store(&self->timeouts_in_a_row, 0);
     return outcome;
 }
 

@@ -39,7 +39,9 @@ gateway_ranker_t *gateway_ranker_new(const char *endpoint, int sockets, char *er
 //  may be running.
 void gateway_ranker_destroy(gateway_ranker_t **self_p);
 
-//  Asks for `limit` items for user_id, waiting at most deadline_ms.
+//  Asks for `limit` items for user_id, waiting at most deadline_ms. After
+//  5 timeouts in a row the ranker is skipped for 1 s (circuit breaker):
+//  calls then return GATEWAY_RANKER_UNAVAILABLE at once.
 //  request_id goes into the envelope (must be 1..64 printable bytes).
 //  Returns GATEWAY_RANKER_OK with *reply_p set to the PROTO_RECS_REP (caller
 //  owns it, proto_msg_destroy); any other outcome leaves *reply_p NULL and

@@ -31,8 +31,18 @@ gateway_route_t gateway_route_match(const char *path, const char **tail_p)
     if (strcmp(path, "/metrics") == 0)
         return GATEWAY_ROUTE_METRICS;
     if (strncmp(path, RECS_PREFIX, strlen(RECS_PREFIX)) == 0) {
+        //  These names are the service's own routes (training, models,
+        //  experiments), not user ids: until they are served they are 404,
+        //  never a recommendation list for a user called "models".
+        static const char *reserved[] = {"train", "models", "experiments"};
+        const char *tail = path + strlen(RECS_PREFIX);
+        for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
+            size_t n = strlen(reserved[i]);
+            if (strncmp(tail, reserved[i], n) == 0 && (tail[n] == '\0' || tail[n] == '/'))
+                return GATEWAY_ROUTE_OTHER;
+        }
         if (tail_p)
-            *tail_p = path + strlen(RECS_PREFIX);
+            *tail_p = tail;
         return GATEWAY_ROUTE_RECS;
     }
     return GATEWAY_ROUTE_OTHER;

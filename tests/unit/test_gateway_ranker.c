@@ -220,6 +220,31 @@ Test(gateway_ranker, silent_ranker_times_out_at_the_deadline)
     gateway_ranker_destroy(&pool);
 }
 
+Test(gateway_ranker, repeated_timeouts_open_the_circuit_for_a_while)
+{
+    gateway_ranker_t *pool = s_pool();
+    atomic_store(&s_fake.mode, MODE_SILENT);
+    proto_msg_t *reply = NULL;
+    char detail[256] = "";
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(gateway_ranker_ask(pool, "slow", "7", 2, 20, &reply, detail, sizeof detail),
+                     GATEWAY_RANKER_TIMEOUT, "%s", detail);
+    int asked = atomic_load(&s_fake.requests);
+    uint64_t start = s_mono_ms();
+    cr_assert_eq(gateway_ranker_ask(pool, "skip", "7", 2, 500, &reply, detail, sizeof detail),
+                 GATEWAY_RANKER_UNAVAILABLE, "%s", detail);
+    cr_assert_lt(s_mono_ms() - start, 50, "an open circuit answers at once");
+    cr_assert(strstr(detail, "skipped"), "%s", detail);
+    cr_assert_eq(atomic_load(&s_fake.requests), asked, "the ranker was not asked");
+    //  After the cool-down a healthy ranker is used again and closes it.
+    atomic_store(&s_fake.mode, MODE_OK);
+    usleep(1100 * 1000);
+    cr_assert_eq(gateway_ranker_ask(pool, "back", "7", 2, 1000, &reply, detail, sizeof detail),
+                 GATEWAY_RANKER_OK, "%s", detail);
+    proto_msg_destroy(&reply);
+    gateway_ranker_destroy(&pool);
+}
+
 Test(gateway_ranker, late_reply_is_dropped_by_the_next_call)
 {
     gateway_ranker_t *pool = s_pool();

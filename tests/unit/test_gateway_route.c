@@ -33,13 +33,21 @@ Test(gateway_route, everything_else_is_other)
                            "/api/v1/recs",
                            "/api/v1/rec/1",
                            "health",
-                           "/health/ready/"};
+                           "/health/ready/",
+                           "/api/v1/recs/models",
+                           "/api/v1/recs/models/12",
+                           "/api/v1/recs/train",
+                           "/api/v1/recs/experiments"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         const char *tail = "x";
         cr_assert_eq(gateway_route_match(paths[i], &tail), GATEWAY_ROUTE_OTHER, "%s", paths[i]);
         cr_assert_null(tail);
     }
     cr_assert_eq(gateway_route_match(NULL, NULL), GATEWAY_ROUTE_OTHER);
+    //  Only the exact reserved names: "modelsX" is an ordinary user id.
+    const char *tail = NULL;
+    cr_assert_eq(gateway_route_match("/api/v1/recs/modelsX", &tail), GATEWAY_ROUTE_RECS);
+    cr_assert_str_eq(tail, "modelsX");
 }
 
 Test(gateway_route, templates_name_the_metric_labels)
