@@ -13,10 +13,16 @@
     key, its payload text as the value, the headers object as Kafka
     headers plus "outbox-id". When every delivery report is in (or the
     10 s page deadline passes) the delivered rows get published_at in the
-    claim's transaction. Rows whose delivery failed stay unpublished and
-    come back in a later claim; after a page with failures the next claim
-    waits (100 ms doubling to 5 s). A full page is followed at once by the
-    next claim, otherwise the outbox is polled every 50 ms.
+    claim's transaction, which also records each failed row's attempt
+    (attempts + 1, last_error). A failure is permanent or transient
+    (publisher_producer_permanent; headers that are not a JSON object are
+    permanent too): a permanently failed row is parked (failed_at set, the
+    claim skips it, logged at error once), so a message Kafka will never
+    take does not hold up the rows behind it; a transiently failed row
+    stays unpublished and comes back in a later claim. Only a page that
+    had transient failures and delivered nothing makes the next claim wait
+    (100 ms doubling to 5 s): that is Kafka being unavailable. A full page is followed at once by
+   the next claim, otherwise the outbox is polled every 50 ms.
 
     Delivery is at-least-once: a row is marked only after Kafka
     acknowledged it (acks=all), so a crash, a lost PostgreSQL connection or
@@ -40,7 +46,8 @@
     that need no transaction) is not built yet: nothing produces into it.
 
     Supervisor figures: handled = rows published (marked), queue depth =
-    rows claimed and not yet marked.
+    rows claimed and not yet marked; metrics: published, failed (transient
+    failed attempts) and parked rows.
 */
 #include "publisher.h"
 
@@ -89,8 +96,10 @@ typedef struct {
     int64_t pg_next_connect, producer_next_create;
     int pg_backoff_ms, kafka_backoff_ms;
     char last_failure[256]; //  last row failure logged at warn (to log each reason once)
+    bool failures_marked;   //  the page's failed attempts were recorded with its mark
+    publisher_outbox_failure_t failures[PAGE_ROWS]; //  scratch for the mark
     //  Figures.
-    uint64_t published, failed, batches, stale_reports;
+    uint64_t published, failed, parked, batches, stale_reports;
     uint64_t published_logged;
     int64_t next_summary;
 } self_t;
@@ -102,6 +111,23 @@ static int s_backoff_next(int *backoff_ms)
     return wait;
 }
 
+//  Records the failure of the row with sequence number seq. A transient
+//  one is logged at warn when its reason differs from the last one logged,
+//  a permanent one at error when the row is parked (s_page_done).
+static void s_row_failed(self_t *self, uint64_t seq, bool permanent, const char *why)
+{
+    if (publisher_page_fail(self->page, seq, permanent, why) != 0) {
+        self->stale_reports++;
+        return;
+    }
+    if (permanent)
+        return;
+    log_write(strcmp(why, self->last_failure) ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, NULL,
+              "outbox row %" PRId64 " not delivered, will retry: %s",
+              publisher_page_id(self->page, seq), why);
+    snprintf(self->last_failure, sizeof self->last_failure, "%s", why);
+}
+
 //  Delivery report, from inside publisher_producer_poll.
 static void s_on_delivery(void *arg, uint64_t seq, rd_kafka_resp_err_t err)
 {
@@ -111,20 +137,14 @@ static void s_on_delivery(void *arg, uint64_t seq, rd_kafka_resp_err_t err)
         log_info("kafka reachable again");
         self->kafka_state = DEP_UP;
     }
-    if (publisher_page_report(self->page, seq, ok) != 0) {
+    if (ok && publisher_page_report(self->page, seq, true) != 0) {
         //  A page given up on at its deadline: the row is unpublished and
         //  will be sent again anyway.
         self->stale_reports++;
         return;
     }
-    if (!ok) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", rd_kafka_err2str(err));
-        log_write(strcmp(why, self->last_failure) ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, NULL,
-                  "outbox row %" PRId64 " not delivered, will retry: %s",
-                  publisher_page_id(self->page, seq), why);
-        snprintf(self->last_failure, sizeof self->last_failure, "%s", why);
-    }
+    if (!ok)
+        s_row_failed(self, seq, publisher_producer_permanent(err), rd_kafka_err2str(err));
 }
 
 static void s_pg_down(self_t *self, const char *why)
@@ -191,21 +211,28 @@ static bool s_ensure_producer(self_t *self)
 }
 
 //  Logs Kafka going down, once: every broker down, or a page of which
-//  nothing was delivered. It is back with the next delivered message
-//  (s_on_delivery).
-static void s_watch_kafka(self_t *self, bool page_failed)
+//  nothing was delivered and some rows failed transiently (page_failure:
+//  the first such reason; NULL otherwise). Rows parked for a permanent
+//  failure say nothing about Kafka. It is back with the next delivered
+//  message (s_on_delivery).
+static void s_watch_kafka(self_t *self, const char *page_failure)
 {
     if (!self->producer || self->kafka_state == DEP_DOWN)
         return;
-    if (publisher_producer_all_down(self->producer) || page_failed) {
+    if (publisher_producer_all_down(self->producer) || page_failure) {
+        const char *why = publisher_producer_last_error(self->producer);
+        if (!*why && page_failure)
+            why = page_failure;
         log_warn("kafka unavailable, rows stay in the outbox (retrying with back-off): %s",
-                 publisher_producer_last_error(self->producer));
+                 *why ? why : "no reason given");
         self->kafka_state = DEP_DOWN;
     }
 }
 
-//  Produces every claimed row. A row that cannot even be queued (bad
-//  headers, unknown topic name...) counts as failed and stays unpublished.
+//  Produces every claimed row. A row that cannot even be queued counts as
+//  failed: permanently for headers that are not a JSON object or a
+//  permanent librdkafka error (too large, unknown topic...), so it is
+//  parked; transiently otherwise (queue full...).
 static void s_produce_page(self_t *self, PGresult *rows)
 {
     int n = PQntuples(rows);
@@ -217,31 +244,46 @@ static void s_produce_page(self_t *self, PGresult *rows)
         char err[256];
         rd_kafka_headers_t *hdrs =
             publisher_headers_build(PQgetvalue(rows, i, OUTBOX_COL_HEADERS), id, err, sizeof err);
+        if (!hdrs) {
+            s_row_failed(self, seq, true, err);
+            continue;
+        }
         const char *key =
             PQgetisnull(rows, i, OUTBOX_COL_KEY) ? NULL : PQgetvalue(rows, i, OUTBOX_COL_KEY);
-        if (!hdrs || publisher_producer_send(self->producer, PQgetvalue(rows, i, OUTBOX_COL_TOPIC),
-                                             key, PQgetvalue(rows, i, OUTBOX_COL_PAYLOAD),
-                                             (size_t)PQgetlength(rows, i, OUTBOX_COL_PAYLOAD), hdrs,
-                                             seq, err, sizeof err) != 0) {
-            log_write(strcmp(err, self->last_failure) ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, NULL,
-                      "outbox row %" PRId64 " not produced, will retry: %s", id, err);
-            snprintf(self->last_failure, sizeof self->last_failure, "%s", err);
-            publisher_page_report(self->page, seq, false);
-        }
+        bool permanent = false;
+        if (publisher_producer_send(self->producer, PQgetvalue(rows, i, OUTBOX_COL_TOPIC), key,
+                                    PQgetvalue(rows, i, OUTBOX_COL_PAYLOAD),
+                                    (size_t)PQgetlength(rows, i, OUTBOX_COL_PAYLOAD), hdrs, seq,
+                                    &permanent, err, sizeof err) != 0)
+            s_row_failed(self, seq, permanent, err);
     }
     self->t_produced = zclock_mono();
     self->page_deadline = self->t_produced + PAGE_DEADLINE_MS;
     self->batches++;
 }
 
+//  Starts marking the page's delivered rows. In the claim's transaction
+//  the failed rows' attempts are recorded too (parking the permanent
+//  ones); a retry of lost marks has no claim left and records only the
+//  deliveries (a failed row is simply claimed and tried again).
 static void s_start_mark(self_t *self, bool in_claim)
 {
     size_t count;
     const int64_t *ids = publisher_page_delivered_ids(self->page, &count);
+    size_t nfailures = 0;
+    for (size_t i = 0; in_claim && i < publisher_page_size(self->page); i++) {
+        publisher_outbox_failure_t *f = &self->failures[nfailures];
+        publisher_row_state_t state = publisher_page_row(self->page, i, &f->id, &f->reason);
+        if (state == PUBLISHER_ROW_FAILED || state == PUBLISHER_ROW_PARKED) {
+            f->park = state == PUBLISHER_ROW_PARKED;
+            nfailures++;
+        }
+    }
     char err[512];
     int timeout = self->stop_at ? STOP_MARK_MS : QUERY_TIMEOUT_MS;
-    if (publisher_outbox_mark_start(self->outbox, ids, count, in_claim, timeout, err, sizeof err) !=
-        0) {
+    self->failures_marked = false;
+    if (publisher_outbox_mark_start(self->outbox, ids, count, self->failures, nfailures, in_claim,
+                                    timeout, err, sizeof err) != 0) {
         s_pg_down(self, err);
         self->state = count ? S_UNMARKED : S_IDLE;
         return;
@@ -250,30 +292,81 @@ static void s_start_mark(self_t *self, bool in_claim)
     self->state = S_MARKING;
 }
 
+//  The page's failures are in the outbox: log each parked row, once (it is
+//  never claimed again).
+static void s_log_parked(self_t *self)
+{
+    for (size_t i = 0; i < publisher_page_size(self->page); i++) {
+        int64_t id;
+        const char *why;
+        if (publisher_page_row(self->page, i, &id, &why) == PUBLISHER_ROW_PARKED)
+            log_error("outbox row %" PRId64 " can never be produced, parked (failed_at set, not"
+                      " retried): %s",
+                      id, why);
+    }
+}
+
+static void s_metrics(self_t *self)
+{
+    char text[1024];
+    const char *a = self->instance;
+    int n = snprintf(
+        text, sizeof text,
+        "# HELP recsd_publisher_published_total Outbox rows published to Kafka and marked.\n"
+        "# TYPE recsd_publisher_published_total counter\n"
+        "recsd_publisher_published_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_failed_total Transient produce failures (the rows are retried).\n"
+        "# TYPE recsd_publisher_failed_total counter\n"
+        "recsd_publisher_failed_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_parked_total Outbox rows parked: they can never be produced.\n"
+        "# TYPE recsd_publisher_parked_total counter\n"
+        "recsd_publisher_parked_total{actor=\"%s\"} %llu\n",
+        a, (unsigned long long)self->published, a, (unsigned long long)self->failed, a,
+        (unsigned long long)self->parked);
+    if (n > 0 && (size_t)n < sizeof text && actor_link_set_metrics(self->link, text) != 0)
+        log_warn("metrics text too long for a heartbeat");
+}
+
 //  The page is marked (or had nothing to mark): account and schedule the
 //  next claim.
 static void s_page_done(self_t *self)
 {
     size_t delivered = publisher_page_delivered(self->page);
-    size_t failed = publisher_page_failed(self->page);
+    size_t parked = publisher_page_parked(self->page);
+    size_t transient = publisher_page_failed(self->page) - parked;
     size_t size = publisher_page_size(self->page);
     self->published += delivered;
-    self->failed += failed;
+    self->failed += transient;
+    //  A parked row counts once its failed_at is committed; otherwise it
+    //  is claimed again and parked then.
+    if (self->failures_marked) {
+        self->parked += parked;
+        s_log_parked(self);
+    }
     actor_link_count_handled(self->link, delivered);
     int64_t now = zclock_mono();
-    if (failed) {
+    const char *page_failure = NULL; //  first transient reason, if nothing was delivered
+    for (size_t i = 0; transient && !delivered && i < size && !page_failure; i++) {
+        const char *why;
+        if (publisher_page_row(self->page, i, NULL, &why) == PUBLISHER_ROW_FAILED)
+            page_failure = why;
+    }
+    if (page_failure) {
         self->next_claim = now + s_backoff_next(&self->kafka_backoff_ms);
     } else {
         self->kafka_backoff_ms = BACKOFF_MIN_MS;
-        self->last_failure[0] = '\0';
+        if (!transient)
+            self->last_failure[0] = '\0';
         self->next_claim = size == PAGE_ROWS ? now : now + POLL_INTERVAL_MS;
     }
-    s_watch_kafka(self, failed > 0 && delivered == 0);
-    if (size)
-        log_debug("page of %zu rows: %zu delivered, %zu failed; claim %" PRId64
+    s_watch_kafka(self, page_failure);
+    if (size) {
+        s_metrics(self);
+        log_debug("page of %zu rows: %zu delivered, %zu failed, %zu parked; claim %" PRId64
                   " ms, delivery %" PRId64 " ms, mark %" PRId64 " ms",
-                  size, delivered, failed, self->t_produced - self->t_claim,
+                  size, delivered, transient, parked, self->t_produced - self->t_claim,
                   self->t_reported - self->t_produced, now - self->t_reported);
+    }
     publisher_page_reset(self->page, self->next_seq);
     self->state = S_IDLE;
 }
@@ -335,7 +428,8 @@ static void s_step(self_t *self)
             deadline = self->stop_at + STOP_DELIVERY_MS;
         if (publisher_page_outstanding(self->page) && now < deadline)
             break;
-        size_t expired = publisher_page_expire(self->page);
+        size_t expired =
+            publisher_page_expire(self->page, "no delivery report by the page deadline");
         if (expired)
             log_warn("%zu outbox rows without a delivery report by the deadline; they stay"
                      " unpublished and will be sent again",
@@ -360,6 +454,7 @@ static void s_step(self_t *self)
             if (rows)
                 PQclear(rows);
             s_pg_ok(self);
+            self->failures_marked = self->mark_in_claim;
             s_page_done(self);
             break;
         }
@@ -376,9 +471,9 @@ static void s_summary(self_t *self)
         return;
     self->next_summary = now + SUMMARY_MS;
     log_info("outbox relay: published %" PRIu64 " (+%" PRIu64 " in the last %d s), failed %" PRIu64
-             ", batches %" PRIu64 ", postgres %s, kafka %s",
+             ", parked %" PRIu64 ", batches %" PRIu64 ", postgres %s, kafka %s",
              self->published, self->published - self->published_logged, SUMMARY_MS / 1000,
-             self->failed, self->batches, self->pg_state == DEP_DOWN ? "down" : "up",
+             self->failed, self->parked, self->batches, self->pg_state == DEP_DOWN ? "down" : "up",
              self->kafka_state == DEP_DOWN ? "down" : "up");
     self->published_logged = self->published;
 }
@@ -450,7 +545,7 @@ int publisher_main(const config_t *cfg, const char *instance)
             actor_link_handle(self.link);
         if (self.producer) {
             publisher_producer_poll(self.producer);
-            s_watch_kafka(&self, false);
+            s_watch_kafka(&self, NULL);
         }
         s_step(&self);
         s_summary(&self);
@@ -460,8 +555,9 @@ int publisher_main(const config_t *cfg, const char *instance)
     if (self.state == S_UNMARKED)
         log_warn("%zu delivered outbox rows could not be marked; they will be sent again",
                  publisher_page_delivered(self.page));
-    log_info("publisher stopped: published %" PRIu64 ", failed %" PRIu64 ", batches %" PRIu64,
-             self.published, self.failed, self.batches);
+    log_info("publisher stopped: published %" PRIu64 ", failed %" PRIu64 ", parked %" PRIu64
+             ", batches %" PRIu64,
+             self.published, self.failed, self.parked, self.batches);
 done:
     //  The producer first: purging it reports into the page.
     publisher_producer_destroy(&self.producer);

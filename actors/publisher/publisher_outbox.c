@@ -12,7 +12,7 @@
 
 //  Set once per connection, ahead of its first claim. statement_timeout is
 //  the server-side twin of our own deadline. The claim has one good plan,
-//  the partial index outbox_unpublished_idx walked in id order; with stale
+//  the partial index outbox_claimable_idx walked in id order; with stale
 //  statistics (a burst of inserts, not yet analysed) the planner picks a
 //  bitmap scan and sorts the whole backlog instead: measured 60 ms against
 //  0.5 ms per claim with 100k rows waiting. This session runs nothing else
@@ -23,7 +23,8 @@
 
 #define S_CLAIM_SQL                                                                                \
     "BEGIN; SELECT id, topic, key, payload::text, headers::text FROM public.outbox"                \
-    " WHERE published_at IS NULL ORDER BY id LIMIT %d FOR UPDATE SKIP LOCKED"
+    " WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT %d"                       \
+    " FOR UPDATE SKIP LOCKED"
 
 struct publisher_outbox_t {
     char *dsn;
@@ -137,28 +138,94 @@ int publisher_outbox_claim_start(publisher_outbox_t *self, int limit, int timeou
     return 0;
 }
 
+//  A growing SQL text. A failed append leaves it NULL (out of memory).
+typedef struct {
+    char *text;
+    size_t len, cap;
+} s_sql_t;
+
+static void s_sql_add(s_sql_t *sql, const char *part)
+{
+    if (!sql->text)
+        return;
+    size_t n = strlen(part);
+    if (sql->len + n + 1 > sql->cap) {
+        size_t cap = (sql->len + n + 1) * 2;
+        char *text = realloc(sql->text, cap);
+        if (!text) {
+            free(sql->text);
+            sql->text = NULL;
+            return;
+        }
+        sql->text = text;
+        sql->cap = cap;
+    }
+    memcpy(sql->text + sql->len, part, n + 1);
+    sql->len += n;
+}
+
 int publisher_outbox_mark_start(publisher_outbox_t *self, const int64_t *ids, size_t count,
+                                const publisher_outbox_failure_t *failures, size_t nfailures,
                                 bool in_claim, int timeout_ms, char *err, size_t errlen)
 {
-    if (count == 0)
+    if (count == 0 && nfailures == 0)
         return in_claim ? s_send(self, "COMMIT", timeout_ms, err, errlen) : 0;
-    //  The ids are our own integers, so the array literal is built inline:
-    //  a simple query can carry the COMMIT in the same round trip.
-    size_t cap = 160 + count * 21;
-    char *sql = malloc(cap);
-    if (!sql) {
+    if (!self->conn) {
+        snprintf(err, errlen, "not connected");
+        return -1;
+    }
+    //  The ids are our own integers, so they go inline, and the reasons as
+    //  escaped literals: a simple query can carry the COMMIT in the same
+    //  round trip.
+    s_sql_t sql = {.text = malloc(256), .cap = 256};
+    if (sql.text)
+        sql.text[0] = '\0';
+    char num[32];
+    if (!in_claim)
+        s_sql_add(&sql, "BEGIN; ");
+    if (count > 0) {
+        s_sql_add(&sql, "UPDATE public.outbox SET published_at = now()"
+                        " WHERE published_at IS NULL AND id = ANY('{");
+        for (size_t i = 0; i < count; i++) {
+            snprintf(num, sizeof num, "%s%" PRId64, i ? "," : "", ids[i]);
+            s_sql_add(&sql, num);
+        }
+        s_sql_add(&sql, "}'::bigint[]); ");
+    }
+    if (nfailures > 0) {
+        //  published_at IS NULL: a row this page failed to send may have
+        //  gone out from an earlier page whose mark was lost; it stays as
+        //  published, not parked.
+        s_sql_add(&sql, "UPDATE public.outbox AS o SET attempts = o.attempts + 1,"
+                        " last_error = f.reason,"
+                        " failed_at = CASE WHEN f.park THEN now() ELSE o.failed_at END"
+                        " FROM (VALUES ");
+        for (size_t i = 0; i < nfailures; i++) {
+            const char *reason = failures[i].reason ? failures[i].reason : "";
+            char *literal = PQescapeLiteral(self->conn, reason, strlen(reason));
+            if (!literal) {
+                snprintf(err, errlen, "cannot quote a failure reason: %s",
+                         PQerrorMessage(self->conn));
+                s_flatten(err);
+                free(sql.text);
+                return -1;
+            }
+            snprintf(num, sizeof num, "%s(%" PRId64 "::bigint, ", i ? ", " : "", failures[i].id);
+            s_sql_add(&sql, num);
+            s_sql_add(&sql, literal);
+            s_sql_add(&sql, failures[i].park ? "::text, true)" : "::text, false)");
+            PQfreemem(literal);
+        }
+        s_sql_add(&sql, ") AS f (id, reason, park)"
+                        " WHERE o.id = f.id AND o.published_at IS NULL; ");
+    }
+    s_sql_add(&sql, "COMMIT");
+    if (!sql.text) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    size_t n = (size_t)snprintf(sql, cap,
-                                "%sUPDATE public.outbox SET published_at = now()"
-                                " WHERE published_at IS NULL AND id = ANY('{",
-                                in_claim ? "" : "BEGIN; ");
-    for (size_t i = 0; i < count; i++)
-        n += (size_t)snprintf(sql + n, cap - n, "%s%" PRId64, i ? "," : "", ids[i]);
-    snprintf(sql + n, cap - n, "}'::bigint[]); COMMIT");
-    int rc = s_send(self, sql, timeout_ms, err, errlen);
-    free(sql);
+    int rc = s_send(self, sql.text, timeout_ms, err, errlen);
+    free(sql.text);
     return rc;
 }
 

@@ -19,6 +19,12 @@
     in_claim false); until then, or if it dies first, the rows are
     unpublished and will be sent again: delivery is at-least-once.
 
+    A row whose produce failed gets attempts + 1 and last_error in the same
+    transaction that marks the page's delivered rows; a permanent failure
+    also sets failed_at, which parks the row: the claim skips it from then
+    on (migrations/006_outbox_attempts.sql), so one message Kafka will
+    never take cannot hold up the rows behind it.
+
     Never blocks on a query: statements go out with PQsendQuery and the
     caller polls publisher_outbox_socket and calls publisher_outbox_service.
     Connecting does block, for at most the 2 s connect timeout
@@ -35,6 +41,14 @@
 #include <stdint.h>
 
 typedef struct publisher_outbox_t publisher_outbox_t;
+
+//  A row whose produce failed, for publisher_outbox_mark_start. reason is
+//  borrowed for the call (NULL: none).
+typedef struct {
+    int64_t id;
+    const char *reason;
+    bool park; //  permanent: set failed_at so the claim skips the row from now on
+} publisher_outbox_failure_t;
 
 //  Columns of the result publisher_outbox_service returns for a claim.
 enum { OUTBOX_COL_ID, OUTBOX_COL_TOPIC, OUTBOX_COL_KEY, OUTBOX_COL_PAYLOAD, OUTBOX_COL_HEADERS };
@@ -59,17 +73,20 @@ bool publisher_outbox_busy(publisher_outbox_t *self);
 //  The socket to poll for input while busy, or -1.
 int publisher_outbox_socket(publisher_outbox_t *self);
 
-//  Starts claiming up to limit unpublished rows, oldest first (opens the
+//  Starts claiming up to limit unpublished, unparked rows, oldest first (opens the
 //  claim transaction). The statement fails if it has not completed within
 //  timeout_ms. Returns 0, or -1 with the reason in err (connection closed).
 int publisher_outbox_claim_start(publisher_outbox_t *self, int limit, int timeout_ms, char *err,
                                  size_t errlen);
 
-//  Starts setting published_at = now() on ids (count of them). in_claim:
-//  inside the open claim transaction, which this commits (count 0: just
-//  ends it); otherwise a transaction of its own, for ids whose claim was
-//  lost (count must be > 0). Returns 0, or -1 with the reason in err.
+//  Starts setting published_at = now() on ids (count of them), and
+//  recording the failed attempts (nfailures of them; see
+//  publisher_outbox_failure_t). in_claim: inside the open claim
+//  transaction, which this commits (nothing to do: just ends it);
+//  otherwise a transaction of its own, for rows whose claim was lost
+//  (nothing to do: does nothing). Returns 0, or -1 with the reason in err.
 int publisher_outbox_mark_start(publisher_outbox_t *self, const int64_t *ids, size_t count,
+                                const publisher_outbox_failure_t *failures, size_t nfailures,
                                 bool in_claim, int timeout_ms, char *err, size_t errlen);
 
 //  Advances the statement in flight; call when the socket is readable and

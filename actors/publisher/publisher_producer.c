@@ -48,10 +48,13 @@ static void s_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaq
 {
     (void)rk;
     publisher_producer_t *self = opaque;
+    //  last_error says why Kafka is unavailable: a message refused for
+    //  itself (publisher_producer_permanent) tells nothing about that.
     if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         self->all_down = false;
     else if (msg->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
-             msg->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+             msg->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT &&
+             !publisher_producer_permanent(msg->err))
         snprintf(self->last_error, sizeof self->last_error, "%s", rd_kafka_err2str(msg->err));
     self->on_delivery(self->arg, (uint64_t)(uintptr_t)msg->_private, msg->err);
 }
@@ -160,7 +163,7 @@ void publisher_producer_poll(publisher_producer_t *self)
 
 int publisher_producer_send(publisher_producer_t *self, const char *topic, const char *key,
                             const char *value, size_t value_len, rd_kafka_headers_t *headers,
-                            uint64_t seq, char *err, size_t errlen)
+                            uint64_t seq, bool *permanent, char *err, size_t errlen)
 {
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         self->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -171,6 +174,7 @@ int publisher_producer_send(publisher_producer_t *self, const char *topic, const
         if (headers)
             rd_kafka_headers_destroy(headers);
         snprintf(err, errlen, "%s", rd_kafka_err2str(rc));
+        *permanent = publisher_producer_permanent(rc);
         return -1;
     }
     return 0;
@@ -189,4 +193,19 @@ bool publisher_producer_all_down(publisher_producer_t *self)
 const char *publisher_producer_last_error(publisher_producer_t *self)
 {
     return self->last_error;
+}
+
+bool publisher_producer_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return true;
+    default:
+        return false;
+    }
 }

@@ -52,10 +52,28 @@ void publisher_producer_poll(publisher_producer_t *self);
 //  Produces one message: value (value_len bytes) to topic, with key (NULL:
 //  no key) and headers (taken: freed here whatever the outcome; may be
 //  NULL). Returns 0 when queued (a report will follow), or -1 with the
-//  reason in err (no report will follow).
+//  reason in err and, in *permanent, whether the failure is permanent
+//  (publisher_producer_permanent) (no report will follow).
 int publisher_producer_send(publisher_producer_t *self, const char *topic, const char *key,
                             const char *value, size_t value_len, rd_kafka_headers_t *headers,
-                            uint64_t seq, char *err, size_t errlen);
+                            uint64_t seq, bool *permanent, char *err, size_t errlen);
+
+//  True if a message that failed with err will fail the same way however
+//  often it is sent again: the failure is the message's own, not the
+//  cluster's state. Permanent: the message is over message.max.bytes
+//  (locally or at the broker: MSG_SIZE_TOO_LARGE, RECORD_LIST_TOO_LARGE),
+//  the broker rejects the record (INVALID_RECORD) or the topic name
+//  (TOPIC_EXCEPTION), the cluster's metadata says the topic does not exist
+//  (__UNKNOWN_TOPIC: a topic named by mistake; an operator who creates it
+//  replays the parked rows), or librdkafka refuses the arguments
+//  (__INVALID_ARG, e.g. an empty topic name). Everything else is
+//  transient: brokers down or timing out, queue full, leadership moving
+//  (the broker-side UNKNOWN_TOPIC_OR_PART is among those: it is what a
+//  partition being reassigned answers), authorisation (a cluster-wide
+//  setting, fixed without touching the rows), and fatal producer errors
+//  (rd_kafka_fatal_error: the idempotent producer's state is lost, a new
+//  producer sends the row fine).
+bool publisher_producer_permanent(rd_kafka_resp_err_t err);
 
 //  True once librdkafka raised a fatal error: this instance can deliver
 //  nothing more and must be destroyed and recreated.

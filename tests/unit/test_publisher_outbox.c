@@ -86,8 +86,9 @@ static void s_mark(publisher_outbox_t *outbox, const int64_t *ids, size_t count,
 {
     char err[512];
     PGresult *rows = NULL;
-    cr_assert_eq(publisher_outbox_mark_start(outbox, ids, count, in_claim, 5000, err, sizeof err),
-                 0, "%s", err);
+    cr_assert_eq(
+        publisher_outbox_mark_start(outbox, ids, count, NULL, 0, in_claim, 5000, err, sizeof err),
+        0, "%s", err);
     cr_assert_eq(s_finish(outbox, &rows, err, sizeof err), 1, "%s", err);
     cr_assert_null(rows);
 }
@@ -192,7 +193,7 @@ Test(publisher_outbox, a_killed_session_is_reported_and_rolled_back)
                           " WHERE application_name = 'recsd-publisher'");
     int64_t delivered[] = {1, 2};
     PGresult *rows = NULL;
-    int rc = publisher_outbox_mark_start(a, delivered, 2, true, 5000, err, sizeof err);
+    int rc = publisher_outbox_mark_start(a, delivered, 2, NULL, 0, true, 5000, err, sizeof err);
     if (rc == 0)
         rc = s_finish(a, &rows, err, sizeof err);
     cr_assert_eq(rc, -1, "a mark on a terminated session must fail");
@@ -215,4 +216,42 @@ Test(publisher_outbox, unreachable_server_fails_fast)
     cr_assert(err[0]);
     cr_assert_not(publisher_outbox_connected(a));
     publisher_outbox_destroy(&a);
+}
+
+Test(publisher_outbox, failures_count_attempts_and_parked_rows_are_not_claimed)
+{
+    publisher_outbox_t *outbox = s_connected();
+    char ids[128], buf[256], err[512];
+    s_claim(outbox, 3, ids, sizeof ids);
+    cr_assert_str_eq(ids, "1,2,3");
+    //  Row 1 delivered, row 2 failed transiently, row 3 permanently; the
+    //  reasons carry quotes and a backslash, which must arrive verbatim.
+    int64_t delivered[] = {1};
+    publisher_outbox_failure_t failures[] = {{2, "broker's down", false},
+                                             {3, "headers \\ not an \"object\"", true}};
+    PGresult *rows = NULL;
+    cr_assert_eq(
+        publisher_outbox_mark_start(outbox, delivered, 1, failures, 2, true, 5000, err, sizeof err),
+        0, "%s", err);
+    cr_assert_eq(s_finish(outbox, &rows, err, sizeof err), 1, "%s", err);
+    cr_assert_null(rows);
+    cr_assert_str_eq(s_published(buf, sizeof buf), "1");
+    cr_assert_str_eq(pg_test_text(s_check,
+                                  "SELECT string_agg(id || ':' || attempts || ':' ||"
+                                  " coalesce(last_error, '-') || ':' || (failed_at IS NOT NULL),"
+                                  " ' ' ORDER BY id) FROM public.outbox WHERE id <= 3",
+                                  buf, sizeof buf),
+                     "1:0:-:false 2:1:broker's down:false 3:1:headers \\ not an \"object\":true");
+
+    //  The parked row is skipped; the transient one comes back.
+    s_claim(outbox, 10, ids, sizeof ids);
+    cr_assert_str_eq(ids, "2,4,5");
+    //  A failure in a transaction of its own (no claim) counts again.
+    s_mark(outbox, NULL, 0, true);
+    cr_assert_eq(
+        publisher_outbox_mark_start(outbox, NULL, 0, failures, 1, false, 5000, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(s_finish(outbox, &rows, err, sizeof err), 1, "%s", err);
+    cr_assert_eq(pg_test_scalar(s_check, "SELECT attempts FROM public.outbox WHERE id = 2"), 2);
+    publisher_outbox_destroy(&outbox);
 }

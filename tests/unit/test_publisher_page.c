@@ -47,7 +47,7 @@ Test(publisher_page, stale_reports_do_not_touch_the_next_page)
     publisher_page_reset(page, 0);
     publisher_page_add(page, 1);
     publisher_page_add(page, 2);
-    cr_assert_eq(publisher_page_expire(page), 2);
+    cr_assert_eq(publisher_page_expire(page, "deadline"), 2);
     cr_assert_eq(publisher_page_failed(page), 2);
     cr_assert_eq(publisher_page_outstanding(page), 0);
 
@@ -75,5 +75,46 @@ Test(publisher_page, full_page_refuses_more)
     size_t n = 99;
     publisher_page_delivered_ids(page, &n);
     cr_assert_eq(n, 0);
+    publisher_page_destroy(&page);
+}
+
+Test(publisher_page, failures_keep_kind_and_reason)
+{
+    publisher_page_t *page = publisher_page_new(4);
+    cr_assert(page);
+    publisher_page_reset(page, 10);
+    publisher_page_add(page, 1);
+    publisher_page_add(page, 2);
+    publisher_page_add(page, 3);
+    publisher_page_add(page, 4);
+    cr_assert_eq(publisher_page_fail(page, 10, true, "too large"), 0);
+    cr_assert_eq(publisher_page_fail(page, 11, false, "all brokers down"), 0);
+    cr_assert_eq(publisher_page_report(page, 12, true), 0);
+    cr_assert_eq(publisher_page_fail(page, 10, false, "again"), -1); //  not outstanding
+    cr_assert_eq(publisher_page_expire(page, "deadline"), 1);
+    cr_assert_eq(publisher_page_failed(page), 3);
+    cr_assert_eq(publisher_page_parked(page), 1);
+    cr_assert_eq(publisher_page_delivered(page), 1);
+
+    int64_t id;
+    const char *why;
+    cr_assert_eq(publisher_page_row(page, 0, &id, &why), PUBLISHER_ROW_PARKED);
+    cr_assert_eq(id, 1);
+    cr_assert_str_eq(why, "too large");
+    cr_assert_eq(publisher_page_row(page, 1, &id, &why), PUBLISHER_ROW_FAILED);
+    cr_assert_str_eq(why, "all brokers down");
+    cr_assert_eq(publisher_page_row(page, 2, NULL, &why), PUBLISHER_ROW_DELIVERED);
+    cr_assert_str_eq(why, "");
+    cr_assert_eq(publisher_page_row(page, 3, &id, &why), PUBLISHER_ROW_FAILED);
+    cr_assert_str_eq(why, "deadline");
+    cr_assert_eq(publisher_page_row(page, 4, &id, &why), PUBLISHER_ROW_OUTSTANDING);
+    cr_assert_eq(id, -1);
+
+    //  A reset forgets the kinds and the reasons.
+    publisher_page_reset(page, 14);
+    publisher_page_add(page, 5);
+    cr_assert_eq(publisher_page_parked(page), 0);
+    cr_assert_eq(publisher_page_row(page, 0, &id, &why), PUBLISHER_ROW_OUTSTANDING);
+    cr_assert_str_eq(why, "");
     publisher_page_destroy(&page);
 }
