@@ -1,30 +1,39 @@
 /*  ingestor.c: the event-ingestor actor: its context and its loop.
 
     Kafka (ingestor_consumer) -> validation (event_parse) -> a batch
-    (ingestor_batch) -> one PostgreSQL transaction (ingestor_writer) ->
-    offsets committed -> Redis invalidation and ZeroMQ notices
-    (ingestor_notify). Offsets are committed only after the batch's
-    transaction committed, so a crash anywhere before replays the batch, and
-    the store ignores what it already has: exactly-once in effect.
+    (ingestor_batch) -> one PostgreSQL transaction, on the writer thread
+    (ingestor_pipeline, ingestor_writer) -> offsets committed -> Redis
+    invalidation and ZeroMQ notices (ingestor_notify). Offsets are committed
+    only after the batch's transaction committed, so a crash anywhere before
+    replays the batch, and the store ignores what it already has:
+    exactly-once in effect.
 
-    One loop, one thread. Each turn waits for Kafka at most 100 ms (less when
-    a heartbeat, the batch deadline or a retry is due), takes a bounded burst
-    of messages, serves the supervisor link, flushes when due and ticks the
-    heartbeat. A write blocks the loop for as long as PostgreSQL takes; a
-    reconnect attempt for at most libpq's connect timeout (2 s), inside the
-    supervisor's heartbeat timeout.
+    Two batches: one in flight on the writer thread, one filling here. This
+    thread keeps consuming and parsing while PostgreSQL writes; when the
+    filling batch is due and the other is still in flight, it stops reading
+    Kafka and waits (backpressure, bounded memory). When a write finishes,
+    this thread commits that batch's offsets and announces it, and the
+    filling batch goes next. Offsets are committed in batch order: the
+    batch in flight always holds earlier offsets than the filling one.
 
-    PostgreSQL failing: the batch is kept, the assigned partitions are
-    paused (memory stays bounded: librdkafka's prefetch is capped too), the
-    write is retried with back-off (ingestor_writer), and the partitions
-    resume after the first success.
+    Each turn waits for Kafka at most 100 ms (5 ms while a write is in
+    flight, less when a heartbeat or the batch deadline is due), takes a
+    bounded burst of messages, serves the supervisor link, hands a due batch
+    over and ticks the heartbeat. Nothing here waits for PostgreSQL, so
+    heartbeats are never held up by a write.
+
+    PostgreSQL failing: the writer thread keeps the batch and retries it
+    with back-off (ingestor_writer); meanwhile the assigned partitions are
+    paused (memory stays bounded: librdkafka's prefetch is capped too), and
+    they resume after the first success.
 
     Rebalance (eager "range" protocol, see ingestor_consumer.h): before
-    partitions are given up, the batch is flushed and committed; if that
-    fails, the batch is dropped. Nothing of it was committed, so the next
-    owner reads it again.
+    partitions are given up, the batch in flight and then the filling one
+    are written and committed; a write that fails is given up, and so is
+    everything after it. Nothing of it was committed, so the next owner
+    reads it again.
 
-    STOP or SIGTERM: flush (retrying for at most STOP_FLUSH_MS), commit,
+    STOP or SIGTERM: the same, retrying for at most STOP_FLUSH_MS, then
     leave the group, exit 0. What could not be stored is not committed
     either, and is read again by whoever consumes next.
 */
@@ -32,6 +41,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,10 +51,12 @@
 #include "ingestor_consumer.h"
 #include "ingestor_metrics.h"
 #include "ingestor_notify.h"
-#include "ingestor_writer.h"
+#include "ingestor_pipeline.h"
 #include "log.h"
 
 #define MAX_WAIT_MS 100    //  longest the loop waits for Kafka
+#define FLIGHT_WAIT_MS 5   //  ...while a write is in flight (to see it end)
+#define DRAIN_SLICE_MS 50  //  heartbeat period while draining
 #define BURST_MAX 10000    //  messages per turn, at most...
 #define BURST_MS 50        //  ...and milliseconds per turn
 #define STOP_FLUSH_MS 2000 //  how long a stop keeps retrying the last write
@@ -58,9 +70,11 @@ typedef struct {
     actor_link_t *link;
     ingestor_notify_t *notify;
     ingestor_consumer_t *consumer;
-    ingestor_writer_t *writer;
-    ingestor_batch_t *batch;
-    bool broken; //  a message could not be kept: exit, to replay from Kafka
+    ingestor_pipeline_t *pipeline;
+    ingestor_batch_t *batches[2]; //  owned; batch and spare point into these
+    ingestor_batch_t *batch;      //  filling
+    ingestor_batch_t *spare;      //  empty; NULL while its twin is in flight
+    bool broken;                  //  a message could not be kept: exit, to replay from Kafka
 
     //  Counters since start, for the summary line and /metrics.
     ingestor_stats_t stats;
@@ -75,41 +89,131 @@ static int64_t s_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-//  Writes the batch, commits its offsets, announces it. sync: wait for the
-//  commit (before a rebalance or exit). Returns 0, or -1 if the write
-//  failed (the batch is kept).
-static int s_flush(self_t *self, int64_t now_ms, bool sync)
+static size_t s_held(self_t *self)
 {
-    size_t size = ingestor_batch_size(self->batch);
-    store_result_t result;
-    if (ingestor_writer_write(self->writer, self->batch, now_ms, &result) != 0)
-        return -1;
-    if (size == 0)
-        return 0; //  the writer only checked PostgreSQL
-    rd_kafka_topic_partition_list_t *offsets = ingestor_batch_offsets(self->batch);
-    char err[256];
-    if (!offsets)
-        log_warn("no memory for the offsets of a stored batch: it will be read again");
-    else if (ingestor_consumer_commit(self->consumer, offsets, sync, err, sizeof err) != 0)
-        //  Stored but not committed: a replay, which the store absorbs.
-        log_warn("offset commit failed after a stored batch: %s", err);
-    if (offsets)
-        rd_kafka_topic_partition_list_destroy(offsets);
-    int64_t stored_ms = zclock_mono();
-    size_t count = 0;
-    const event_t *events = ingestor_batch_events(self->batch, &count);
-    ingestor_notify_batch(self->notify, events, count, &self->rules, stored_ms);
-    self->stats.stored += result.inserted;
-    self->stats.duplicates += result.duplicates;
-    self->stats.dead_lettered += result.dead_lettered;
-    self->stats.batches++;
-    log_debug("batch of %zu stored in %lld ms, announced in %lld ms: %zu new, %zu duplicates, "
-              "%zu dead letters",
-              size, (long long)(stored_ms - now_ms), (long long)(zclock_mono() - stored_ms),
-              result.inserted, result.duplicates, result.dead_lettered);
-    ingestor_batch_clear(self->batch);
-    actor_link_set_queue_depth(self->link, 0);
-    return 0;
+    return ingestor_batch_size(self->batch) + ingestor_pipeline_in_flight_size(self->pipeline);
+}
+
+static void s_serve_link(self_t *self, int timeout_ms)
+{
+    zmq_pollitem_t item = {zsock_resolve(actor_link_socket(self->link)), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, timeout_ms) < 0 && errno != EINTR)
+        log_warn("poll failed: %s", zmq_strerror(errno));
+    if (item.revents & ZMQ_POLLIN)
+        actor_link_handle(self->link);
+    actor_link_tick(self->link);
+}
+
+//  A batch is back from the writer thread. Written: commits its offsets
+//  (sync: waits for the commit, before a rebalance or exit) and announces
+//  it. Given up: forgets it (uncommitted, so it is read again). Either
+//  way it becomes the spare, or the filling batch if that one went to the
+//  writer meanwhile. hand_on: a due filling batch goes to the writer before
+//  the announcements, so that PostgreSQL does not wait for Redis. Returns
+//  the entries given up (0 if written).
+static size_t s_finish(self_t *self, ingestor_batch_t *batch, const ingestor_outcome_t *outcome,
+                       bool sync, bool hand_on)
+{
+    size_t size = ingestor_batch_size(batch);
+    size_t dropped = outcome->written ? 0 : size;
+    if (outcome->written && size > 0) {
+        rd_kafka_topic_partition_list_t *offsets = ingestor_batch_offsets(batch);
+        char err[256];
+        if (!offsets)
+            log_warn("no memory for the offsets of a stored batch: it will be read again");
+        else if (ingestor_consumer_commit(self->consumer, offsets, sync, err, sizeof err) != 0)
+            //  Stored but not committed: a replay, which the store absorbs.
+            log_warn("offset commit failed after a stored batch: %s", err);
+        if (offsets)
+            rd_kafka_topic_partition_list_destroy(offsets);
+    }
+    //  Its offsets are later than those just committed: it may go now.
+    if (hand_on && outcome->written && ingestor_batch_due_in(self->batch, zclock_mono()) == 0 &&
+        ingestor_pipeline_submit(self->pipeline, self->batch) == 0)
+        self->batch = NULL;
+    if (outcome->written && size > 0) {
+        int64_t start = zclock_mono();
+        size_t count = 0;
+        const event_t *events = ingestor_batch_events(batch, &count);
+        ingestor_notify_batch(self->notify, events, count, &self->rules, start);
+        const store_result_t *result = &outcome->result;
+        self->stats.stored += result->inserted;
+        self->stats.duplicates += result->duplicates;
+        self->stats.dead_lettered += result->dead_lettered;
+        self->stats.batches++;
+        ingestor_metrics_observe_batch(&self->stats, events, count, size,
+                                       (double)outcome->write_ms / 1e3);
+        log_debug("batch of %zu stored in %lld ms, announced in %lld ms: %zu new, %zu duplicates, "
+                  "%zu dead letters",
+                  size, (long long)outcome->write_ms, (long long)(zclock_mono() - start),
+                  result->inserted, result->duplicates, result->dead_lettered);
+    }
+    ingestor_batch_clear(batch);
+    if (self->batch)
+        self->spare = batch;
+    else
+        self->batch = batch;
+    actor_link_set_queue_depth(self->link, s_held(self));
+    return dropped;
+}
+
+//  Takes the batch in flight back if its write is over. Returns the
+//  entries given up (0 if written, or if nothing came back).
+static size_t s_collect(self_t *self, bool sync, bool *came_back)
+{
+    ingestor_outcome_t outcome;
+    ingestor_batch_t *batch = ingestor_pipeline_take(self->pipeline, &outcome);
+    if (came_back)
+        *came_back = batch != NULL;
+    //  Draining (sync) hands batches on itself, one at a time.
+    return batch ? s_finish(self, batch, &outcome, sync, !sync) : 0;
+}
+
+//  Hands the filling batch to the writer thread if it may go: nothing in
+//  flight, and something to write.
+static void s_submit(self_t *self)
+{
+    if (ingestor_pipeline_in_flight(self->pipeline) || ingestor_batch_size(self->batch) == 0)
+        return;
+    if (ingestor_pipeline_submit(self->pipeline, self->batch) != 0)
+        return; //  cannot happen: nothing is in flight
+    self->batch = self->spare;
+    self->spare = NULL;
+}
+
+//  Writes everything held, the batch in flight first, committing
+//  synchronously; serves the supervisor link meanwhile. A write that fails
+//  (impatient) or is still failing at deadline (patient) is given up, and
+//  then so is everything after it: committing a later batch would commit
+//  past the lost one. Returns the entries given up.
+static size_t s_drain(self_t *self, int64_t deadline, bool patient)
+{
+    size_t dropped = 0;
+    for (;;) {
+        bool came_back = false;
+        dropped += s_collect(self, true, &came_back);
+        if (came_back)
+            continue;
+        if (ingestor_pipeline_in_flight(self->pipeline)) {
+            bool failing = ingestor_pipeline_failing(self->pipeline);
+            if ((failing && !patient) || zclock_mono() >= deadline)
+                ingestor_pipeline_cancel(self->pipeline);
+            ingestor_pipeline_wait(self->pipeline, DRAIN_SLICE_MS);
+            s_serve_link(self, 0);
+            continue;
+        }
+        size_t size = ingestor_batch_size(self->batch);
+        if (size == 0)
+            break;
+        if (dropped > 0) {
+            dropped += size;
+            ingestor_batch_clear(self->batch);
+            break;
+        }
+        s_submit(self);
+    }
+    actor_link_set_queue_depth(self->link, s_held(self));
+    return dropped;
 }
 
 //  The group takes our partitions: store what we have while we may still
@@ -117,19 +221,18 @@ static int s_flush(self_t *self, int64_t now_ms, bool sync)
 static void s_on_revoke(void *arg)
 {
     self_t *self = arg;
-    size_t size = ingestor_batch_size(self->batch);
-    if (size == 0)
+    size_t held = s_held(self);
+    if (held == 0)
         return;
-    if (s_flush(self, zclock_mono(), true) == 0) {
-        log_info("stored %zu events before giving up partitions", size);
+    size_t dropped = s_drain(self, INT64_MAX, false);
+    if (dropped == 0) {
+        log_info("stored %zu events before giving up partitions", held);
         return;
     }
     log_warn("dropping %zu unstored events of revoked partitions: they were not committed, "
              "so their next reader gets them again",
-             size);
-    self->stats.dropped_on_revoke += size;
-    ingestor_batch_clear(self->batch);
-    actor_link_set_queue_depth(self->link, 0);
+             dropped);
+    self->stats.dropped_on_revoke += dropped;
 }
 
 static void s_handle_message(self_t *self, const ingestor_message_t *m, int64_t now_ms)
@@ -174,32 +277,27 @@ static void s_consume(self_t *self, int wait_ms)
         int64_t now = zclock_mono();
         s_handle_message(self, &m, now);
         ingestor_consumer_release(&m);
-        //  A full batch is written now, unless the writer is backing off.
-        if (ingestor_batch_due_in(self->batch, now) == 0 && !ingestor_writer_failing(self->writer))
+        //  A full batch goes now, or waits for the one in flight; unless
+        //  PostgreSQL is failing (paused: what was fetched still comes).
+        if (ingestor_batch_due_in(self->batch, now) == 0 &&
+            !ingestor_pipeline_failing(self->pipeline))
             break;
         if (now - start >= BURST_MS)
             break;
     }
-    actor_link_set_queue_depth(self->link, ingestor_batch_size(self->batch));
+    actor_link_set_queue_depth(self->link, s_held(self));
 }
 
-static void s_maybe_flush(self_t *self)
+//  Pauses consumption while PostgreSQL fails, resumes once it takes a
+//  batch again.
+static void s_backpressure(self_t *self)
 {
-    int64_t now = zclock_mono();
-    size_t size = ingestor_batch_size(self->batch);
+    bool failing = ingestor_pipeline_failing(self->pipeline);
     bool paused = ingestor_consumer_paused(self->consumer);
-    if (size == 0 && !paused)
-        return;
-    if (ingestor_writer_failing(self->writer)) {
-        if (ingestor_writer_retry_in(self->writer, now) > 0)
-            return;
-    } else if (size && ingestor_batch_due_in(self->batch, now) > 0)
-        return;
-    if (s_flush(self, now, false) == 0) {
-        if (paused && ingestor_consumer_resume(self->consumer) == 0)
-            log_info("consumption resumed");
-    } else if (!paused && ingestor_consumer_pause(self->consumer) == 0)
-        log_warn("consumption paused: %zu events held until PostgreSQL takes them", size);
+    if (failing && !paused && ingestor_consumer_pause(self->consumer) == 0)
+        log_warn("consumption paused: %zu events held until PostgreSQL takes them", s_held(self));
+    else if (!failing && paused && ingestor_consumer_resume(self->consumer) == 0)
+        log_info("consumption resumed");
 }
 
 //  How long the next wait for Kafka may be.
@@ -210,12 +308,33 @@ static int s_wait_ms(self_t *self)
     long beat = actor_link_timeout_ms(self->link);
     if (beat < wait)
         wait = beat;
-    int64_t due = ingestor_writer_failing(self->writer)
-                      ? ingestor_writer_retry_in(self->writer, now)
-                      : ingestor_batch_due_in(self->batch, now);
-    if (due >= 0 && due < wait)
-        wait = due;
+    if (ingestor_pipeline_in_flight(self->pipeline)) {
+        if (!ingestor_pipeline_failing(self->pipeline) && wait > FLIGHT_WAIT_MS)
+            wait = FLIGHT_WAIT_MS;
+    } else {
+        int64_t due = ingestor_batch_due_in(self->batch, now);
+        if (due >= 0 && due < wait)
+            wait = due;
+    }
     return wait > 0 ? (int)wait : 0;
+}
+
+//  One turn of the loop's data path.
+static void s_turn(self_t *self)
+{
+    s_collect(self, false, NULL);
+    s_backpressure(self);
+    int64_t now = zclock_mono();
+    if (ingestor_batch_due_in(self->batch, now) == 0)
+        s_submit(self);
+    //  Due but the writer is busy: wait for it rather than read more.
+    if (ingestor_batch_due_in(self->batch, now) == 0 &&
+        ingestor_pipeline_in_flight(self->pipeline) && !ingestor_pipeline_failing(self->pipeline)) {
+        long beat = actor_link_timeout_ms(self->link);
+        ingestor_pipeline_wait(self->pipeline, beat < MAX_WAIT_MS ? (int)beat : MAX_WAIT_MS);
+        return;
+    }
+    s_consume(self, s_wait_ms(self));
 }
 
 static void s_summary(self_t *self, const char *what)
@@ -227,7 +346,7 @@ static void s_summary(self_t *self, const char *what)
              what, (unsigned long long)self->consumed, (unsigned long long)self->stats.stored,
              (unsigned long long)self->stats.duplicates,
              (unsigned long long)self->stats.dead_lettered, (unsigned long long)self->stats.batches,
-             (unsigned long long)self->stats.dropped_on_revoke, ingestor_batch_size(self->batch),
+             (unsigned long long)self->stats.dropped_on_revoke, s_held(self),
              ingestor_consumer_assigned(self->consumer),
              ingestor_consumer_paused(self->consumer) ? " (paused)" : "",
              (unsigned long long)n.published, (unsigned long long)n.publish_dropped,
@@ -241,48 +360,27 @@ static void s_metrics(self_t *self)
         [EVENT_SOURCE_RATED] = self->cfg->topic_rated,
         [EVENT_SOURCE_WATCHLIST] = self->cfg->topic_watchlist,
     };
-    self->stats.in_batch = ingestor_batch_size(self->batch);
+    self->stats.in_batch = s_held(self);
     self->stats.paused = ingestor_consumer_paused(self->consumer);
-    self->stats.postgres_failing = ingestor_writer_failing(self->writer);
+    self->stats.postgres_failing = ingestor_pipeline_failing(self->pipeline);
     ingestor_notify_stats_t notify = ingestor_notify_stats(self->notify);
-    char text[8192];
+    ingestor_consumer_lag(self->consumer, &self->stats);
+    char text[PROTO_METRICS_MAX + 1];
     if (ingestor_metrics_format(text, sizeof text, self->instance, topics, &self->stats, &notify) !=
             0 ||
         actor_link_set_metrics(self->link, text) != 0)
         log_warn("metrics text too long for a heartbeat");
 }
 
-static void s_serve_link(self_t *self, int timeout_ms)
-{
-    zmq_pollitem_t item = {zsock_resolve(actor_link_socket(self->link)), 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, timeout_ms) < 0 && errno != EINTR)
-        log_warn("poll failed: %s", zmq_strerror(errno));
-    if (item.revents & ZMQ_POLLIN)
-        actor_link_handle(self->link);
-    actor_link_tick(self->link);
-}
-
-//  STOP: the last write, retried for a bounded time, heartbeating meanwhile.
+//  STOP: the last writes, retried for a bounded time, heartbeating
+//  meanwhile.
 static void s_final_flush(self_t *self)
 {
-    int64_t deadline = zclock_mono() + STOP_FLUSH_MS;
-    while (ingestor_batch_size(self->batch) > 0) {
-        int64_t now = zclock_mono();
-        if (s_flush(self, now, true) == 0 || now >= deadline)
-            break;
-        int64_t wait = ingestor_writer_retry_in(self->writer, now);
-        if (wait > deadline - now)
-            wait = deadline - now;
-        s_serve_link(self, (int)(wait < MAX_WAIT_MS ? wait : MAX_WAIT_MS));
-    }
-    size_t left = ingestor_batch_size(self->batch);
-    if (left) {
+    size_t left = s_drain(self, zclock_mono() + STOP_FLUSH_MS, true);
+    if (left)
         log_warn("stopping with %zu unstored events: not committed, read again by the next "
                  "consumer",
                  left);
-        //  Dropped here so that leaving the group does not try again.
-        ingestor_batch_clear(self->batch);
-    }
 }
 
 static int s_setup(self_t *self)
@@ -295,11 +393,19 @@ static int s_setup(self_t *self)
     self->link = actor_link_new(self->cfg, self->instance);
     if (!self->link)
         return -1;
-    self->batch =
-        ingestor_batch_new((size_t)self->cfg->ingest_batch_max, self->cfg->ingest_batch_ms);
-    self->writer = ingestor_writer_new(self->cfg, &self->rules);
-    if (!self->batch || !self->writer) {
-        log_error("out of memory");
+    for (int i = 0; i < 2; i++) {
+        self->batches[i] =
+            ingestor_batch_new((size_t)self->cfg->ingest_batch_max, self->cfg->ingest_batch_ms);
+        if (!self->batches[i]) {
+            log_error("out of memory");
+            return -1;
+        }
+    }
+    self->batch = self->batches[0];
+    self->spare = self->batches[1];
+    self->pipeline = ingestor_pipeline_new(self->cfg, &self->rules, err, sizeof err);
+    if (!self->pipeline) {
+        log_error("%s", err);
         return -1;
     }
     self->notify = ingestor_notify_new(self->cfg, self->instance, err, sizeof err);
@@ -323,13 +429,13 @@ int ingestor_main(const config_t *cfg, const char *instance)
     if (s_setup(&self) != 0)
         goto done;
     actor_link_set_ready(self.link);
-    log_info("event-ingestor ready: batches of up to %d events or %d ms", cfg->ingest_batch_max,
-             cfg->ingest_batch_ms);
+    log_info("event-ingestor ready: batches of up to %d events or %d ms, one written while the "
+             "next fills",
+             cfg->ingest_batch_max, cfg->ingest_batch_ms);
     self.next_summary = zclock_mono() + SUMMARY_MS;
     while (!actor_link_stopping(self.link) && !self.broken) {
-        s_consume(&self, s_wait_ms(&self));
+        s_turn(&self);
         s_serve_link(&self, 0);
-        s_maybe_flush(&self);
         if (zclock_mono() >= self.next_metrics) {
             self.next_metrics = zclock_mono() + METRICS_MS;
             s_metrics(&self);
@@ -341,7 +447,7 @@ int ingestor_main(const config_t *cfg, const char *instance)
     }
     if (self.broken)
         goto done;
-    log_info("event-ingestor stopping: %zu events to store first", ingestor_batch_size(self.batch));
+    log_info("event-ingestor stopping: %zu events to store first", s_held(&self));
     s_final_flush(&self);
     ingestor_consumer_close(self.consumer);
     s_summary(&self, "stopped");
@@ -350,8 +456,10 @@ done:
     //  Leaving the group runs the revoke hook, which still uses the rest.
     ingestor_consumer_destroy(&self.consumer);
     ingestor_notify_destroy(&self.notify);
-    ingestor_writer_destroy(&self.writer);
-    ingestor_batch_destroy(&self.batch);
+    //  Joins the writer thread: no batch is borrowed after this.
+    ingestor_pipeline_destroy(&self.pipeline);
+    ingestor_batch_destroy(&self.batches[0]);
+    ingestor_batch_destroy(&self.batches[1]);
     actor_link_destroy(&self.link);
     return rc;
 }

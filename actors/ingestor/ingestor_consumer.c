@@ -16,6 +16,9 @@ struct ingestor_consumer_t {
     bool paused;  //  wanted state, applied to every assignment
     bool closed;  //  left the group
     int assigned; //  partitions assigned now
+    //  A copy of the assignment (NULL: none), for the lag gauge: reading
+    //  it back from librdkafka (rd_kafka_assignment) waits for its thread.
+    rd_kafka_topic_partition_list_t *assignment;
     int last_err; //  last consumer error logged at warn, to log repeats at debug
 };
 
@@ -116,6 +119,10 @@ static void s_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             return;
         }
         self->assigned = parts->cnt;
+        if (self->assignment)
+            rd_kafka_topic_partition_list_destroy(self->assignment);
+        //  NULL on allocation failure: no lag reported, nothing else lost.
+        self->assignment = rd_kafka_topic_partition_list_copy(parts);
         s_apply_pause(self, parts);
         return;
     }
@@ -131,6 +138,9 @@ static void s_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (rc)
         log_warn("cannot give up the assignment: %s", rd_kafka_err2str(rc));
     self->assigned = 0;
+    if (self->assignment)
+        rd_kafka_topic_partition_list_destroy(self->assignment);
+    self->assignment = NULL;
 }
 
 ingestor_consumer_t *ingestor_consumer_new(const config_t *cfg, const char *instance,
@@ -224,6 +234,8 @@ void ingestor_consumer_destroy(ingestor_consumer_t **self_p)
             ingestor_consumer_close(self);
         rd_kafka_destroy(self->rk);
     }
+    if (self->assignment)
+        rd_kafka_topic_partition_list_destroy(self->assignment);
     free(self);
     *self_p = NULL;
 }
@@ -354,4 +366,60 @@ int ingestor_consumer_close(ingestor_consumer_t *self)
         return -1;
     }
     return 0;
+}
+
+//  Keeps the INGESTOR_LAG_MAX highest lags in stats->lag.
+static void s_keep_highest(ingestor_stats_t *stats, const char *topic, int32_t partition,
+                           int64_t lag)
+{
+    size_t at = stats->lag_count;
+    if (at == INGESTOR_LAG_MAX) {
+        at = 0;
+        for (size_t i = 1; i < INGESTOR_LAG_MAX; i++)
+            if (stats->lag[i].lag < stats->lag[at].lag)
+                at = i;
+        if (stats->lag[at].lag >= lag)
+            return;
+    } else
+        stats->lag_count++;
+    stats->lag[at] = (ingestor_lag_t){.topic = topic, .partition = partition, .lag = lag};
+}
+
+static int s_by_topic_partition(const void *a, const void *b)
+{
+    const ingestor_lag_t *x = a, *y = b;
+    int by_topic = strcmp(x->topic, y->topic);
+    if (by_topic)
+        return by_topic;
+    return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+void ingestor_consumer_lag(ingestor_consumer_t *self, ingestor_stats_t *stats)
+{
+    stats->lag_count = 0;
+    stats->partitions_assigned = self->closed ? 0 : self->assigned;
+    if (self->closed || !self->assignment || self->assignment->cnt == 0)
+        return;
+    //  The positions overwrite the copy's offsets, which nothing else reads.
+    rd_kafka_topic_partition_list_t *parts = self->assignment;
+    rd_kafka_resp_err_t rc = rd_kafka_position(self->rk, parts);
+    if (rc) {
+        log_debug("cannot read the consumer positions: %s", rd_kafka_err2str(rc));
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t low = 0, high = 0;
+        event_source_t source;
+        const char *name;
+        if (p->err || p->offset < 0 || s_source(self, p->topic, &source, &name) != 0)
+            continue; //  nothing consumed since the assignment: position unknown
+        if (rd_kafka_get_watermark_offsets(self->rk, p->topic, p->partition, &low, &high) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0)
+            continue; //  no fetch response yet
+        //  A position past a stale watermark is no lag at all.
+        s_keep_highest(stats, name, p->partition, high > p->offset ? high - p->offset : 0);
+    }
+    qsort(stats->lag, stats->lag_count, sizeof stats->lag[0], s_by_topic_partition);
 }

@@ -21,6 +21,16 @@
 
     Logging: librdkafka's own log lines, errors and failed commits go to
     the JSON log.
+
+    Lag (ingestor_consumer_lag): never a request to the broker. librdkafka
+    caches each partition's high watermark from every fetch response and
+    knows the position we consumed up to; their difference is the lag. It
+    is cheaper than the statistics callback (no JSON built and parsed every
+    interval) and as fresh, since that JSON's lag comes from the same
+    cached watermark. Limits: the watermark is as of the last fetch, so it
+    stands still while a partition is paused or its broker unreachable; and
+    a partition has no position, hence no lag, until its first message
+    since it was assigned.
 */
 #ifndef RECSD_INGESTOR_CONSUMER_H
 #define RECSD_INGESTOR_CONSUMER_H
@@ -31,6 +41,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "ingestor_metrics.h"
 
 typedef struct ingestor_consumer_t ingestor_consumer_t;
 
@@ -80,6 +91,13 @@ bool ingestor_consumer_paused(const ingestor_consumer_t *self);
 
 //  Partitions currently assigned to this member.
 int ingestor_consumer_assigned(const ingestor_consumer_t *self);
+
+//  Fills stats->lag (the INGESTOR_LAG_MAX partitions furthest behind,
+//  ordered by topic and partition; topic names borrowed from the
+//  configuration), stats->lag_count and stats->partitions_assigned, from
+//  what librdkafka knows locally (see the top of this file). Does not
+//  block; cannot fail (a partition whose lag is unknown is left out).
+void ingestor_consumer_lag(ingestor_consumer_t *self, ingestor_stats_t *stats);
 
 //  Leaves the group: the revoke hook runs for what is assigned. Returns 0,
 //  or -1 (logged). Later polls return nothing.

@@ -5,6 +5,17 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+//  Bucket bounds ("le"). Batch sizes: the default batch is 5000 entries and
+//  RECSD_INGEST_BATCH_MAX goes to 100000. Commit latency: a healthy batch
+//  commits in milliseconds; seconds mean PostgreSQL is struggling.
+static const double s_batch_bounds[] = {1,    10,   50,    100,   500,   1000,
+                                        2500, 5000, 10000, 25000, 50000, 100000};
+static const double s_commit_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10};
+#define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(S_COUNT(s_batch_bounds) <= INGESTOR_HISTOGRAM_BUCKETS, "too many batch buckets");
+_Static_assert(S_COUNT(s_commit_bounds) <= INGESTOR_HISTOGRAM_BUCKETS, "too many commit buckets");
+
 typedef struct {
     char *buf;
     size_t len, used;
@@ -30,6 +41,54 @@ static void s_family(s_out_t *out, const char *name, const char *type, const cha
     s_add(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void s_observe(ingestor_histogram_t *h, const double *bounds, size_t nbounds, double value)
+{
+    size_t i = 0;
+    while (i < nbounds && value > bounds[i])
+        i++;
+    h->bucket[i]++; //  i == nbounds: above every bound
+    h->count++;
+    h->sum += value;
+}
+
+void ingestor_metrics_observe_batch(ingestor_stats_t *stats, const event_t *events, size_t count,
+                                    size_t entries, double seconds)
+{
+    s_observe(&stats->batch_size, s_batch_bounds, S_COUNT(s_batch_bounds), (double)entries);
+    s_observe(&stats->commit_seconds, s_commit_bounds, S_COUNT(s_commit_bounds),
+              seconds > 0 ? seconds : 0);
+    for (size_t i = 0; i < count; i++) {
+        switch (events[i].kind) {
+        case EVENT_WATCH:
+            stats->committed[EVENT_SOURCE_WATCHED]++;
+            break;
+        case EVENT_RATING:
+            stats->committed[EVENT_SOURCE_RATED]++;
+            break;
+        case EVENT_WATCHLIST_ADD:
+        case EVENT_WATCHLIST_REMOVE:
+            stats->committed[EVENT_SOURCE_WATCHLIST]++;
+            break;
+        }
+    }
+}
+
+//  Cumulative buckets, +Inf, _sum and _count, as Prometheus wants them.
+static void s_histogram(s_out_t *out, const char *name, const char *help, const char *actor,
+                        const ingestor_histogram_t *h, const double *bounds, size_t nbounds)
+{
+    s_family(out, name, "histogram", help);
+    unsigned long long cumulative = 0;
+    for (size_t i = 0; i < nbounds; i++) {
+        cumulative += h->bucket[i];
+        s_add(out, "%s_bucket{actor=\"%s\",le=\"%g\"} %llu\n", name, actor, bounds[i], cumulative);
+    }
+    s_add(out, "%s_bucket{actor=\"%s\",le=\"+Inf\"} %llu\n", name, actor,
+          (unsigned long long)h->count);
+    s_add(out, "%s_sum{actor=\"%s\"} %.9g\n", name, actor, h->sum);
+    s_add(out, "%s_count{actor=\"%s\"} %llu\n", name, actor, (unsigned long long)h->count);
+}
+
 int ingestor_metrics_format(char *buf, size_t buflen, const char *instance,
                             const char *const topics[EVENT_SOURCE_COUNT],
                             const ingestor_stats_t *stats, const ingestor_notify_stats_t *notify)
@@ -45,6 +104,12 @@ int ingestor_metrics_format(char *buf, size_t buflen, const char *instance,
     for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
         s_add(&out, "recsd_ingest_rejected_total{actor=\"%s\",topic=\"%s\"} %llu\n", a, topics[i],
               (unsigned long long)stats->rejected[i]);
+    s_family(&out, "recsd_ingest_committed_total", "counter",
+             "Valid events in batches committed to PostgreSQL, per topic (new rows and "
+             "replayed duplicates).");
+    for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
+        s_add(&out, "recsd_ingest_committed_total{actor=\"%s\",topic=\"%s\"} %llu\n", a, topics[i],
+              (unsigned long long)stats->committed[i]);
     const struct {
         const char *name, *type, *help;
         unsigned long long value;
@@ -78,5 +143,23 @@ int ingestor_metrics_format(char *buf, size_t buflen, const char *instance,
         s_family(&out, rows[i].name, rows[i].type, rows[i].help);
         s_add(&out, "%s{actor=\"%s\"} %llu\n", rows[i].name, a, rows[i].value);
     }
+    s_histogram(&out, "recsd_ingest_batch_size",
+                "Entries (events and dead letters) per batch committed to PostgreSQL.", a,
+                &stats->batch_size, s_batch_bounds, S_COUNT(s_batch_bounds));
+    s_histogram(&out, "recsd_ingest_commit_seconds",
+                "Time to write and commit one batch in PostgreSQL.", a, &stats->commit_seconds,
+                s_commit_bounds, S_COUNT(s_commit_bounds));
+    s_family(&out, "recsd_ingest_partitions_assigned", "gauge",
+             "Kafka partitions assigned to this consumer.");
+    s_add(&out, "recsd_ingest_partitions_assigned{actor=\"%s\"} %d\n", a,
+          stats->partitions_assigned);
+    s_add(&out,
+          "# HELP recsd_ingest_consumer_lag Messages behind the high watermark last seen, per "
+          "partition (the %d furthest behind at most; absent until the partition's first "
+          "message since its assignment).\n# TYPE recsd_ingest_consumer_lag gauge\n",
+          INGESTOR_LAG_MAX);
+    for (size_t i = 0; i < stats->lag_count && i < INGESTOR_LAG_MAX; i++)
+        s_add(&out, "recsd_ingest_consumer_lag{actor=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n",
+              a, stats->lag[i].topic, (int)stats->lag[i].partition, (long long)stats->lag[i].lag);
     return out.full ? -1 : 0;
 }

@@ -1,10 +1,13 @@
 /*  test_ingestor_metrics.c: the event-ingestor's Prometheus text
     (actors/ingestor/ingestor_metrics.c). */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "actors/ingestor/ingestor_metrics.h"
 #include "leak_check.h"
+#include "proto/proto.h"
 
 TestSuite(ingestor_metrics, .fini = leak_check_fini);
 
@@ -51,4 +54,158 @@ Test(ingestor_metrics, refuses_a_buffer_too_small)
     cr_assert_eq(
         ingestor_metrics_format(text, sizeof text, "event-ingestor", s_topics, &stats, &notify),
         -1);
+}
+
+//  The value of the sample line that starts with prefix (name and labels),
+//  or -1 if there is none.
+static double s_sample(const char *text, const char *prefix)
+{
+    size_t len = strlen(prefix);
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+        if (strncmp(line, prefix, len) == 0 && line[len] == ' ')
+            return strtod(line + len + 1, NULL);
+    return -1;
+}
+
+static size_t s_count_lines(const char *text, const char *prefix)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, prefix); p; p = strstr(p + 1, prefix))
+        if (p == text || p[-1] == '\n')
+            n++;
+    return n;
+}
+
+Test(ingestor_metrics, histograms_are_cumulative_with_sum_and_count)
+{
+    ingestor_stats_t stats = {0};
+    ingestor_notify_stats_t notify = {0};
+    event_t events[5] = {{.kind = EVENT_WATCH},
+                         {.kind = EVENT_RATING},
+                         {.kind = EVENT_WATCHLIST_ADD},
+                         {.kind = EVENT_WATCHLIST_REMOVE},
+                         {.kind = EVENT_WATCH}};
+    //  Sizes 1, 7 (5 events + 2 dead letters), 5000 and 200000 (past every bound);
+    //  latencies 0.5 ms, 30 ms, 2 s, 20 s.
+    ingestor_metrics_observe_batch(&stats, events, 1, 1, 0.0005);
+    ingestor_metrics_observe_batch(&stats, events, 5, 7, 0.030);
+    ingestor_metrics_observe_batch(&stats, NULL, 0, 5000, 2.0);
+    ingestor_metrics_observe_batch(&stats, NULL, 0, 200000, 20.0);
+    cr_assert_eq(stats.committed[EVENT_SOURCE_WATCHED], 3);
+    cr_assert_eq(stats.committed[EVENT_SOURCE_RATED], 1);
+    cr_assert_eq(stats.committed[EVENT_SOURCE_WATCHLIST], 2);
+
+    char text[PROTO_METRICS_MAX];
+    cr_assert_eq(
+        ingestor_metrics_format(text, sizeof text, "event-ingestor", s_topics, &stats, &notify), 0);
+    const char *a = "{actor=\"event-ingestor\"";
+    char key[256];
+    const struct {
+        const char *name, *le;
+        double want;
+    } buckets[] = {
+        {"recsd_ingest_batch_size_bucket", "1", 1},
+        {"recsd_ingest_batch_size_bucket", "10", 2},
+        {"recsd_ingest_batch_size_bucket", "2500", 2},
+        {"recsd_ingest_batch_size_bucket", "5000", 3}, //  le is inclusive
+        {"recsd_ingest_batch_size_bucket", "100000", 3},
+        {"recsd_ingest_batch_size_bucket", "+Inf", 4},
+        {"recsd_ingest_commit_seconds_bucket", "0.001", 1},
+        {"recsd_ingest_commit_seconds_bucket", "0.025", 1},
+        {"recsd_ingest_commit_seconds_bucket", "0.05", 2},
+        {"recsd_ingest_commit_seconds_bucket", "2.5", 3},
+        {"recsd_ingest_commit_seconds_bucket", "10", 3},
+        {"recsd_ingest_commit_seconds_bucket", "+Inf", 4},
+    };
+    for (size_t i = 0; i < sizeof buckets / sizeof buckets[0]; i++) {
+        snprintf(key, sizeof key, "%s%s,le=\"%s\"}", buckets[i].name, a, buckets[i].le);
+        cr_assert_eq(s_sample(text, key), buckets[i].want, "%s: got %g in\n%s", key,
+                     s_sample(text, key), text);
+    }
+    snprintf(key, sizeof key, "recsd_ingest_batch_size_count%s}", a);
+    cr_assert_eq(s_sample(text, key), 4);
+    snprintf(key, sizeof key, "recsd_ingest_batch_size_sum%s}", a);
+    cr_assert_eq(s_sample(text, key), 1 + 7 + 5000 + 200000);
+    snprintf(key, sizeof key, "recsd_ingest_commit_seconds_sum%s}", a);
+    cr_assert_float_eq(s_sample(text, key), 22.0305, 1e-6);
+    snprintf(key, sizeof key, "recsd_ingest_committed_total%s,topic=\"watchlist\"}", a);
+    cr_assert_eq(s_sample(text, key), 2);
+    cr_assert(strstr(text, "# TYPE recsd_ingest_batch_size histogram\n"));
+    cr_assert(strstr(text, "# TYPE recsd_ingest_commit_seconds histogram\n"));
+    //  Every bucket line of each histogram, +Inf included, once.
+    cr_assert_eq(s_count_lines(text, "recsd_ingest_batch_size_bucket{"), 13);
+    cr_assert_eq(s_count_lines(text, "recsd_ingest_commit_seconds_bucket{"), 14);
+}
+
+Test(ingestor_metrics, lag_per_partition_and_assigned_count)
+{
+    ingestor_stats_t stats = {.partitions_assigned = 5, .lag_count = 2};
+    stats.lag[0] = (ingestor_lag_t){.topic = "rated", .partition = 3, .lag = 0};
+    stats.lag[1] = (ingestor_lag_t){.topic = "watched", .partition = 0, .lag = 123456};
+    ingestor_notify_stats_t notify = {0};
+    char text[PROTO_METRICS_MAX];
+    cr_assert_eq(
+        ingestor_metrics_format(text, sizeof text, "event-ingestor.3", s_topics, &stats, &notify),
+        0);
+    cr_assert(strstr(text, "# TYPE recsd_ingest_consumer_lag gauge\n"));
+    cr_assert_eq(s_sample(text, "recsd_ingest_consumer_lag{actor=\"event-ingestor.3\",topic="
+                                "\"rated\",partition=\"3\"}"),
+                 0);
+    cr_assert_eq(s_sample(text, "recsd_ingest_consumer_lag{actor=\"event-ingestor.3\",topic="
+                                "\"watched\",partition=\"0\"}"),
+                 123456);
+    cr_assert_eq(s_count_lines(text, "recsd_ingest_consumer_lag{"), 2);
+    cr_assert_eq(s_sample(text, "recsd_ingest_partitions_assigned{actor=\"event-ingestor.3\"}"), 5);
+}
+
+//  Every sample carries the actor label, and the worst case the ingestor
+//  can report (every counter huge, INGESTOR_LAG_MAX partitions of the
+//  default topics with the highest partition numbers) fits in a heartbeat.
+Test(ingestor_metrics, worst_case_fits_a_heartbeat_and_every_sample_is_labelled)
+{
+    static const char *const topics[EVENT_SOURCE_COUNT] = {"analytics-service.video-watched",
+                                                           "profile-service.video-rated",
+                                                           "profile-service.watchlist-updated"};
+    ingestor_stats_t stats;
+    memset(&stats, 0, sizeof stats);
+    for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
+        stats.consumed[i] = stats.rejected[i] = stats.committed[i] = UINT64_MAX;
+    stats.stored = stats.duplicates = stats.dead_lettered = stats.batches = UINT64_MAX;
+    stats.dropped_on_revoke = UINT64_MAX;
+    stats.in_batch = SIZE_MAX;
+    for (int i = 0; i < 50; i++)
+        ingestor_metrics_observe_batch(&stats, NULL, 0, (size_t)i * 3000, i * 0.3);
+    stats.batch_size.sum = stats.commit_seconds.sum = 1.2345678901234e300;
+    for (size_t i = 0; i < INGESTOR_LAG_MAX; i++)
+        stats.lag[i] = (ingestor_lag_t){.topic = topics[i % EVENT_SOURCE_COUNT],
+                                        .partition = 1000 + (int32_t)i,
+                                        .lag = INT64_MAX};
+    stats.lag_count = INGESTOR_LAG_MAX;
+    stats.partitions_assigned = 3072;
+    ingestor_notify_stats_t notify = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
+    char *text = malloc(PROTO_METRICS_MAX + 1);
+    cr_assert_not_null(text);
+    const char *instance = "event-ingestor.16";
+    cr_assert_eq(
+        ingestor_metrics_format(text, PROTO_METRICS_MAX + 1, instance, topics, &stats, &notify), 0,
+        "the worst case does not fit in PROTO_METRICS_MAX");
+    cr_log_info("worst-case metrics text: %zu of %d bytes", strlen(text), PROTO_METRICS_MAX);
+    cr_assert_eq(s_count_lines(text, "recsd_ingest_consumer_lag{"), INGESTOR_LAG_MAX);
+    size_t samples = 0;
+    for (char *line = text; *line;) {
+        char *end = strchr(line, '\n');
+        cr_assert_not_null(end, "unterminated last line");
+        if (line[0] != '#') {
+            samples++;
+            char *brace = strchr(line, '{');
+            const char *label = "{actor=\"event-ingestor.16\"";
+            cr_assert(brace && brace < end && strncmp(brace, label, strlen(label)) == 0 &&
+                          (brace[strlen(label)] == ',' || brace[strlen(label)] == '}'),
+                      "sample without the actor label: %.*s", (int)(end - line), line);
+        }
+        line = end + 1;
+    }
+    cr_assert_gt(samples, 60);
+    free(text);
 }
