@@ -8,6 +8,10 @@
 
 #include "log.h"
 
+//  Longest a "synchronous" commit may hold the actor's loop (see
+//  ingestor_consumer_commit); well inside the heartbeat timeout.
+#define SYNC_COMMIT_TIMEOUT_MS 1000
+
 struct ingestor_consumer_t {
     const config_t *cfg;
     rd_kafka_t *rk;
@@ -302,7 +306,36 @@ int ingestor_consumer_commit(ingestor_consumer_t *self,
         snprintf(err, errlen, "consumer closed");
         return -1;
     }
-    rd_kafka_resp_err_t rc = rd_kafka_commit(self->rk, offsets, sync ? 0 : 1);
+    if (!sync) {
+        rd_kafka_resp_err_t rc = rd_kafka_commit(self->rk, offsets, 1);
+        if (rc && rc != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            snprintf(err, errlen, "%s", rd_kafka_err2str(rc));
+            return -1;
+        }
+        return 0;
+    }
+    //  A synchronous rd_kafka_commit waits as long as the coordinator is
+    //  unreachable, and this runs in the actor's loop (a rebalance, a stop):
+    //  the supervisor would kill us for missed heartbeats. Wait for the
+    //  result on a queue of our own, for a bounded time; an unconfirmed
+    //  commit only means a replay, which the store absorbs.
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(self->rk);
+    if (!queue) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rd_kafka_resp_err_t rc = rd_kafka_commit_queue(self->rk, offsets, queue, NULL, NULL);
+    if (!rc) {
+        rd_kafka_event_t *event = rd_kafka_queue_poll(queue, SYNC_COMMIT_TIMEOUT_MS);
+        if (!event) {
+            rd_kafka_queue_destroy(queue);
+            snprintf(err, errlen, "commit not confirmed within %d ms", SYNC_COMMIT_TIMEOUT_MS);
+            return -1;
+        }
+        rc = rd_kafka_event_error(event);
+        rd_kafka_event_destroy(event);
+    }
+    rd_kafka_queue_destroy(queue);
     if (rc && rc != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         snprintf(err, errlen, "%s", rd_kafka_err2str(rc));
         return -1;

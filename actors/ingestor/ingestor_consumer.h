@@ -77,8 +77,10 @@ int ingestor_consumer_poll(ingestor_consumer_t *self, int timeout_ms, ingestor_m
 void ingestor_consumer_release(ingestor_message_t *message);
 
 //  Commits offsets (borrowed): synchronously if sync (returns once the
-//  group coordinator answered), else in the background (a failure is then
-//  logged). Returns 0, or -1 with the reason in err.
+//  group coordinator answered, or -1 after at most 1 s without an answer,
+//  so the actor's loop keeps heartbeating while Kafka is unreachable), else
+//  in the background (a failure is then logged). Returns 0, or -1 with the
+//  reason in err.
 int ingestor_consumer_commit(ingestor_consumer_t *self,
                              const rd_kafka_topic_partition_list_t *offsets, bool sync, char *err,
                              size_t errlen);
