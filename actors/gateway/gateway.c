@@ -34,9 +34,12 @@
 //  signalfd at each tick, so this bounds how late a signal is noticed.
 #define LOOP_MAX_WAIT_MS 100
 #define STOP_POLL_MS 10
-//  While stopping, how long idle keep-alive connections get to send one
-//  more request (answered with Connection: close) before they are closed.
-#define STOP_LINGER_MS 300
+//  While stopping, how long keep-alive connections get to send one more
+//  request (answered with Connection: close) before they are closed. A
+//  busy client's connection closes itself well before; this bounds how long
+//  an idle one delays the stop. 300 ms proved too short under load (a
+//  client's next request met the close: connection reset).
+#define STOP_LINGER_MS 1000
 
 typedef struct {
     const config_t *cfg;
