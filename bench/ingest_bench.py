@@ -36,7 +36,6 @@ import json
 import os
 import queue
 import re
-import select
 import shutil
 import signal
 import socket
@@ -47,6 +46,11 @@ import threading
 import time
 import urllib.parse
 import uuid
+
+# The integration tests' harness: one way of reading dev-kafka's bootstrap line.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+from harness import read_line  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -100,15 +104,10 @@ class Kafka:
         self.proc = subprocess.Popen([binary, "dev-kafka", "--partitions", str(partitions),
                                       "--topics", ",".join(self.topics.values())],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        fd, buf, deadline = self.proc.stdout.fileno(), b"", time.time() + 10
-        while not buf.endswith(b"\n"):
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
-            chunk = os.read(fd, 4096) if ready else b""
-            if not chunk:
-                self.close()
-                die("dev-kafka printed no bootstrap line")
-            buf += chunk
-        self.brokers = buf.decode().strip()
+        self.brokers = read_line(self.proc, 10)
+        if not self.brokers:
+            self.close()
+            die("dev-kafka printed no bootstrap line")
 
     def env(self):
         return {"RECSD_KAFKA_BROKERS": self.brokers,

@@ -7,6 +7,7 @@ ops/test.sh). Nothing here is mocked: processes, sockets and servers are real.
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -35,6 +36,39 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def read_line(proc, timeout):
+    """One line from proc's stdout within timeout seconds, decoded and
+    stripped; None on timeout or end of output. Reads byte by byte so that
+    nothing after the line is consumed (dev-kafka --control answers later)."""
+    fd = proc.stdout.fileno()
+    buf = b""
+    deadline = time.time() + timeout
+    while not buf.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
+        chunk = os.read(fd, 1) if ready else b""
+        if not chunk:
+            return None
+        buf += chunk
+    return buf.decode().strip()
+
+
+def run_cases(cases, default, title):
+    """Runs the named cases (argv, or default), each with a fresh tag."""
+    import uuid  # noqa: PLC0415 - only the case-based scripts need it
+    require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
+    names = sys.argv[1:] or default
+    for name in names:
+        if name not in cases:
+            fail(f"unknown case {name}; known: {', '.join(cases)}")
+        tag = f"{name}_{uuid.uuid4().hex[:8]}"
+        print(f"--- {name} ({tag})", flush=True)
+        started = time.time()
+        cases[name](tag)
+        print(f"--- {name} passed in {time.time() - started:.1f} s", flush=True)
+    print(f"PASS: {title}", flush=True)
+    return 0
 
 
 def require_env(*names):

@@ -29,7 +29,6 @@ eval "$(ops/devstack.sh env)"), kcat, psql and redis-cli.
 """
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -37,10 +36,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Postgres, Service, check, fail, require_env  # noqa: E402
+from harness import BIN, Postgres, Service, check, fail, read_line, run_cases  # noqa: E402
 
 BASE_TS = 1704067200  # 2024-01-01T00:00:00Z
 RATING_MAX = 5.0
@@ -49,26 +47,28 @@ RATING_MAX = 5.0
 # --- servers ------------------------------------------------------------------
 
 class Kafka:
-    """A private mock cluster with this run's topics (4 partitions each)."""
+    """A private mock cluster with this run's topics (4 partitions each);
+    with control, `dev-kafka --control` and command() injects faults."""
 
-    def __init__(self, tag):
-        self.topics = {k: f"ing-{tag}-{k}" for k in ("watched", "rated", "watchlist", "dead")}
-        self.proc = subprocess.Popen([BIN, "dev-kafka", "--partitions", "4", "--topics",
+    def __init__(self, tag, prefix="ing", control=False):
+        self.topics = {k: f"{prefix}-{tag}-{k}" for k in ("watched", "rated", "watchlist", "dead")}
+        self.proc = subprocess.Popen([BIN, "dev-kafka"] + (["--control"] if control else []) +
+                                     ["--partitions", "4", "--topics",
                                       ",".join(self.topics.values())],
+                                     stdin=subprocess.PIPE if control else None,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        deadline = time.time() + 10
-        while not buf.endswith(b"\n"):
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
-            if not ready:
-                self.close()
-                fail("dev-kafka printed no bootstrap line")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                fail("dev-kafka exited early")
-            buf += chunk
-        self.brokers = buf.decode().strip()
+        self.brokers = read_line(self.proc, 10)
+        if not self.brokers:
+            self.close()
+            fail("dev-kafka printed no bootstrap line")
+
+    def command(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+        answer = read_line(self.proc, 10)
+        if answer != "ok":
+            fail(f"dev-kafka --control {line!r}: {answer}")
+        print(f"injected: {line}", flush=True)
 
     def env(self):
         return {"RECSD_KAFKA_BROKERS": self.brokers,
@@ -96,6 +96,8 @@ class Kafka:
         return [line for line in out.stdout.decode().splitlines() if line]
 
     def close(self):
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -537,18 +539,7 @@ DEFAULT = ["valid", "dead", "stop", "kill9", "pgdown", "instances"]
 
 
 def main():
-    require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
-    names = sys.argv[1:] or DEFAULT
-    for name in names:
-        if name not in CASES:
-            fail(f"unknown case {name}; known: {', '.join(CASES)}")
-        tag = f"{name}_{uuid.uuid4().hex[:8]}"
-        print(f"--- {name} ({tag})", flush=True)
-        started = time.time()
-        CASES[name](tag)
-        print(f"--- {name} passed in {time.time() - started:.1f} s", flush=True)
-    print("PASS: event ingestion", flush=True)
-    return 0
+    return run_cases(CASES, DEFAULT, "event ingestion")
 
 
 if __name__ == "__main__":

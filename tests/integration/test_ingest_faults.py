@@ -23,57 +23,14 @@ eval "$(ops/devstack.sh env)"), kcat and psql.
 """
 import os
 import re
-import select
-import subprocess
 import sys
 import threading
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, Service, check, fail, require_env  # noqa: E402
+from harness import Service, check, fail, run_cases  # noqa: E402
 from test_ingest import (Database, Kafka, count_rows, ingestors, make_events,  # noqa: E402
                          produce_all, service_env, stored_rows, wait_assigned)
-
-
-class ControlKafka(Kafka):
-    """test_ingest.Kafka with a control channel: command() injects faults."""
-
-    def __init__(self, tag):  # pylint: disable=super-init-not-called
-        self.topics = {k: f"flt-{tag}-{k}" for k in ("watched", "rated", "watchlist", "dead")}
-        self.proc = subprocess.Popen([BIN, "dev-kafka", "--control", "--partitions", "4",
-                                      "--topics", ",".join(self.topics.values())],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
-        self.brokers = self._line(10, "the bootstrap line")
-
-    def _line(self, timeout, what):
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        deadline = time.time() + timeout
-        while not buf.endswith(b"\n"):
-            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
-            if not ready:
-                self.close()
-                fail(f"dev-kafka --control: no {what} within {timeout} s")
-            chunk = os.read(fd, 1)  # byte by byte: never past the line
-            if not chunk:
-                fail(f"dev-kafka --control exited early (waiting for {what})")
-            buf += chunk
-        return buf.decode().strip()
-
-    def command(self, line):
-        self.proc.stdin.write((line + "\n").encode())
-        self.proc.stdin.flush()
-        answer = self._line(10, f"answer to {line!r}")
-        if answer != "ok":
-            fail(f"dev-kafka --control {line!r}: {answer}")
-        print(f"injected: {line}", flush=True)
-
-    def close(self):
-        if self.proc.stdin and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        super().close()
 
 
 class Stream:
@@ -140,7 +97,7 @@ def ingestor_messages(svc):
 # --- cases --------------------------------------------------------------------
 
 def case_fetch(tag, n=40000):
-    kafka, db = ControlKafka(tag), Database(tag)
+    kafka, db = Kafka(tag, prefix="flt", control=True), Database(tag)
     try:
         lines, expected = make_events(n, tag, users=2000)
         with Service(env=service_env(kafka, db.dsn), actors="publisher,event-ingestor") as svc:
@@ -172,7 +129,7 @@ def case_fetch(tag, n=40000):
 
 
 def case_down(tag, n=30000):
-    kafka, db = ControlKafka(tag), Database(tag)
+    kafka, db = Kafka(tag, prefix="flt", control=True), Database(tag)
     try:
         lines, expected = make_events(n, tag, users=2000)
         with Service(env=service_env(kafka, db.dsn), actors="publisher,event-ingestor") as svc:
@@ -227,7 +184,7 @@ def lag_samples(svc):
 
 
 def case_lag(tag, n=60000):
-    kafka, db = ControlKafka(tag), Database(tag)
+    kafka, db = Kafka(tag, prefix="flt", control=True), Database(tag)
     try:
         lines, expected = make_events(n, tag, users=3000)
         # Small batches make the ingestor write slowly enough for a backlog
@@ -273,18 +230,7 @@ CASES = {"fetch": case_fetch, "down": case_down, "lag": case_lag}
 
 
 def main():
-    require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
-    names = sys.argv[1:] or list(CASES)
-    for name in names:
-        if name not in CASES:
-            fail(f"unknown case {name}; known: {', '.join(CASES)}")
-        tag = f"{name}_{uuid.uuid4().hex[:8]}"
-        print(f"--- {name} ({tag})", flush=True)
-        started = time.time()
-        CASES[name](tag)
-        print(f"--- {name} passed in {time.time() - started:.1f} s", flush=True)
-    print("PASS: ingestion under Kafka faults", flush=True)
-    return 0
+    return run_cases(CASES, list(CASES), "ingestion under Kafka faults")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Kafka (`recsd dev-kafka`, librdkafka's mock cluster on loopback) under a
 """
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -33,9 +32,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 
-from harness import BIN, Postgres, Service, check, fail, free_port
+from harness import BIN, Postgres, Service, check, fail, free_port, read_line
 
 TOPIC_A = "recommendation-service.model-training-started"
 TOPIC_B = "recommendation-service.recommendations-refreshed"
@@ -50,8 +48,7 @@ class DevKafka:
     def __init__(self):
         self.proc = subprocess.Popen([BIN, "dev-kafka"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline().decode().strip() if ready else ""
+        line = read_line(self.proc, 10) or ""
         if not line.startswith("127.0.0.1:"):
             self.stop()
             fail(f"dev-kafka gave no bootstrap line (got {line!r})")
