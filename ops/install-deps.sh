@@ -17,7 +17,7 @@ PACKAGES=(
     # libraries
     libzmq3-dev libczmq-dev librdkafka-dev libpq-dev libhiredis-dev
     libjansson-dev libjwt-dev libcurl4-openssl-dev libopenblas-dev
-    libcriterion-dev libmsgpack-dev libmicrohttpd-dev libfaiss-dev
+    libcriterion-dev libmsgpack-dev libmicrohttpd-dev libfaiss-dev libssl-dev
     # servers the dev stack and tests run
     postgresql postgresql-contrib redis-server kcat wrk nginx-light
     # tools; the integration tests import msgpack and zmq
