@@ -82,8 +82,9 @@ static int s_str(const char *var, char *out, size_t outlen, char *err, size_t er
     const char *text = getenv(var);
     if (!text)
         return 0;
+    //  A secret is never echoed into an error message (they reach logs).
     if (strlen(text) >= outlen)
-        return s_fail(err, errlen, var, "too long", text);
+        return s_fail(err, errlen, var, "too long", strstr(var, "SECRET") ? "(hidden)" : text);
     memcpy(out, text, strlen(text) + 1);
     return 0;
 }
@@ -202,6 +203,25 @@ static void s_defaults(config_t *cfg)
     cfg->rating_max = 5.0;
     cfg->event_max_future_s = 300;
     cfg->seen_completion = 0.8;
+    cfg->weight_watch = 1.0;
+    cfg->weight_rating = 1.0;
+    cfg->rating_neutral = 2.5;
+    cfg->weight_watchlist_add = 0.5;
+    cfg->weight_watchlist_remove = 0.5;
+    cfg->train_interval_s = 86400;
+    cfg->train_poll_ms = 5000;
+    cfg->als_factors = 64;
+    cfg->als_iterations = 15;
+    cfg->als_regularization = 0.05;
+    cfg->als_alpha = 10.0;
+    cfg->train_threads = 0;
+    cfg->train_seed = 42;
+    cfg->ease_max_items = 4000;
+    cfg->ease_lambda = 250.0;
+    cfg->neighbours_k = 50;
+    cfg->holdout_fraction = 0.2;
+    cfg->quality_tolerance = 0.02;
+    strcpy(cfg->s3_region, "us-east-1");
     cfg->log_level = LOG_LEVEL_INFO;
 }
 
@@ -255,7 +275,33 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_double("RECSD_RATING_MIN", 0, 1000, &cfg->rating_min, err, errlen) ||
         s_double("RECSD_RATING_MAX", 0, 1000, &cfg->rating_max, err, errlen) ||
         s_int("RECSD_EVENT_MAX_FUTURE_S", 0, 86400 * 365, &cfg->event_max_future_s, err, errlen) ||
-        s_double("RECSD_SEEN_COMPLETION", 0, 1, &cfg->seen_completion, err, errlen))
+        s_double("RECSD_SEEN_COMPLETION", 0, 1, &cfg->seen_completion, err, errlen) ||
+        s_double("RECSD_WEIGHT_WATCH", 0, 100, &cfg->weight_watch, err, errlen) ||
+        s_double("RECSD_WEIGHT_RATING", 0, 100, &cfg->weight_rating, err, errlen) ||
+        s_double("RECSD_RATING_NEUTRAL", 0, 1000, &cfg->rating_neutral, err, errlen) ||
+        s_double("RECSD_WEIGHT_WATCHLIST_ADD", 0, 100, &cfg->weight_watchlist_add, err, errlen) ||
+        s_double("RECSD_WEIGHT_WATCHLIST_REMOVE", 0, 100, &cfg->weight_watchlist_remove, err,
+                 errlen) ||
+        s_int("RECSD_TRAIN_INTERVAL_S", 0, 86400 * 365, &cfg->train_interval_s, err, errlen) ||
+        s_int("RECSD_TRAIN_POLL_MS", 10, 600000, &cfg->train_poll_ms, err, errlen) ||
+        s_int("RECSD_ALS_FACTORS", 1, 1024, &cfg->als_factors, err, errlen) ||
+        s_int("RECSD_ALS_ITERATIONS", 1, 1000, &cfg->als_iterations, err, errlen) ||
+        s_double("RECSD_ALS_REGULARIZATION", 0, 1e6, &cfg->als_regularization, err, errlen) ||
+        s_double("RECSD_ALS_ALPHA", 0, 1e6, &cfg->als_alpha, err, errlen) ||
+        s_int("RECSD_TRAIN_THREADS", 0, 256, &cfg->train_threads, err, errlen) ||
+        s_int("RECSD_TRAIN_SEED", 0, 2147483647, &cfg->train_seed, err, errlen) ||
+        s_int("RECSD_EASE_MAX_ITEMS", 0, 50000, &cfg->ease_max_items, err, errlen) ||
+        s_double("RECSD_EASE_LAMBDA", 0, 1e9, &cfg->ease_lambda, err, errlen) ||
+        s_int("RECSD_NEIGHBOURS_K", 1, 1024, &cfg->neighbours_k, err, errlen) ||
+        s_double("RECSD_HOLDOUT_FRACTION", 0.01, 0.9, &cfg->holdout_fraction, err, errlen) ||
+        s_double("RECSD_QUALITY_TOLERANCE", 0, 1, &cfg->quality_tolerance, err, errlen) ||
+        s_str("RECSD_ARTIFACT_CACHE_DIR", cfg->artifact_cache_dir, sizeof cfg->artifact_cache_dir,
+              err, errlen) ||
+        s_str("RECSD_S3_ENDPOINT", cfg->s3_endpoint, sizeof cfg->s3_endpoint, err, errlen) ||
+        s_str("AWS_REGION", cfg->s3_region, sizeof cfg->s3_region, err, errlen) ||
+        s_str("AWS_ACCESS_KEY_ID", cfg->s3_access_key, sizeof cfg->s3_access_key, err, errlen) ||
+        s_str("AWS_SECRET_ACCESS_KEY", cfg->s3_secret_key, sizeof cfg->s3_secret_key, err,
+              errlen))
         return -1;
 
     const char *level = getenv("RECSD_LOG_LEVEL");
@@ -291,6 +337,12 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         snprintf(value, sizeof value, "%g", cfg->rating_max);
         return s_fail(err, errlen, "RECSD_RATING_MAX", "must be greater than RECSD_RATING_MIN",
                       value);
+    }
+    if (cfg->rating_neutral < cfg->rating_min || cfg->rating_neutral > cfg->rating_max) {
+        char value[32];
+        snprintf(value, sizeof value, "%g", cfg->rating_neutral);
+        return s_fail(err, errlen, "RECSD_RATING_NEUTRAL",
+                      "must lie within RECSD_RATING_MIN..RECSD_RATING_MAX", value);
     }
     if (cfg->runtime_dir[0] != '/')
         return s_fail(err, errlen, "RECSD_RUNTIME_DIR", "must be an absolute path",

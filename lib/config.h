@@ -72,6 +72,33 @@ typedef struct {
     int event_max_future_s; //  how far ahead of now a timestamp may be
     double seen_completion; //  a watch this complete (0..1) is "seen": never recommended
 
+    //  Training (trainer). Per-event-type weights turn interactions into
+    //  signed preference strengths (training_data.h); a negative strength
+    //  counts against the video.
+    double weight_watch;            //  x watch completion (0..1)
+    double weight_rating;           //  x (rating - neutral) scaled to -1..1
+    double rating_neutral;          //  a rating at this value says nothing
+    double weight_watchlist_add;    //  > 0
+    double weight_watchlist_remove; //  counts against: subtracted
+    int train_interval_s;           //  scheduled retraining period; 0 = off
+    int train_poll_ms;              //  queue poll when no NOTIFY arrives
+    int als_factors;
+    int als_iterations;
+    double als_regularization;
+    double als_alpha;
+    int train_threads; //  0 = number of CPUs
+    int train_seed;
+    int ease_max_items;     //  EASE runs on at most this many videos; 0 = off
+    double ease_lambda;
+    int neighbours_k;       //  neighbours per video (content, item-kNN)
+    double holdout_fraction; //  latest share of each user's events held out
+    double quality_tolerance; //  a new model may be this much (relative NDCG@10) worse than the active one
+    char artifact_cache_dir[CONFIG_PATH_MAX]; //  local copies of s3:// artifacts ("" = runtime dir)
+    char s3_endpoint[256];                    //  "" = AWS; http://127.0.0.1:9000 for MinIO
+    char s3_region[32];
+    char s3_access_key[128];
+    char s3_secret_key[128];
+
     log_level_t log_level;
 } config_t;
 
