@@ -55,9 +55,10 @@ Test(training_data, strengths_per_event_type)
 Test(training_data_pg, loads_catalogue_events_and_bounds)
 {
     PGconn *conn = pg_test_db_connect(s_db);
-    pg_test_exec(conn, "INSERT INTO features.videos (video_id, title, genres, tags) VALUES"
-                       " ('v2', 'Toy Story (1995)', '{Animation,Comedy}', '{pixar,\"fun, really\"}'),"
-                       " ('v1', 'Heat', '{Crime}', '{}')");
+    pg_test_exec(conn,
+                 "INSERT INTO features.videos (video_id, title, genres, tags) VALUES"
+                 " ('v2', 'Toy Story (1995)', '{Animation,Comedy}', '{pixar,\"fun, really\"}'),"
+                 " ('v1', 'Heat', '{Crime}', '{}')");
     pg_test_exec(conn,
                  "INSERT INTO features.interactions (event_id, user_id, video_id, kind, weight,"
                  " rating, occurred_at) VALUES"
