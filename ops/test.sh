@@ -13,6 +13,7 @@
 #                          own dev stack: this one is purged at the end
 #   RECSD_DEV_PG_PORT      PostgreSQL port (default 55433)
 #   RECSD_DEV_REDIS_PORT   Redis port (default 56380)
+#   RECSD_DEV_S3_PORT      s3rver port (default 54570)
 #   RECSD_BUILD_DIR        normal tree (default <repo>/build)
 #   RECSD_ASAN_BUILD_DIR   sanitizer tree (default <repo>/build-asan)
 #   RECSD_TEST_JOBS        build parallelism (default: nproc)
@@ -26,7 +27,7 @@ case "${1:-}" in
 "") ;;
 --quick) QUICK=1 ;;
 -h | --help)
-    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
@@ -41,6 +42,7 @@ JOBS=${RECSD_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 export RECSD_DEV_DIR=${RECSD_TEST_DEV_DIR:-$REPO/var/test-stack}
 export RECSD_DEV_PG_PORT=${RECSD_DEV_PG_PORT:-55433}
 export RECSD_DEV_REDIS_PORT=${RECSD_DEV_REDIS_PORT:-56380}
+export RECSD_DEV_S3_PORT=${RECSD_DEV_S3_PORT:-54570}
 export RECSD_BIN=$BUILD/recsd
 # Called through bash so that lost exec bits (a tarball checkout) do not matter.
 DEVSTACK=(bash "$REPO/ops/devstack.sh")
@@ -117,10 +119,15 @@ must() { # must TEXT CMD...
 }
 
 STACK_STARTED=0
+S3_STARTED=0
 on_exit() {
     local rc=$?
     trap - EXIT INT TERM
     [[ -z "$INTERRUPTED" ]] || record FAIL "interrupted by $INTERRUPTED"
+    if ((S3_STARTED)); then
+        # Before the purge below, which deletes the directory s3rver uses.
+        bash "$REPO/ops/s3rver.sh" stop || echo "test.sh: warning: could not stop s3rver" >&2
+    fi
     if ((STACK_STARTED)); then
         step "stopping the test stack"
         "${DEVSTACK[@]}" down --purge || echo "test.sh: warning: could not bring the test stack down" >&2
@@ -188,6 +195,18 @@ fi
 stack_env=$("${DEVSTACK[@]}" env)
 eval "$stack_env"
 printf '%s\n' "$stack_env"
+
+# s3rver (npm) for the s3:// artifact backend's tests.
+S3_STARTED=1
+if bash "$REPO/ops/s3rver.sh" start; then
+    record ok "s3rver up"
+else
+    record FAIL "s3rver up"
+    exit 1
+fi
+s3_env=$(bash "$REPO/ops/s3rver.sh" env)
+eval "$s3_env"
+printf '%s\n' "$s3_env"
 
 must "migrate" "$RECSD_BIN" migrate
 
