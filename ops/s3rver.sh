@@ -18,7 +18,8 @@
 #
 # s3rver accepts the fixed credentials S3RVER / S3RVER. It checks that the
 # access key exists but (3.7.1) does not verify SigV4 signatures: signing
-# is libcurl's CURLOPT_AWS_SIGV4, checked once against botocore's signer. The server is stopped by the pid recorded here,
+# is libcurl's CURLOPT_AWS_SIGV4, checked once against botocore's signer.
+# The server is stopped by the pid recorded here,
 # never by name.
 set -euo pipefail
 
