@@ -25,6 +25,7 @@
 #include "gateway_health.h"
 #include "gateway_http.h"
 #include "gateway_metrics.h"
+#include "gateway_models.h"
 #include "gateway_probe.h"
 #include "gateway_ranker.h"
 #include "gateway_state.h"
@@ -48,6 +49,7 @@ typedef struct {
     gateway_metrics_t *metrics;
     gateway_ranker_t *ranker;
     gateway_probe_t *probe;
+    gateway_models_t *models; //  training/model API; NULL if it could not be set up
     gateway_http_t *http;
 
     proto_msg_t *status;        //  latest supervisor status reply, or NULL
@@ -245,6 +247,13 @@ int gateway_main(const config_t *cfg, const char *instance)
         log_error("%s", err);
         goto done;
     }
+    //  The model API is optional to serving: without it the model routes
+    //  answer 503 and recommendations go on. It connects lazily, so a
+    //  PostgreSQL that is down does not stop the gateway from starting.
+    self->models = gateway_models_new(cfg->pg_dsn, err, sizeof err);
+    if (!self->models)
+        log_warn("%s; the model routes will answer 503", err);
+    gateway_state_set_models(self->state, self->models);
     gateway_http_deps_t deps = {
         .cfg = cfg, .state = self->state, .metrics = self->metrics, .ranker = self->ranker};
     self->http = gateway_http_new(&deps, err, sizeof err);
@@ -264,6 +273,9 @@ int gateway_main(const config_t *cfg, const char *instance)
     rc = 0;
 done:
     gateway_http_destroy(&self->http);
+    if (self->state)
+        gateway_state_set_models(self->state, NULL);
+    gateway_models_destroy(&self->models);
     gateway_probe_destroy(&self->probe);
     gateway_ranker_destroy(&self->ranker);
     proto_msg_destroy(&self->status);

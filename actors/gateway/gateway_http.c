@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway_models.h"
 #include "gateway_problem.h"
 #include "gateway_recs.h"
 #include "gateway_route.h"
@@ -44,6 +45,7 @@ typedef struct {
     const char *static_body;
     size_t len;
     const char *allow; //  Allow header for 405, else NULL
+    char location[96]; //  Location header, "" if none
 } reply_t;
 
 static const char s_health_body[] = "{\"status\":\"ok\"}";
@@ -155,9 +157,61 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
     s_reply_owned(reply, 200, JSON_CONTENT_TYPE, body, len);
 }
 
+//  Per request, from the first access-handler call to the completion
+//  notice: its presence is what the in-flight count counts.
+typedef struct {
+    uint64_t start_us;
+    bool answered;
+    bool collect;   //  a command route: the body is read into `body`
+    bool too_large; //  ...and it was larger than GATEWAY_MODELS_BODY_MAX
+    size_t body_len;
+    char *body; //  GATEWAY_MODELS_BODY_MAX bytes, allocated only to collect
+} request_t;
+
+//  The client's address in numeric form ("" if unknown), for the
+//  "anonymous@<address>" the model API records until JWT exists.
+static void s_client(struct MHD_Connection *conn, char *out, size_t len)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!info || !info->client_addr)
+        return;
+    socklen_t addrlen = info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                 : sizeof(struct sockaddr_in);
+    if (getnameinfo(info->client_addr, addrlen, out, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
+        out[0] = '\0';
+}
+
+//  The training and model routes: PostgreSQL through gateway_models, never
+//  the ranker.
+static void s_handle_models(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
+                            gateway_route_t route, const char *id, size_t id_len,
+                            const request_t *req, const char *request_id, reply_t *reply)
+{
+    char client[64];
+    s_client(conn, client, sizeof client);
+    gateway_models_request_t in = {
+        .route = route,
+        .id = id,
+        .id_len = id_len,
+        .body = req->body,
+        .body_len = req->body_len,
+        .body_too_large = req->too_large,
+        .client = client,
+        .limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
+        .model_type = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "model_type"),
+        .url = url,
+        .request_id = request_id};
+    gateway_models_reply_t out;
+    gateway_models_handle(gateway_state_models(self->deps.state), &in, &out);
+    s_reply_owned(reply, out.status, out.content_type, out.body, out.len);
+    memcpy(reply->location, out.location, sizeof reply->location);
+}
+
 static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
-                    const char *method, gateway_route_t route, const char *tail,
-                    const char *request_id, reply_t *reply)
+                    const char *method, gateway_route_t route, const char *tail, size_t tail_len,
+                    const request_t *req, const char *request_id, reply_t *reply)
 {
     if (route == GATEWAY_ROUTE_OTHER) {
         s_problem(reply, 404, "no such resource", url, NULL);
@@ -165,10 +219,10 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
     }
     if (!gateway_route_method_allowed(route, method)) {
         char detail[96];
-        snprintf(detail, sizeof detail, "%s allows only " GATEWAY_ROUTE_ALLOW,
-                 gateway_route_template(route));
+        snprintf(detail, sizeof detail, "%s allows only %s", gateway_route_template(route),
+                 gateway_route_allow(route));
         s_problem(reply, 405, detail, url, NULL);
-        reply->allow = GATEWAY_ROUTE_ALLOW;
+        reply->allow = gateway_route_allow(route);
         return;
     }
     switch (route) {
@@ -190,6 +244,12 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
     }
     case GATEWAY_ROUTE_RECS:
         s_handle_recs(self, conn, url, tail, request_id, reply);
+        break;
+    case GATEWAY_ROUTE_TRAIN:
+    case GATEWAY_ROUTE_MODELS:
+    case GATEWAY_ROUTE_MODEL:
+    case GATEWAY_ROUTE_ACTIVATE:
+        s_handle_models(self, conn, url, route, tail, tail_len, req, request_id, reply);
         break;
     default:
         s_problem(reply, 404, "no such resource", url, NULL);
@@ -217,6 +277,8 @@ static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn,
         MHD_add_response_header(response, "X-Request-Id", request_id) == MHD_NO ||
         (reply->allow &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, reply->allow) == MHD_NO) ||
+        (reply->location[0] &&
+         MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, reply->location) == MHD_NO) ||
         (gateway_state_stopping(self->deps.state) &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO))
         ok = MHD_NO;
@@ -226,16 +288,42 @@ static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn,
     return ok;
 }
 
-//  Per request, from the first access-handler call to the completion
-//  notice: its presence is what the in-flight count counts.
-typedef struct {
-    uint64_t start_us;
-    bool answered;
-} request_t;
-
 static bool s_get_or_head(const char *method)
 {
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+//  The route of url: the model routes first (their {id} in *tail_p, not
+//  NUL-terminated, length *tail_len_p), then the others.
+static gateway_route_t s_match(const char *url, const char **tail_p, size_t *tail_len_p)
+{
+    gateway_route_t route = gateway_route_match_models(url, tail_p, tail_len_p);
+    if (route != GATEWAY_ROUTE_OTHER)
+        return route;
+    route = gateway_route_match(url, tail_p);
+    *tail_len_p = *tail_p ? strlen(*tail_p) : 0;
+    return route;
+}
+
+//  A POST to a command route reads its body (bounded); nothing else does.
+static bool s_wants_body(const char *url, const char *method)
+{
+    const char *tail;
+    size_t len;
+    gateway_route_t route = gateway_route_match_models(url, &tail, &len);
+    return strcmp(method, "POST") == 0 &&
+           (route == GATEWAY_ROUTE_TRAIN || route == GATEWAY_ROUTE_ACTIVATE);
+}
+
+//  Appends a piece of the body; past the limit it only notes that.
+static void s_collect(request_t *req, const char *data, size_t len)
+{
+    if (req->too_large || len > GATEWAY_MODELS_BODY_MAX - req->body_len) {
+        req->too_large = true;
+        return;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
 }
 
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -243,7 +331,6 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
                                 size_t *upload_data_size, void **req_cls)
 {
     (void)version;
-    (void)upload_data;
     gateway_http_t *self = cls;
     request_t *req = *req_cls;
     if (!req) {
@@ -256,12 +343,32 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         //  GET/HEAD are answered on the next call, once the (normally empty)
         //  body has been read: an answer queued on this first call makes
         //  libmicrohttpd close the connection, which kills keep-alive.
-        //  Other methods only ever get an error, answered at once; the
-        //  unread body is then dropped with the connection.
+        //  Commands (POST on the training/model routes) read their body
+        //  first, up to GATEWAY_MODELS_BODY_MAX; one that announces more
+        //  is refused at once, unread. Other methods only ever get an
+        //  error, answered at once; the unread body is then dropped with
+        //  the connection.
         if (s_get_or_head(method))
             return MHD_YES;
-    } else if (*upload_data_size || req->answered) {
-        *upload_data_size = 0; //  a body we do not use: discard it
+        if (s_wants_body(url, method)) {
+            req->collect = true;
+            req->body = malloc(GATEWAY_MODELS_BODY_MAX);
+            if (!req->body)
+                return MHD_NO; //  s_completed frees req
+            const char *length =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (length && strtoull(length, NULL, 10) > GATEWAY_MODELS_BODY_MAX)
+                req->too_large = true;
+            else
+                return MHD_YES;
+        }
+    } else if (req->answered) {
+        *upload_data_size = 0; //  after the answer: discard
+        return MHD_YES;
+    } else if (*upload_data_size) {
+        if (req->collect)
+            s_collect(req, upload_data, *upload_data_size);
+        *upload_data_size = 0; //  consumed (or, for a body we do not use, discarded)
         return MHD_YES;
     }
     req->answered = true;
@@ -274,9 +381,10 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         proto_request_id(request_id, sizeof request_id);
 
     const char *tail = NULL;
-    gateway_route_t route = gateway_route_match(url, &tail);
+    size_t tail_len = 0;
+    gateway_route_t route = s_match(url, &tail, &tail_len);
     reply_t reply = {0};
-    s_route(self, conn, url, method, route, tail, request_id, &reply);
+    s_route(self, conn, url, method, route, tail, tail_len, req, request_id, &reply);
     enum MHD_Result ok = s_send(self, conn, &reply, request_id);
     free(reply.body); //  NULL unless sending failed before the handover
 
@@ -302,7 +410,9 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     gateway_http_t *self = cls;
     if (!req_cls || !*req_cls)
         return; //  never reached the access handler (e.g. a malformed request)
-    free(*req_cls);
+    request_t *req = *req_cls;
+    free(req->body);
+    free(req);
     *req_cls = NULL;
     gateway_state_leave(self->deps.state);
 }

@@ -6,8 +6,15 @@
 
 #define RECS_PREFIX "/api/v1/recs/"
 
-static const char *s_templates[GATEWAY_ROUTE_COUNT] = {"/health", "/health/ready", "/metrics",
-                                                       "/api/v1/recs/{userId}", "other"};
+static const char *s_templates[GATEWAY_ROUTE_COUNT] = {"/health",
+                                                       "/health/ready",
+                                                       "/metrics",
+                                                       "/api/v1/recs/{userId}",
+                                                       "/api/v1/recs/train",
+                                                       "/api/v1/recs/models",
+                                                       "/api/v1/recs/models/{id}",
+                                                       "/api/v1/recs/models/{id}/activate",
+                                                       "other"};
 
 const char *gateway_route_template(gateway_route_t route)
 {
@@ -48,10 +55,56 @@ gateway_route_t gateway_route_match(const char *path, const char **tail_p)
     return GATEWAY_ROUTE_OTHER;
 }
 
+gateway_route_t gateway_route_match_models(const char *path, const char **id_p, size_t *id_len_p)
+{
+    if (id_p)
+        *id_p = NULL;
+    if (id_len_p)
+        *id_len_p = 0;
+    if (!path || strncmp(path, RECS_PREFIX, strlen(RECS_PREFIX)) != 0)
+        return GATEWAY_ROUTE_OTHER;
+    const char *tail = path + strlen(RECS_PREFIX);
+    if (strcmp(tail, "train") == 0)
+        return GATEWAY_ROUTE_TRAIN;
+    if (strcmp(tail, "models") == 0)
+        return GATEWAY_ROUTE_MODELS;
+    if (strncmp(tail, "models/", 7) != 0)
+        return GATEWAY_ROUTE_OTHER;
+    const char *id = tail + 7;
+    size_t len = strcspn(id, "/");
+    gateway_route_t route;
+    if (len == 0)
+        return GATEWAY_ROUTE_OTHER;
+    if (id[len] == '\0')
+        route = GATEWAY_ROUTE_MODEL;
+    else if (strcmp(id + len, "/activate") == 0)
+        route = GATEWAY_ROUTE_ACTIVATE;
+    else
+        return GATEWAY_ROUTE_OTHER;
+    if (id_p)
+        *id_p = id;
+    if (id_len_p)
+        *id_len_p = len;
+    return route;
+}
+
+static bool s_post_route(gateway_route_t route)
+{
+    return route == GATEWAY_ROUTE_TRAIN || route == GATEWAY_ROUTE_ACTIVATE;
+}
+
+const char *gateway_route_allow(gateway_route_t route)
+{
+    return s_post_route(route) ? "POST" : GATEWAY_ROUTE_ALLOW;
+}
+
 bool gateway_route_method_allowed(gateway_route_t route, const char *method)
 {
     if (route == GATEWAY_ROUTE_OTHER || (int)route < 0 || route >= GATEWAY_ROUTE_COUNT || !method)
         return false;
+    //  Commands: POST only (not idempotent, never triggered by a prefetch).
+    if (s_post_route(route))
+        return strcmp(method, "POST") == 0;
     //  HEAD is GET without a body (RFC 9110 9.3.2); libmicrohttpd drops the
     //  body itself, so allowing it costs nothing and keeps probes happy.
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;

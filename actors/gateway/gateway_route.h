@@ -16,6 +16,10 @@ typedef enum {
     GATEWAY_ROUTE_READY,      //  /health/ready
     GATEWAY_ROUTE_METRICS,    //  /metrics
     GATEWAY_ROUTE_RECS,       //  /api/v1/recs/{userId}
+    GATEWAY_ROUTE_TRAIN,      //  /api/v1/recs/train (POST)
+    GATEWAY_ROUTE_MODELS,     //  /api/v1/recs/models
+    GATEWAY_ROUTE_MODEL,      //  /api/v1/recs/models/{id}
+    GATEWAY_ROUTE_ACTIVATE,   //  /api/v1/recs/models/{id}/activate (POST)
     GATEWAY_ROUTE_OTHER,      //  anything else (404)
     GATEWAY_ROUTE_COUNT
 } gateway_route_t;
@@ -31,15 +35,35 @@ const char *gateway_route_template(gateway_route_t route);
 //  Classifies path (already URL-decoded, may be NULL). For
 //  GATEWAY_ROUTE_RECS, *tail_p (if not NULL) is set to the text after
 //  "/api/v1/recs/" (borrowed from path, may be empty or contain '/');
-//  otherwise to NULL. Cannot fail.
+//  otherwise to NULL. The service's own names under /api/v1/recs/
+//  (train, models, experiments) are never a user id: this function
+//  classifies them as GATEWAY_ROUTE_OTHER; the served ones are recognised
+//  by gateway_route_match_models. Cannot fail.
 gateway_route_t gateway_route_match(const char *path, const char **tail_p);
 
-//  True if method is allowed on route (GET and HEAD on every known route).
+//  Classifies the training and model routes (path as above):
+//    /api/v1/recs/train                  GATEWAY_ROUTE_TRAIN
+//    /api/v1/recs/models                 GATEWAY_ROUTE_MODELS
+//    /api/v1/recs/models/{id}            GATEWAY_ROUTE_MODEL
+//    /api/v1/recs/models/{id}/activate   GATEWAY_ROUTE_ACTIVATE
+//  {id} is one non-empty segment (no '/'); *id_p and *id_len_p (if not
+//  NULL) get it, borrowed from path, not NUL-terminated; NULL and 0 for
+//  the other routes. Any other path (including /api/v1/recs/experiments
+//  and a trailing '/') is GATEWAY_ROUTE_OTHER: then use
+//  gateway_route_match. Cannot fail.
+gateway_route_t gateway_route_match_models(const char *path, const char **id_p, size_t *id_len_p);
+
+//  True if method is allowed on route: GET and HEAD on the read routes,
+//  POST on GATEWAY_ROUTE_TRAIN and GATEWAY_ROUTE_ACTIVATE.
 //  GATEWAY_ROUTE_OTHER allows nothing: it answers 404 whatever the method.
 bool gateway_route_method_allowed(gateway_route_t route, const char *method);
 
-//  The value for the Allow header of a 405 answer.
+//  The value for the Allow header of a 405 answer on the read routes.
 #define GATEWAY_ROUTE_ALLOW "GET, HEAD"
+
+//  The value for the Allow header of a 405 answer on route ("POST" or
+//  GATEWAY_ROUTE_ALLOW). Cannot fail.
+const char *gateway_route_allow(gateway_route_t route);
 
 //  Checks a user id: 1..64 bytes of 0x21..0x7e, no '/'. Returns 0, or -1
 //  with the reason written to why.

@@ -20,6 +20,7 @@ struct gateway_state_t {
     int ready_status;
     char *ready_body;
     char *actor_metrics;
+    gateway_models_t *models; //  borrowed, see gateway_state_set_models
     //  Lock-free:
     atomic_uint_fast64_t in_flight;
     atomic_uint_fast64_t handled;
@@ -206,6 +207,21 @@ void gateway_state_count_handled(gateway_state_t *self)
 uint64_t gateway_state_handled(gateway_state_t *self)
 {
     return atomic_load_explicit(&self->handled, memory_order_relaxed);
+}
+
+void gateway_state_set_models(gateway_state_t *self, gateway_models_t *models)
+{
+    pthread_mutex_lock(&self->lock);
+    self->models = models;
+    pthread_mutex_unlock(&self->lock);
+}
+
+gateway_models_t *gateway_state_models(gateway_state_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    gateway_models_t *models = self->models;
+    pthread_mutex_unlock(&self->lock);
+    return models;
 }
 
 void gateway_state_set_stopping(gateway_state_t *self)

@@ -26,6 +26,10 @@
 
 typedef struct gateway_state_t gateway_state_t;
 
+//  The training/model API's handlers (gateway_models.h); declared here
+//  so that this header does not depend on that one.
+typedef struct gateway_models_t gateway_models_t;
+
 //  A counted reference to one popularity list (see gateway_state_popular).
 typedef struct gateway_popular_t gateway_popular_t;
 
@@ -82,6 +86,12 @@ uint64_t gateway_state_in_flight(gateway_state_t *self);
 //  Requests answered since start (reported as "handled" in heartbeats).
 void gateway_state_count_handled(gateway_state_t *self);
 uint64_t gateway_state_handled(gateway_state_t *self);
+
+//  The model API (borrowed; the gateway context owns it). Set once by the
+//  main thread before the HTTP server starts, cleared (NULL) only after it
+//  stopped; HTTP threads read it. NULL: the model routes answer 503.
+void gateway_state_set_models(gateway_state_t *self, gateway_models_t *models);
+gateway_models_t *gateway_state_models(gateway_state_t *self);
 
 //  Set once when the actor starts stopping: answers carry Connection: close.
 void gateway_state_set_stopping(gateway_state_t *self);

@@ -1,0 +1,393 @@
+/*  gateway_models.c: the training and model API handlers (see gateway_models.h). */
+#include "gateway_models.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "gateway_problem.h"
+#include "log.h"
+#include "model_registry.h"
+#include "pg_pool.h"
+
+#define JSON_CONTENT_TYPE "application/json"
+#define MODELS_PATH "/api/v1/recs/models/"
+
+struct gateway_models_t {
+    pg_pool_t *pool;
+};
+
+gateway_models_t *gateway_models_new(const char *dsn, char *err, size_t errlen)
+{
+    if (!dsn || !*dsn) {
+        snprintf(err, errlen, "model API: no PostgreSQL DSN configured (RECSD_PG_DSN)");
+        return NULL;
+    }
+    gateway_models_t *self = calloc(1, sizeof *self);
+    pg_pool_config_t cfg = {.dsn = dsn,
+                            .app = "gateway",
+                            .max = GATEWAY_MODELS_POOL_MAX,
+                            .connect_timeout_s = GATEWAY_MODELS_CONNECT_S,
+                            .statement_timeout_ms = GATEWAY_MODELS_STATEMENT_MS};
+    if (self)
+        self->pool = pg_pool_new(&cfg);
+    if (!self || !self->pool) {
+        snprintf(err, errlen, "model API: out of memory");
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void gateway_models_destroy(gateway_models_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gateway_models_t *self = *self_p;
+    pg_pool_destroy(&self->pool);
+    free(self);
+    *self_p = NULL;
+}
+
+//  ---- replies -----------------------------------------------------------
+
+static const char s_oom_body[] = "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\","
+                                 "\"status\":500,\"detail\":\"out of memory\"}";
+
+//  Takes ownership of doc. A failed dump becomes the fixed 500 body.
+static void s_reply_json(gateway_models_reply_t *reply, int status, const char *type, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text) {
+        reply->status = 500;
+        reply->content_type = GATEWAY_PROBLEM_CONTENT_TYPE;
+        reply->body = strdup(s_oom_body);
+        reply->len = reply->body ? strlen(reply->body) : 0;
+        return;
+    }
+    reply->status = status;
+    reply->content_type = type;
+    reply->body = text;
+    reply->len = strlen(text);
+}
+
+//  A problem+json answer with the request id; param names the offending
+//  input (NULL: none).
+static void s_problem(gateway_models_reply_t *reply, const gateway_models_request_t *req,
+                      int status, const char *detail, const char *param)
+{
+    char *text = gateway_problem_body(status, detail, req->url, param, NULL);
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (doc) {
+        //  gateway_problem_title knows no 409.
+        if (status == 409)
+            json_object_set_new(doc, "title", json_string("Conflict"));
+        if (req->request_id)
+            json_object_set_new(doc, "request_id", json_string(req->request_id));
+    }
+    s_reply_json(reply, status, GATEWAY_PROBLEM_CONTENT_TYPE, doc);
+}
+
+//  The registry could not answer: the cause goes to the log, the client
+//  learns only that it failed and which request to quote.
+static void s_unavailable(gateway_models_reply_t *reply, const gateway_models_request_t *req,
+                          const char *what, const char *cause)
+{
+    log_write(LOG_LEVEL_ERROR, req->request_id, "model API: %s: %s", what, cause);
+    s_problem(reply, req, 503, "the model registry is unavailable; try again later", NULL);
+}
+
+//  ---- helpers -------------------------------------------------------------
+
+//  Copies the {id} segment into out if it has the length of a uuid.
+static bool s_model_id(const gateway_models_request_t *req, model_registry_id_t out)
+{
+    if (!req->id || req->id_len != MODEL_REGISTRY_UUID_LEN)
+        return false;
+    memcpy(out, req->id, MODEL_REGISTRY_UUID_LEN);
+    out[MODEL_REGISTRY_UUID_LEN] = '\0';
+    return model_registry_uuid_valid(out);
+}
+
+static PGconn *s_acquire(gateway_models_t *self, gateway_models_reply_t *reply,
+                         const gateway_models_request_t *req)
+{
+    char err[512];
+    PGconn *conn = pg_pool_acquire(self->pool, GATEWAY_MODELS_ACQUIRE_MS, err, sizeof err);
+    if (!conn)
+        s_unavailable(reply, req, "no database connection", err);
+    return conn;
+}
+
+static void s_who(const gateway_models_request_t *req, char *who, size_t len)
+{
+    snprintf(who, len, "anonymous@%s", req->client && *req->client ? req->client : "unknown");
+}
+
+//  Reads an optional date member: absent or null leaves *has false.
+//  Returns 0, or -1 after answering 400.
+static int s_date(json_t *body, const char *name, bool *has, int64_t *us,
+                  gateway_models_reply_t *reply, const gateway_models_request_t *req)
+{
+    *has = false;
+    json_t *value = json_object_get(body, name);
+    if (!value || json_is_null(value))
+        return 0;
+    char detail[160];
+    if (!json_is_string(value) || event_parse_time(json_string_value(value), us) != 0) {
+        snprintf(detail, sizeof detail,
+                 "%s must be an RFC 3339 date-time with a time zone, e.g. "
+                 "\"2024-05-01T00:00:00Z\"",
+                 name);
+        s_problem(reply, req, 400, detail, name);
+        return -1;
+    }
+    *has = true;
+    return 0;
+}
+
+//  ---- handlers ------------------------------------------------------------
+
+//  Parses and validates the train body into *out (strings borrowed from
+//  *doc_p, which the caller frees). Returns 0, or -1 after answering 400.
+static int s_train_request(const gateway_models_request_t *req, gateway_models_reply_t *reply,
+                           json_t **doc_p, model_registry_request_t *out)
+{
+    char detail[256];
+    if (req->body_too_large) {
+        snprintf(detail, sizeof detail, "the request body is larger than %d bytes",
+                 GATEWAY_MODELS_BODY_MAX);
+        s_problem(reply, req, 400, detail, "body");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *body =
+        json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    *doc_p = body;
+    if (!body || !json_is_object(body)) {
+        if (body)
+            snprintf(detail, sizeof detail, "the request body must be a JSON object");
+        else
+            snprintf(detail, sizeof detail, "the request body is not valid JSON: %s", jerr.text);
+        s_problem(reply, req, 400, detail, "body");
+        return -1;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value)
+    {
+        if (strcmp(key, "model_type") != 0 && strcmp(key, "start_date") != 0 &&
+            strcmp(key, "end_date") != 0) {
+            snprintf(detail, sizeof detail,
+                     "unknown member \"%.64s\"; allowed: model_type, start_date, end_date", key);
+            s_problem(reply, req, 400, detail, "body");
+            return -1;
+        }
+    }
+    const char *type = json_string_value(json_object_get(body, "model_type"));
+    if (!model_registry_type_requestable(type)) {
+        s_problem(reply, req, 400,
+                  "model_type must be one of collaborative, content, hybrid, popularity, all",
+                  "model_type");
+        return -1;
+    }
+    *out = (model_registry_request_t){.model_type = type, .trigger = "manual"};
+    if (s_date(body, "start_date", &out->has_start, &out->start_us, reply, req) != 0 ||
+        s_date(body, "end_date", &out->has_end, &out->end_us, reply, req) != 0)
+        return -1;
+    if (out->has_start && out->has_end && out->end_us < out->start_us) {
+        s_problem(reply, req, 400, "end_date must not be before start_date", "end_date");
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *s_enqueued_doc(const model_registry_enqueued_t *q)
+{
+    json_t *ids = json_array();
+    json_t *models = json_array();
+    for (int i = 0; ids && models && i < q->count; i++) {
+        json_array_append_new(ids, json_string(q->model_ids[i]));
+        json_array_append_new(models, json_pack("{s:s, s:s, s:i}", "model_id", q->model_ids[i],
+                                                "model_type", q->model_types[i], "version",
+                                                q->versions[i]));
+    }
+    return json_pack("{s:s, s:o, s:s, s:s, s:o}", "training_id", q->training_id, "model_ids", ids,
+                     "model_id", q->model_ids[0], "status", "queued", "models", models);
+}
+
+static void s_train(gateway_models_t *self, const gateway_models_request_t *req,
+                    gateway_models_reply_t *reply)
+{
+    json_t *body = NULL;
+    model_registry_request_t request;
+    if (s_train_request(req, reply, &body, &request) != 0) {
+        json_decref(body);
+        return;
+    }
+    char who[MODEL_REGISTRY_WHO_MAX];
+    s_who(req, who, sizeof who);
+    request.requested_by = who;
+    PGconn *conn = s_acquire(self, reply, req);
+    if (!conn) {
+        json_decref(body);
+        return;
+    }
+    char err[512];
+    model_registry_enqueued_t queued;
+    int rc = model_registry_enqueue(conn, &request, &queued, err, sizeof err);
+    pg_pool_release(self->pool, &conn, false);
+    json_decref(body);
+    if (rc == MODEL_REGISTRY_INVALID) //  checked above; kept for safety
+        s_problem(reply, req, 400, err, "body");
+    else if (rc != MODEL_REGISTRY_OK)
+        s_unavailable(reply, req, "queue training", err);
+    else {
+        log_write(LOG_LEVEL_INFO, req->request_id,
+                  "training %s queued by %s: %d model(s), first %s", queued.training_id, who,
+                  queued.count, queued.model_ids[0]);
+        snprintf(reply->location, sizeof reply->location, MODELS_PATH "%s", queued.model_ids[0]);
+        s_reply_json(reply, 202, JSON_CONTENT_TYPE, s_enqueued_doc(&queued));
+    }
+}
+
+//  limit: absent, or 1..MODEL_REGISTRY_LIST_MAX in digits. Returns the
+//  value (0: absent), or -1.
+static int s_limit(const char *text)
+{
+    if (!text)
+        return 0;
+    size_t len = strlen(text);
+    if (len == 0 || len > 4 || strspn(text, "0123456789") != len)
+        return -1;
+    int value = atoi(text);
+    return value >= 1 && value <= MODEL_REGISTRY_LIST_MAX ? value : -1;
+}
+
+static void s_list(gateway_models_t *self, const gateway_models_request_t *req,
+                   gateway_models_reply_t *reply)
+{
+    int limit = s_limit(req->limit);
+    if (limit < 0) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "limit must be an integer between 1 and %d",
+                 MODEL_REGISTRY_LIST_MAX);
+        s_problem(reply, req, 400, detail, "limit");
+        return;
+    }
+    if (req->model_type && !model_registry_type_known(req->model_type)) {
+        s_problem(reply, req, 400,
+                  "model_type must be one of collaborative, content, hybrid, popularity, ease, "
+                  "item_knn",
+                  "model_type");
+        return;
+    }
+    PGconn *conn = s_acquire(self, reply, req);
+    if (!conn)
+        return;
+    char err[512];
+    int rc;
+    json_t *doc = model_registry_list(conn, req->model_type, limit, &rc, err, sizeof err);
+    pg_pool_release(self->pool, &conn, false);
+    if (!doc)
+        s_unavailable(reply, req, "list models", err);
+    else
+        s_reply_json(reply, 200, JSON_CONTENT_TYPE, doc);
+}
+
+static void s_get(gateway_models_t *self, const gateway_models_request_t *req,
+                  gateway_models_reply_t *reply)
+{
+    model_registry_id_t id;
+    if (!s_model_id(req, id)) {
+        s_problem(reply, req, 400, "the model id must be a uuid", "id");
+        return;
+    }
+    PGconn *conn = s_acquire(self, reply, req);
+    if (!conn)
+        return;
+    char err[512];
+    json_t *doc = NULL;
+    int rc = model_registry_get(conn, id, &doc, err, sizeof err);
+    pg_pool_release(self->pool, &conn, false);
+    if (rc == MODEL_REGISTRY_OK)
+        s_reply_json(reply, 200, JSON_CONTENT_TYPE, doc);
+    else if (rc == MODEL_REGISTRY_NOT_FOUND)
+        s_problem(reply, req, 404, "no such model", NULL);
+    else
+        s_unavailable(reply, req, "get model", err);
+}
+
+static void s_activate(gateway_models_t *self, const gateway_models_request_t *req,
+                       gateway_models_reply_t *reply)
+{
+    model_registry_id_t id;
+    if (!s_model_id(req, id)) {
+        s_problem(reply, req, 400, "the model id must be a uuid", "id");
+        return;
+    }
+    char who[MODEL_REGISTRY_WHO_MAX];
+    s_who(req, who, sizeof who);
+    PGconn *conn = s_acquire(self, reply, req);
+    if (!conn)
+        return;
+    char err[512];
+    model_registry_activation_t act;
+    int rc = model_registry_activate(conn, id, who, NULL, &act, err, sizeof err);
+    pg_pool_release(self->pool, &conn, false);
+    switch (rc) {
+    case MODEL_REGISTRY_OK:
+        if (act.changed)
+            log_write(LOG_LEVEL_INFO, req->request_id,
+                      "model %s (%s) activated by %s (%s), previous %s", id, act.model_type, who,
+                      act.reason, act.previous_model_id[0] ? act.previous_model_id : "none");
+        s_reply_json(
+            reply, 200, JSON_CONTENT_TYPE,
+            json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "model_id", id, "model_type",
+                      act.model_type, "status", "active", "active", 1, "changed", act.changed,
+                      "previous_model_id",
+                      act.previous_model_id[0] ? json_string(act.previous_model_id) : json_null(),
+                      "reason", act.reason, "activated_by", who));
+        break;
+    case MODEL_REGISTRY_NOT_FOUND:
+        s_problem(reply, req, 404, "no such model", NULL);
+        break;
+    case MODEL_REGISTRY_CONFLICT: //  err is ours: state names, no SQL
+        s_problem(reply, req, 409, err, NULL);
+        break;
+    default:
+        s_unavailable(reply, req, "activate model", err);
+        break;
+    }
+}
+
+void gateway_models_handle(gateway_models_t *self, const gateway_models_request_t *req,
+                           gateway_models_reply_t *reply)
+{
+    memset(reply, 0, sizeof *reply);
+    if (!self) {
+        s_problem(reply, req, 503, "the model registry is not configured", NULL);
+        return;
+    }
+    switch (req->route) {
+    case GATEWAY_ROUTE_TRAIN:
+        s_train(self, req, reply);
+        break;
+    case GATEWAY_ROUTE_MODELS:
+        s_list(self, req, reply);
+        break;
+    case GATEWAY_ROUTE_MODEL:
+        s_get(self, req, reply);
+        break;
+    case GATEWAY_ROUTE_ACTIVATE:
+        s_activate(self, req, reply);
+        break;
+    default:
+        s_problem(reply, req, 404, "no such resource", NULL);
+        break;
+    }
+}
