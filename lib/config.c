@@ -212,7 +212,7 @@ static void s_defaults(config_t *cfg)
     cfg->train_poll_ms = 5000;
     cfg->als_factors = 64;
     cfg->als_iterations = 15;
-    cfg->als_regularization = 0.05;
+    cfg->als_regularization = 50.0; //  tuned on validation (bench/tune_models)
     cfg->als_alpha = 10.0;
     cfg->train_threads = 0;
     cfg->train_seed = 42;

@@ -92,6 +92,9 @@ class Service:
             "RECSD_LOG_LEVEL": "info",
             "RECSD_POPULAR_REFRESH_MS": "1000",
             "RECSD_READINESS_INTERVAL_MS": "200",
+            # Scheduled training at start would load the CPU under other
+            # tests sharing the stack; tests of training turn it on.
+            "RECSD_TRAIN_INTERVAL_S": "0",
         })
         if actors:
             self.env["RECSD_ACTORS"] = actors

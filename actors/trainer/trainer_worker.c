@@ -1,0 +1,424 @@
+/*  trainer_worker.c: claim, train, record (see trainer_worker.h). */
+#include "trainer_worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "model_fetch.h"
+#include "model_registry.h"
+#include "pg_conn.h"
+#include "trainer_pipeline.h"
+#include "training_data.h"
+
+const double trainer_duration_bounds[TRAINER_DURATION_BUCKETS] = {1,  5,   15,  60,
+                                                                  300, 900, 3600, 14400};
+
+#define PROGRESS_INTERVAL_S 0.5 //  progress rows at most this often
+#define RECONNECT_MAX_MS 5000
+
+struct trainer_worker_t {
+    const config_t *cfg;
+    const char *instance;
+    char who[80]; //  "trainer:<instance>", the activating identity
+    pthread_t thread;
+    int wake_fd; //  eventfd: stop
+    atomic_bool stopping;
+    PGconn *conn;
+    artifact_store_t *store;
+    char cache_dir[512];
+    json_t *defaults; //  hyper-parameters per type, from the configuration
+    pthread_mutex_t mutex;
+    trainer_status_t status; //  under mutex
+    //  The run in progress (worker thread only).
+    char run_model_id[40];
+    double last_progress;
+    bool lost_claim;
+};
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double s_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void s_set_phase(trainer_worker_t *self, const char *phase, double percent)
+{
+    pthread_mutex_lock(&self->mutex);
+    snprintf(self->status.phase, sizeof self->status.phase, "%s", phase ? phase : "");
+    if (percent >= 0)
+        self->status.percent = percent;
+    pthread_mutex_unlock(&self->mutex);
+}
+
+//  ---- connection -------------------------------------------------------------
+
+static void s_disconnect(trainer_worker_t *self)
+{
+    if (self->conn)
+        PQfinish(self->conn);
+    self->conn = NULL;
+    pthread_mutex_lock(&self->mutex);
+    self->status.pg_up = false;
+    pthread_mutex_unlock(&self->mutex);
+}
+
+static int s_connect(trainer_worker_t *self)
+{
+    char err[512];
+    self->conn = pg_conn_open(self->cfg->pg_dsn, "trainer", 5, err, sizeof err);
+    if (!self->conn) {
+        log_warn("trainer: PostgreSQL unavailable, jobs wait: %s", err);
+        return -1;
+    }
+    PGresult *res = PQexec(self->conn, "LISTEN " MODEL_REGISTRY_CHANNEL_TRAINING);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) {
+        log_warn("trainer: LISTEN failed: %s", PQerrorMessage(self->conn));
+        s_disconnect(self);
+        return -1;
+    }
+    pthread_mutex_lock(&self->mutex);
+    self->status.pg_up = true;
+    pthread_mutex_unlock(&self->mutex);
+    return 0;
+}
+
+//  Waits up to timeout_ms for a notification on the connection or a stop.
+static void s_wait(trainer_worker_t *self, int timeout_ms)
+{
+    struct pollfd fds[2] = {{.fd = self->wake_fd, .events = POLLIN},
+                            {.fd = self->conn ? PQsocket(self->conn) : -1, .events = POLLIN}};
+    int n = poll(fds, self->conn ? 2 : 1, timeout_ms);
+    if (n > 0 && self->conn && (fds[1].revents & POLLIN)) {
+        if (!PQconsumeInput(self->conn)) {
+            log_warn("trainer: PostgreSQL connection lost: %s", PQerrorMessage(self->conn));
+            s_disconnect(self);
+            return;
+        }
+        PGnotify *note;
+        while ((note = PQnotifies(self->conn)))
+            PQfreemem(note);
+    }
+}
+
+//  ---- one job -----------------------------------------------------------------
+
+static int s_progress(const char *phase, int iteration, double percent, void *arg)
+{
+    trainer_worker_t *self = arg;
+    if (atomic_load(&self->stopping))
+        return -1;
+    s_set_phase(self, phase, percent);
+    double now = s_mono();
+    if (now - self->last_progress < PROGRESS_INTERVAL_S && percent < 100)
+        return 0;
+    self->last_progress = now;
+    char err[512];
+    int rc = model_registry_progress(self->conn, self->run_model_id, phase, iteration, percent, err,
+                                     sizeof err);
+    if (rc == MODEL_REGISTRY_NOT_FOUND) {
+        //  Someone marked the run failed (it looked orphaned): whatever we
+        //  produce now would not be recorded.
+        self->lost_claim = true;
+        return -1;
+    }
+    if (rc != MODEL_REGISTRY_OK)
+        log_warn("trainer: progress of %s not recorded: %s", self->run_model_id, err);
+    return 0;
+}
+
+static void s_record_duration(trainer_worker_t *self, double seconds, bool ok)
+{
+    pthread_mutex_lock(&self->mutex);
+    for (int b = 0; b < TRAINER_DURATION_BUCKETS; b++)
+        if (seconds <= trainer_duration_bounds[b])
+            self->status.duration_counts[b]++;
+    self->status.duration_counts[TRAINER_DURATION_BUCKETS]++;
+    self->status.duration_sum += seconds;
+    if (ok) {
+        self->status.succeeded++;
+        self->status.last_success = s_now();
+    }
+    else
+        self->status.failed++;
+    pthread_mutex_unlock(&self->mutex);
+}
+
+//  The active model of the type as a local file, or "" if none (or it
+//  cannot be fetched: then the gate has nothing to compare with, logged).
+static void s_active_local(trainer_worker_t *self, const char *type, char *path, size_t pathlen,
+                           char *checksum, size_t checksumlen)
+{
+    path[0] = checksum[0] = '\0';
+    model_registry_active_t active;
+    char err[512];
+    int rc = model_registry_active(self->conn, type, &active, err, sizeof err);
+    if (rc == MODEL_REGISTRY_NOT_FOUND)
+        return;
+    if (rc != MODEL_REGISTRY_OK ||
+        model_fetch(self->store, active.artifact_path, active.artifact_checksum, self->cache_dir,
+                    path, pathlen, err, sizeof err) != 0) {
+        log_warn("trainer: active %s model not available for comparison: %s", type, err);
+        path[0] = '\0';
+        return;
+    }
+    snprintf(checksum, checksumlen, "%s", active.artifact_checksum);
+}
+
+static int s_run(trainer_worker_t *self, const model_registry_claim_t *claim, char *err,
+                 size_t errlen, char *artifact_url, size_t urllen, trainer_pipeline_output_t *out)
+{
+    training_data_options_t opts;
+    training_data_options_from_config(&opts, self->cfg);
+    if (claim->has_start)
+        opts.start_time = claim->start_us / 1000000;
+    //  The request's end date is inclusive; the loader's bound exclusive.
+    if (claim->has_end)
+        opts.end_time = claim->end_us / 1000000 + 1;
+    s_set_phase(self, "load", 0);
+    training_data_t *data = training_data_load(self->conn, &opts, err, errlen);
+    if (!data) {
+        //  The text may hold SQL details: log it, store a plain reason.
+        log_error("trainer: loading training data failed: %s", err);
+        snprintf(err, errlen, "loading the training data failed");
+        return -1;
+    }
+    char active[600], active_sum[130], local[600];
+    s_active_local(self, claim->model_type, active, sizeof active, active_sum, sizeof active_sum);
+    snprintf(local, sizeof local, "%s/new-%s.rca", self->cache_dir, claim->model_id);
+    trainer_pipeline_input_t in = {.cfg = self->cfg,
+                                   .data = data,
+                                   .model_type = claim->model_type,
+                                   .params = claim->params,
+                                   .active_path = active[0] ? active : NULL,
+                                   .active_checksum = active_sum[0] ? active_sum : NULL,
+                                   .out_path = local,
+                                   .progress = s_progress,
+                                   .progress_arg = self};
+    int rc = trainer_pipeline_run(&in, out, err, errlen);
+    training_data_destroy(&data);
+    if (rc != 0)
+        return -1;
+    char key[256];
+    snprintf(key, sizeof key, "models/%s/v%d-%s.rca", claim->model_type, claim->version,
+             claim->model_id);
+    s_set_phase(self, "upload", 99);
+    char why[512];
+    if (artifact_store_put(self->store, local, key, why, sizeof why) != 0) {
+        log_error("trainer: artifact upload failed: %s", why);
+        snprintf(err, errlen, "artifact upload failed");
+        unlink(local);
+        return -1;
+    }
+    //  Keep the uploaded file in the cache under its checksum name, where a
+    //  later fetch looks for it.
+    char cached[600];
+    snprintf(cached, sizeof cached, "%s/%s.rca", self->cache_dir, out->checksum);
+    if (rename(local, cached) != 0)
+        unlink(local);
+    char *url = artifact_store_url(self->store, key);
+    if (!url) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(artifact_url, urllen, "%s", url);
+    free(url);
+    return 0;
+}
+
+static void s_job(trainer_worker_t *self, model_registry_claim_t *claim)
+{
+    snprintf(self->run_model_id, sizeof self->run_model_id, "%s", claim->model_id);
+    self->lost_claim = false;
+    self->last_progress = 0;
+    pthread_mutex_lock(&self->mutex);
+    self->status.busy = true;
+    snprintf(self->status.model_id, sizeof self->status.model_id, "%s", claim->model_id);
+    snprintf(self->status.model_type, sizeof self->status.model_type, "%s", claim->model_type);
+    self->status.percent = 0;
+    pthread_mutex_unlock(&self->mutex);
+    log_info("trainer: training %s model %s (version %d)", claim->model_type, claim->model_id,
+             claim->version);
+
+    double started = s_mono();
+    char err[512] = "", url[1024] = "", dberr[512];
+    trainer_pipeline_output_t out = {0};
+    int rc = s_run(self, claim, err, sizeof err, url, sizeof url, &out);
+    double seconds = s_mono() - started;
+    if (rc == 0) {
+        model_registry_result_t result = {.metrics = out.metrics,
+                                          .artifact_path = url,
+                                          .artifact_checksum = out.checksum,
+                                          .gate_decided = true,
+                                          .gate_passed = out.gate_passed,
+                                          .gate_reason = out.gate_reason,
+                                          .activate = out.gate_passed,
+                                          .activated_by = self->who};
+        int r = model_registry_succeed(self->conn, claim->model_id, &result, dberr, sizeof dberr);
+        if (r != MODEL_REGISTRY_OK)
+            log_error("trainer: %s model %s trained but not recorded: %s", claim->model_type,
+                      claim->model_id, dberr);
+        else
+            log_info("trainer: %s model %s succeeded in %.1f s; gate %s: %s", claim->model_type,
+                     claim->model_id, seconds, out.gate_passed ? "passed, activated" : "refused",
+                     out.gate_reason);
+        pthread_mutex_lock(&self->mutex);
+        self->status.activated += r == MODEL_REGISTRY_OK && out.gate_passed;
+        self->status.refused += r == MODEL_REGISTRY_OK && !out.gate_passed;
+        pthread_mutex_unlock(&self->mutex);
+        s_record_duration(self, seconds, r == MODEL_REGISTRY_OK);
+    }
+    else {
+        if (atomic_load(&self->stopping) && !self->lost_claim)
+            snprintf(err, sizeof err, "trainer stopped mid-run");
+        if (self->lost_claim)
+            log_warn("trainer: %s model %s was taken from this trainer mid-run", claim->model_type,
+                     claim->model_id);
+        else if (model_registry_fail(self->conn, claim->model_id, err, dberr, sizeof dberr) !=
+                 MODEL_REGISTRY_OK)
+            log_error("trainer: failure of %s not recorded: %s", claim->model_id, dberr);
+        else
+            log_warn("trainer: %s model %s failed after %.1f s: %s", claim->model_type,
+                     claim->model_id, seconds, err);
+        s_record_duration(self, seconds, false);
+    }
+    trainer_pipeline_output_clear(&out);
+    pthread_mutex_lock(&self->mutex);
+    self->status.busy = false;
+    self->status.phase[0] = '\0';
+    pthread_mutex_unlock(&self->mutex);
+}
+
+//  ---- the thread --------------------------------------------------------------
+
+static void *s_thread(void *arg)
+{
+    trainer_worker_t *self = arg;
+    int backoff = 100;
+    while (!atomic_load(&self->stopping)) {
+        if (!self->conn && s_connect(self) != 0) {
+            s_wait(self, backoff);
+            backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : backoff * 2;
+            continue;
+        }
+        backoff = 100;
+        char err[512];
+        int recovered = model_registry_recover(self->conn, err, sizeof err);
+        if (recovered > 0)
+            log_warn("trainer: %d run(s) whose trainer died marked failed", recovered);
+        model_registry_claim_t claim;
+        int rc = recovered < 0 ? MODEL_REGISTRY_ERROR
+                               : model_registry_claim(self->conn, self->who, self->defaults, &claim,
+                                                      err, sizeof err);
+        if (rc == 1) {
+            s_job(self, &claim);
+            model_registry_claim_clear(&claim);
+            continue; //  more may be queued
+        }
+        if (rc < 0) {
+            log_warn("trainer: queue unavailable: %s", err);
+            if (PQstatus(self->conn) != CONNECTION_OK)
+                s_disconnect(self);
+        }
+        s_wait(self, self->cfg->train_poll_ms);
+    }
+    s_disconnect(self);
+    return NULL;
+}
+
+//  Hyper-parameter defaults per type, recorded with each claimed model.
+static json_t *s_defaults(const config_t *cfg)
+{
+    json_t *als = json_pack("{s:i, s:i, s:f, s:f, s:i}", "factors", cfg->als_factors, "iterations",
+                            cfg->als_iterations, "regularization", cfg->als_regularization,
+                            "alpha", cfg->als_alpha, "seed", cfg->train_seed);
+    json_t *hybrid = json_deep_copy(als);
+    if (hybrid) {
+        json_object_set_new(hybrid, "ease_max_items", json_integer(cfg->ease_max_items));
+        json_object_set_new(hybrid, "ease_lambda", json_real(cfg->ease_lambda));
+        json_object_set_new(hybrid, "neighbours", json_integer(cfg->neighbours_k));
+    }
+    return json_pack("{s:o, s:{s:i}, s:o*, s:{}, s:{s:i, s:f}, s:{s:i}}", "collaborative", als,
+                     "content", "neighbours", cfg->neighbours_k, "hybrid", hybrid, "popularity",
+                     "ease", "ease_max_items", cfg->ease_max_items, "ease_lambda", cfg->ease_lambda,
+                     "item_knn", "neighbours", cfg->neighbours_k);
+}
+
+trainer_worker_t *trainer_worker_new(const config_t *cfg, const char *instance)
+{
+    trainer_worker_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = cfg;
+    self->instance = instance;
+    snprintf(self->who, sizeof self->who, "trainer:%s", instance);
+    self->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    pthread_mutex_init(&self->mutex, NULL);
+    char err[512];
+    self->defaults = s_defaults(cfg);
+    if (self->wake_fd < 0 || !self->defaults)
+        goto err;
+    if (!(self->store = model_fetch_store(cfg, err, sizeof err)) ||
+        model_fetch_cache_dir(cfg, self->cache_dir, sizeof self->cache_dir, err, sizeof err) != 0) {
+        log_error("trainer: artifact store: %s", err);
+        goto err;
+    }
+    if (pthread_create(&self->thread, NULL, s_thread, self) != 0) {
+        log_error("trainer: cannot start the worker thread: %s", strerror(errno));
+        goto err;
+    }
+    return self;
+err:
+    artifact_store_destroy(&self->store);
+    json_decref(self->defaults);
+    if (self->wake_fd >= 0)
+        close(self->wake_fd);
+    pthread_mutex_destroy(&self->mutex);
+    free(self);
+    return NULL;
+}
+
+void trainer_worker_destroy(trainer_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    trainer_worker_t *self = *self_p;
+    atomic_store(&self->stopping, true);
+    uint64_t one = 1;
+    if (write(self->wake_fd, &one, sizeof one) != sizeof one)
+        log_warn("trainer: cannot wake the worker: %s", strerror(errno));
+    pthread_join(self->thread, NULL);
+    artifact_store_destroy(&self->store);
+    json_decref(self->defaults);
+    close(self->wake_fd);
+    pthread_mutex_destroy(&self->mutex);
+    free(self);
+    *self_p = NULL;
+}
+
+void trainer_worker_status(trainer_worker_t *self, trainer_status_t *out)
+{
+    pthread_mutex_lock(&self->mutex);
+    *out = self->status;
+    pthread_mutex_unlock(&self->mutex);
+}
