@@ -7,14 +7,19 @@
                                 the gateway's popularity copy marked
                                 "source":"fallback" -- never an error because
                                 the ranker is down or late
+    POST /api/v1/recs/train, GET /api/v1/recs/models[/{id}],
+    POST /api/v1/recs/models/{id}/activate   the training API
+                                (gateway_models.h), on a PostgreSQL pool
     other paths 404, other methods on known routes 405 (problem+json).
     Every answer carries X-Request-Id (the client's if it is 1..64 printable
     bytes, else a fresh one); answers sent while stopping carry
     Connection: close.
 
     Threads: libmicrohttpd's internal thread pool (cfg->http_threads). The
-    handlers read the shared state and metrics and call the ranker; they
-    never talk to PostgreSQL or Redis.
+    recommendation handlers read the shared state and metrics and call the
+    ranker; they never talk to PostgreSQL or Redis. The training API's
+    handlers use their own small PostgreSQL pool (gateway_models.h), so a
+    slow database never holds up a recommendation.
 
     Ownership: the gateway context owns the server. deps (and everything it
     points to) are borrowed and must outlive it.

@@ -10,7 +10,7 @@
 #include <string.h>
 
 //  Status codes with their own series; everything else is "other".
-static const int s_statuses[] = {200, 400, 401, 403, 404, 405, 429, 500, 503};
+static const int s_statuses[] = {200, 202, 400, 401, 403, 404, 405, 409, 429, 500, 503};
 #define STATUS_COUNT ((int)(sizeof s_statuses / sizeof s_statuses[0]) + 1)
 
 //  Histogram upper bounds in microseconds, and as printed in "le".

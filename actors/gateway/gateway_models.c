@@ -83,9 +83,6 @@ static void s_problem(gateway_models_reply_t *reply, const gateway_models_reques
     json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
     free(text);
     if (doc) {
-        //  gateway_problem_title knows no 409.
-        if (status == 409)
-            json_object_set_new(doc, "title", json_string("Conflict"));
         if (req->request_id)
             json_object_set_new(doc, "request_id", json_string(req->request_id));
     }

@@ -19,6 +19,10 @@ const char *gateway_problem_title(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
     case 429:
         return "Too Many Requests";
     case 500:
