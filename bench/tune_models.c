@@ -108,10 +108,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    evaluation_split_t *test = evaluation_split_new(d->ev_user, d->ev_video, d->ev_value,
-                                                    d->ev_time, d->n_events, d->n_users,
-                                                    d->n_videos, cfg.holdout_fraction, 5, err,
-                                                    sizeof err);
+    evaluation_split_t *test =
+        evaluation_split_new(d->ev_user, d->ev_video, d->ev_value, d->ev_time, d->n_events,
+                             d->n_users, d->n_videos, cfg.holdout_fraction, 5, err, sizeof err);
     evaluation_split_t *val =
         test ? evaluation_split_again(test, cfg.holdout_fraction, 5, err, sizeof err) : NULL;
     if (!val) {

@@ -300,8 +300,7 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_str("RECSD_S3_ENDPOINT", cfg->s3_endpoint, sizeof cfg->s3_endpoint, err, errlen) ||
         s_str("AWS_REGION", cfg->s3_region, sizeof cfg->s3_region, err, errlen) ||
         s_str("AWS_ACCESS_KEY_ID", cfg->s3_access_key, sizeof cfg->s3_access_key, err, errlen) ||
-        s_str("AWS_SECRET_ACCESS_KEY", cfg->s3_secret_key, sizeof cfg->s3_secret_key, err,
-              errlen))
+        s_str("AWS_SECRET_ACCESS_KEY", cfg->s3_secret_key, sizeof cfg->s3_secret_key, err, errlen))
         return -1;
 
     const char *level = getenv("RECSD_LOG_LEVEL");

@@ -88,11 +88,12 @@ typedef struct {
     double als_alpha;
     int train_threads; //  0 = number of CPUs
     int train_seed;
-    int ease_max_items;     //  EASE runs on at most this many videos; 0 = off
+    int ease_max_items; //  EASE runs on at most this many videos; 0 = off
     double ease_lambda;
-    int neighbours_k;       //  neighbours per video (content, item-kNN)
-    double holdout_fraction; //  latest share of each user's events held out
-    double quality_tolerance; //  a new model may be this much (relative NDCG@10) worse than the active one
+    int neighbours_k;         //  neighbours per video (content, item-kNN)
+    double holdout_fraction;  //  latest share of each user's events held out
+    double quality_tolerance; //  a new model may be this much (relative NDCG@10) worse than the
+                              //  active one
     char artifact_cache_dir[CONFIG_PATH_MAX]; //  local copies of s3:// artifacts ("" = runtime dir)
     char s3_endpoint[256];                    //  "" = AWS; http://127.0.0.1:9000 for MinIO
     char s3_region[32];

@@ -33,8 +33,7 @@ static bool s_is(const char *type, const char *name)
     return strcmp(type, name) == 0;
 }
 
-static int s_add_als(artifact_writer_t *w, const als_model_t *als, int32_t n_videos,
-                     float conf[2])
+static int s_add_als(artifact_writer_t *w, const als_model_t *als, int32_t n_videos, float conf[2])
 {
     if (!als || als->n_items != n_videos)
         return -1;
@@ -81,14 +80,13 @@ static int s_add_popularity(artifact_writer_t *w, const popularity_model_t *p, i
                                        p->n_segments) ||
            artifact_writer_add(w, "pop.iseg_ptr", ARTIFACT_I32, 1, (int64_t)p->n_items + 1,
                                p->item_segment_ptr) ||
-           artifact_writer_add(w, "pop.iseg", ARTIFACT_I32, 1,
-                               p->item_segment_ptr[p->n_items], p->item_segments) ||
-           artifact_writer_add(w, "pop.segusers", ARTIFACT_I32, 1, p->n_segments,
-                               p->segment_users);
+           artifact_writer_add(w, "pop.iseg", ARTIFACT_I32, 1, p->item_segment_ptr[p->n_items],
+                               p->item_segments) ||
+           artifact_writer_add(w, "pop.segusers", ARTIFACT_I32, 1, p->n_segments, p->segment_users);
 }
 
-int model_artifact_write(const model_artifact_parts_t *parts, const char *path,
-                         char checksum[65], char *err, size_t errlen)
+int model_artifact_write(const model_artifact_parts_t *parts, const char *path, char checksum[65],
+                         char *err, size_t errlen)
 {
     const char *type = parts->model_type;
     const char *meta = parts->meta_json ? parts->meta_json : "{}";
@@ -116,14 +114,14 @@ int model_artifact_write(const model_artifact_parts_t *parts, const char *path,
             rc = s_add_als(w, parts->als, parts->n_videos, als_conf) || s_add_content(w, parts) ||
                  (parts->ease && s_add_ease(w, parts->ease, parts->n_videos)) ||
                  artifact_writer_add(w, "hyb.params", ARTIFACT_F32, 1, 3, hyb);
-        }
-        else
+        } else
             rc = -1;
     }
     if (rc != 0) {
         artifact_writer_destroy(&w);
-        snprintf(err, errlen, "model %s: a part is missing or its size disagrees with the %d videos",
-                 type, parts->n_videos);
+        snprintf(err, errlen,
+                 "model %s: a part is missing or its size disagrees with the %d videos", type,
+                 parts->n_videos);
         return -1;
     }
     rc = artifact_writer_write(w, path, checksum, err, errlen);
@@ -267,28 +265,23 @@ static int s_open_models(model_bundle_t *b, int32_t n, char *err, size_t errlen)
         if (s_open_als(b, n) != 0)
             return -1;
         b->scorer = als_scorer(&b->als);
-    }
-    else if (s_is(t, "content")) {
+    } else if (s_is(t, "content")) {
         if (s_open_content(b, n) != 0)
             return -1;
         b->scorer = prior_scorer(&b->content);
-    }
-    else if (s_is(t, "item_knn")) {
+    } else if (s_is(t, "item_knn")) {
         if (s_open_neighbours(b, n) != 0)
             return -1;
         b->scorer = item_neighbours_scorer(&b->neighbours);
-    }
-    else if (s_is(t, "ease")) {
+    } else if (s_is(t, "ease")) {
         if (s_open_ease(b, n) != 0)
             return -1;
         b->scorer = ease_scorer(&b->ease);
-    }
-    else if (s_is(t, "popularity")) {
+    } else if (s_is(t, "popularity")) {
         if (s_open_popularity(b, n, err, errlen) != 0)
             return -1;
         b->scorer = popularity_scorer(&b->popularity);
-    }
-    else if (s_is(t, "hybrid")) {
+    } else if (s_is(t, "hybrid")) {
         const float *p = s_section(b, "hyb.params", ARTIFACT_F32, 1, 3, NULL, NULL);
         if (!p || s_open_als(b, n) != 0 || s_open_content(b, n) != 0)
             return -1;
@@ -302,8 +295,7 @@ static int s_open_models(model_bundle_t *b, int32_t n, char *err, size_t errlen)
                         errlen) != 0)
             return -1;
         b->scorer = hybrid_scorer(&b->hybrid);
-    }
-    else
+    } else
         return -1;
     return 0;
 }

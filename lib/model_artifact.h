@@ -50,8 +50,8 @@ typedef struct {
 //  Writes the artifact atomically to path (artifact_writer_write) and the
 //  SHA-256 into checksum (65 bytes). Returns 0, or -1 with the reason in
 //  err (a part missing for the type, sizes that disagree, I/O).
-int model_artifact_write(const model_artifact_parts_t *parts, const char *path,
-                         char checksum[65], char *err, size_t errlen);
+int model_artifact_write(const model_artifact_parts_t *parts, const char *path, char checksum[65],
+                         char *err, size_t errlen);
 
 typedef struct model_bundle_t model_bundle_t;
 

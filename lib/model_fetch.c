@@ -22,9 +22,8 @@ artifact_store_t *model_fetch_store(const config_t *cfg, char *err, size_t errle
 
 int model_fetch_cache_dir(const config_t *cfg, char *dir, size_t dirlen, char *err, size_t errlen)
 {
-    int n = cfg->artifact_cache_dir[0]
-                ? snprintf(dir, dirlen, "%s", cfg->artifact_cache_dir)
-                : snprintf(dir, dirlen, "%s/artifacts", cfg->runtime_dir);
+    int n = cfg->artifact_cache_dir[0] ? snprintf(dir, dirlen, "%s", cfg->artifact_cache_dir)
+                                       : snprintf(dir, dirlen, "%s/artifacts", cfg->runtime_dir);
     if (n < 0 || (size_t)n >= dirlen) {
         snprintf(err, errlen, "artifact cache path too long");
         return -1;

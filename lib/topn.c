@@ -54,8 +54,7 @@ int32_t topn_select(const float *scores, int32_t count, const bool *skip, int32_
         if (len < n) {
             out[len] = i;
             s_sift_up(scores, out, len++);
-        }
-        else if (s_worse(scores, out[0], i)) {
+        } else if (s_worse(scores, out[0], i)) {
             out[0] = i;
             s_sift_down(scores, out, len, 0);
         }

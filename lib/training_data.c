@@ -208,9 +208,9 @@ static int s_load_catalogue(s_loader_t *l, PGconn *conn, char *err, size_t errle
 static int s_add_event(s_loader_t *l, PGresult *row, const training_data_options_t *opts)
 {
     training_data_t *d = l->data;
-    float value = training_data_strength(opts, PQgetvalue(row, 0, 2),
-                                         strtod(PQgetvalue(row, 0, 3), NULL),
-                                         strtod(PQgetvalue(row, 0, 4), NULL));
+    float value =
+        training_data_strength(opts, PQgetvalue(row, 0, 2), strtod(PQgetvalue(row, 0, 3), NULL),
+                               strtod(PQgetvalue(row, 0, 4), NULL));
     if (value == 0.0f)
         return 0;
     int32_t u = s_user(l, PQgetvalue(row, 0, 0));
@@ -267,8 +267,7 @@ static int s_load_events(s_loader_t *l, PGconn *conn, const training_data_option
                 snprintf(err, errlen, "out of memory loading events");
                 rc = -1; //  keep draining so the connection stays usable
             }
-        }
-        else if (status != PGRES_TUPLES_OK && rc == 0) {
+        } else if (status != PGRES_TUPLES_OK && rc == 0) {
             snprintf(err, errlen, "events query: %s", PQerrorMessage(conn));
             rc = -1;
         }

@@ -107,8 +107,8 @@ static void s_refresh_quality(self_t *self)
 {
     char err[512];
     int rc = 0;
-    json_t *list = model_registry_list(self->conn, NULL, MODEL_REGISTRY_LIST_MAX, &rc, err,
-                                       sizeof err);
+    json_t *list =
+        model_registry_list(self->conn, NULL, MODEL_REGISTRY_LIST_MAX, &rc, err, sizeof err);
     if (!list) {
         log_debug("trainer: model listing for metrics failed: %s", err);
         return;
@@ -139,8 +139,7 @@ static void s_metrics(self_t *self)
                                        sizeof err) != MODEL_REGISTRY_OK) {
             log_debug("trainer: queue depth unavailable: %s", err);
             s_disconnect(self);
-        }
-        else
+        } else
             s_refresh_quality(self);
     }
     trainer_status_t st;

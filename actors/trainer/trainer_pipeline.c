@@ -104,8 +104,8 @@ static ease_model_t *s_train_ease(s_run_t *r, const feedback_matrix_t *m, char *
 static item_neighbours_t *s_train_content(s_run_t *r, char *err, size_t errlen)
 {
     const training_data_t *d = r->in->data;
-    r->content_items = calloc((size_t)(d->n_videos > 0 ? d->n_videos : 1),
-                              sizeof *r->content_items);
+    r->content_items =
+        calloc((size_t)(d->n_videos > 0 ? d->n_videos : 1), sizeof *r->content_items);
     if (!r->content_items) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -121,7 +121,7 @@ static item_neighbours_t *s_train_content(s_run_t *r, char *err, size_t errlen)
 }
 
 static popularity_model_t *s_popularity_on(s_run_t *r, const evaluation_split_t *s,
-                                            double half_life_s, char *err, size_t errlen)
+                                           double half_life_s, char *err, size_t errlen)
 {
     const training_data_t *d = r->in->data;
     popularity_params_t params = popularity_params_default();
@@ -185,7 +185,8 @@ static int s_remap_score(const void *model, const user_history_t *h, float *scor
     const s_remap_t *rm = model;
     int32_t *items = malloc((size_t)(h->len > 0 ? h->len : 1) * sizeof *items);
     float *values = malloc((size_t)(h->len > 0 ? h->len : 1) * sizeof *values);
-    float *theirs = malloc((size_t)(rm->inner.n_items > 0 ? rm->inner.n_items : 1) * sizeof *theirs);
+    float *theirs =
+        malloc((size_t)(rm->inner.n_items > 0 ? rm->inner.n_items : 1) * sizeof *theirs);
     int rc = -1;
     if (!items || !values || !theirs)
         goto done;
@@ -229,8 +230,8 @@ static int s_evaluate(s_run_t *r, const scorer_t *scorer, const char *name, json
 //  The active model on today's split; a missing or unreadable active
 //  artifact is recorded (it is the ranker's problem too) but does not
 //  fail the new model: the gate then has nothing to compare with.
-static int s_evaluate_active(s_run_t *r, evaluation_metrics_t *active, bool *have_active,
-                             char *err, size_t errlen)
+static int s_evaluate_active(s_run_t *r, evaluation_metrics_t *active, bool *have_active, char *err,
+                             size_t errlen)
 {
     *have_active = false;
     if (!r->in->active_path) {
@@ -238,8 +239,8 @@ static int s_evaluate_active(s_run_t *r, evaluation_metrics_t *active, bool *hav
         return 0;
     }
     char why[512];
-    model_bundle_t *bundle = model_bundle_open(r->in->active_path, r->in->active_checksum, why,
-                                               sizeof why);
+    model_bundle_t *bundle =
+        model_bundle_open(r->in->active_path, r->in->active_checksum, why, sizeof why);
     if (!bundle) {
         json_object_set_new(r->metrics, "active", json_null());
         json_object_set_new(r->metrics, "active_error", json_string(why));
@@ -319,7 +320,8 @@ static int s_train_content_model(s_run_t *r, const evaluation_split_t *val, char
         return -1;
     }
     prior_scorer_fill(r->popularity->global, d->n_videos, beta, r->prior);
-    r->content = (prior_scorer_t){.inner = item_neighbours_scorer(r->neighbours), .prior = r->prior};
+    r->content =
+        (prior_scorer_t){.inner = item_neighbours_scorer(r->neighbours), .prior = r->prior};
     return 0;
 }
 
@@ -349,9 +351,10 @@ static int s_train_hybrid(s_run_t *r, char *err, size_t errlen)
     //  Tuning uses content with the prior from val's train part: the
     //  final prior (whole train part) would leak val's held-out events.
     prior_scorer_t content_v = r->content;
-    float *prior_v = malloc((size_t)(r->in->data->n_videos > 0 ? r->in->data->n_videos : 1) *
-                            sizeof *prior_v);
-    popularity_model_t *pop_v = prior_v ? s_popularity_on(r, val, r->half_life_s, err, errlen) : NULL;
+    float *prior_v =
+        malloc((size_t)(r->in->data->n_videos > 0 ? r->in->data->n_videos : 1) * sizeof *prior_v);
+    popularity_model_t *pop_v =
+        prior_v ? s_popularity_on(r, val, r->half_life_s, err, errlen) : NULL;
     if (!pop_v) {
         free(prior_v);
         goto done;
@@ -371,10 +374,10 @@ static int s_train_hybrid(s_run_t *r, char *err, size_t errlen)
     if (tuned_rc)
         goto done;
     r->hybrid_params = tuning.params;
-    json_t *tuned = json_pack("{s:f, s:f, s:f, s:o}", "content_k", tuning.params.content_k,
-                              "content_floor", tuning.params.content_floor, "ease_share",
-                              tuning.params.ease_share, "validation",
-                              evaluation_metrics_to_json(&best));
+    json_t *tuned =
+        json_pack("{s:f, s:f, s:f, s:o}", "content_k", tuning.params.content_k, "content_floor",
+                  tuning.params.content_floor, "ease_share", tuning.params.ease_share, "validation",
+                  evaluation_metrics_to_json(&best));
     json_object_set_new(r->params, "blend", tuned ? tuned : json_null());
     s_phase(r, 50, 75);
     if (!(r->als = s_train_als(r, r->split->train, err, errlen)))
@@ -405,31 +408,27 @@ static int s_train(s_run_t *r, char *err, size_t errlen)
         if (!(r->als = s_train_als(r, r->split->train, err, errlen)))
             return -1;
         r->scorer = als_scorer(r->als);
-    }
-    else if (strcmp(type, "content") == 0) {
-        evaluation_split_t *val = evaluation_split_again(r->split, r->cfg->holdout_fraction,
-                                                         MIN_HISTORY, err, errlen);
+    } else if (strcmp(type, "content") == 0) {
+        evaluation_split_t *val =
+            evaluation_split_again(r->split, r->cfg->holdout_fraction, MIN_HISTORY, err, errlen);
         int rc = val ? s_train_content_model(r, val, err, errlen) : -1;
         evaluation_split_destroy(&val);
         if (rc != 0)
             return -1;
         r->scorer = prior_scorer(&r->content);
-    }
-    else if (strcmp(type, "item_knn") == 0) {
+    } else if (strcmp(type, "item_knn") == 0) {
         int32_t k = (int32_t)s_param(r, "neighbours", r->cfg->neighbours_k);
         if (!(r->neighbours = item_knn_train(r->split->train, k, r->threads, err, errlen)))
             return -1;
         r->scorer = item_neighbours_scorer(r->neighbours);
-    }
-    else if (strcmp(type, "ease") == 0) {
+    } else if (strcmp(type, "ease") == 0) {
         if (!(r->ease = s_train_ease(r, r->split->train, err, errlen))) {
             if (r->cfg->ease_max_items <= 0)
                 snprintf(err, errlen, "EASE is disabled (RECSD_EASE_MAX_ITEMS=0)");
             return -1;
         }
         r->scorer = ease_scorer(r->ease);
-    }
-    else if (strcmp(type, "popularity") == 0)
+    } else if (strcmp(type, "popularity") == 0)
         r->scorer = popularity_scorer(r->popularity);
     else if (strcmp(type, "hybrid") == 0)
         return s_train_hybrid(r, err, errlen);
@@ -465,8 +464,9 @@ static int s_baselines(s_run_t *r, char *err, size_t errlen)
     return rc;
 }
 
-static void s_gate(s_run_t *r, const evaluation_metrics_t *model, const evaluation_metrics_t *active,
-                   bool have_active, trainer_pipeline_output_t *out)
+static void s_gate(s_run_t *r, const evaluation_metrics_t *model,
+                   const evaluation_metrics_t *active, bool have_active,
+                   trainer_pipeline_output_t *out)
 {
     double tolerance = r->cfg->quality_tolerance;
     if (!have_active) {
@@ -486,9 +486,9 @@ static void s_gate(s_run_t *r, const evaluation_metrics_t *model, const evaluati
 static int s_write(s_run_t *r, trainer_pipeline_output_t *out, char *err, size_t errlen)
 {
     const training_data_t *d = r->in->data;
-    json_t *meta = json_pack("{s:s, s:O, s:I, s:I}", "model_type", r->in->model_type, "params",
-                             r->params, "videos", (json_int_t)d->n_videos, "events",
-                             (json_int_t)d->n_events);
+    json_t *meta =
+        json_pack("{s:s, s:O, s:I, s:I}", "model_type", r->in->model_type, "params", r->params,
+                  "videos", (json_int_t)d->n_videos, "events", (json_int_t)d->n_events);
     char *meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
     json_decref(meta);
     if (!meta_text) {

@@ -21,7 +21,7 @@
 #include "trainer_pipeline.h"
 #include "training_data.h"
 
-const double trainer_duration_bounds[TRAINER_DURATION_BUCKETS] = {1,  5,   15,  60,
+const double trainer_duration_bounds[TRAINER_DURATION_BUCKETS] = {1,   5,   15,   60,
                                                                   300, 900, 3600, 14400};
 
 #define PROGRESS_INTERVAL_S 0.5 //  progress rows at most this often
@@ -158,8 +158,7 @@ static void s_record_duration(trainer_worker_t *self, double seconds, bool ok)
     if (ok) {
         self->status.succeeded++;
         self->status.last_success = s_now();
-    }
-    else
+    } else
         self->status.failed++;
     pthread_mutex_unlock(&self->mutex);
 }
@@ -287,8 +286,7 @@ static void s_job(trainer_worker_t *self, model_registry_claim_t *claim)
         self->status.refused += r == MODEL_REGISTRY_OK && !out.gate_passed;
         pthread_mutex_unlock(&self->mutex);
         s_record_duration(self, seconds, r == MODEL_REGISTRY_OK);
-    }
-    else {
+    } else {
         if (atomic_load(&self->stopping) && !self->lost_claim)
             snprintf(err, sizeof err, "trainer stopped mid-run");
         if (self->lost_claim)
@@ -350,8 +348,8 @@ static void *s_thread(void *arg)
 static json_t *s_defaults(const config_t *cfg)
 {
     json_t *als = json_pack("{s:i, s:i, s:f, s:f, s:i}", "factors", cfg->als_factors, "iterations",
-                            cfg->als_iterations, "regularization", cfg->als_regularization,
-                            "alpha", cfg->als_alpha, "seed", cfg->train_seed);
+                            cfg->als_iterations, "regularization", cfg->als_regularization, "alpha",
+                            cfg->als_alpha, "seed", cfg->train_seed);
     json_t *hybrid = json_deep_copy(als);
     if (hybrid) {
         json_object_set_new(hybrid, "ease_max_items", json_integer(cfg->ease_max_items));
