@@ -255,32 +255,49 @@ static int s_integer(json_t *root, const char *name, int64_t *out, char *reason,
     return 0;
 }
 
-static int s_timestamp(json_t *root, const event_rules_t *rules, int64_t now_us, int64_t *out,
-                       char *reason, size_t reasonlen)
+//  A date-time field: name's value parsed into *out, not before 1970 and,
+//  if future_checked, not more than rules->max_future_s ahead of now_us.
+//  Returns 0 or -1 with the reason.
+static int s_time_value(json_t *value, const char *name, bool future_checked,
+                        const event_rules_t *rules, int64_t now_us, int64_t *out, char *reason,
+                        size_t reasonlen)
 {
-    json_t *value = s_field(root, "timestamp", reason, reasonlen);
-    if (!value)
-        return -1;
     if (!json_is_string(value))
-        return s_fail(reason, reasonlen, "timestamp: must be a string, not %s", s_type_name(value));
+        return s_fail(reason, reasonlen, "%s: must be a string, not %s", name, s_type_name(value));
     //  A C string: a parser stopping at an embedded NUL must not accept a
     //  prefix. Jansson rejects \u0000 without JSON_ALLOW_NUL, checked anyway.
     if (strlen(json_string_value(value)) != json_string_length(value) ||
         event_parse_time(json_string_value(value), out) != 0)
         return s_fail(reason, reasonlen,
-                      "timestamp: not an RFC 3339 date-time with a zone "
-                      "(YYYY-MM-DDTHH:MM:SS[.frac]Z or +HH:MM)");
+                      "%s: not an RFC 3339 date-time with a zone "
+                      "(YYYY-MM-DDTHH:MM:SS[.frac]Z or +HH:MM)",
+                      name);
     if (*out < 0)
-        return s_fail(reason, reasonlen, "timestamp: before 1970-01-01T00:00:00Z");
-    if (rules->max_future_s >= 0 && *out - now_us > rules->max_future_s * US_PER_S)
-        return s_fail(reason, reasonlen, "timestamp: more than %lld s in the future",
+        return s_fail(reason, reasonlen, "%s: before 1970-01-01T00:00:00Z", name);
+    if (future_checked && rules->max_future_s >= 0 &&
+        *out - now_us > rules->max_future_s * US_PER_S)
+        return s_fail(reason, reasonlen, "%s: more than %lld s in the future", name,
                       (long long)rules->max_future_s);
     return 0;
+}
+
+static int s_timestamp(json_t *root, const char *name, const event_rules_t *rules, int64_t now_us,
+                       int64_t *out, char *reason, size_t reasonlen)
+{
+    json_t *value = s_field(root, name, reason, reasonlen);
+    if (!value)
+        return -1;
+    return s_time_value(value, name, true, rules, now_us, out, reason, reasonlen);
 }
 
 static int s_parse_fields(event_source_t source, json_t *root, const event_rules_t *rules,
                           int64_t now_us, event_t *ev, char *reason, size_t reasonlen)
 {
+    if (source == EVENT_SOURCE_VIDEO_UPSERTED)
+        return s_fail(reason, reasonlen,
+                      "source: a catalogue change, not a user event (event_parse_video)");
+    if ((int)source < 0 || source >= EVENT_SOURCE_COUNT)
+        return s_fail(reason, reasonlen, "source: unknown event source %d", (int)source);
     if (s_string(root, "user_id", 1, EVENT_ID_MAX, 0x21, ev->user_id, reason, reasonlen) ||
         s_string(root, "video_id", 1, EVENT_ID_MAX, 0x21, ev->video_id, reason, reasonlen))
         return -1;
@@ -338,7 +355,36 @@ static int s_parse_fields(event_source_t source, json_t *root, const event_rules
     default:
         return s_fail(reason, reasonlen, "source: unknown event source %d", (int)source);
     }
-    return s_timestamp(root, rules, now_us, &ev->occurred_us, reason, reasonlen);
+    return s_timestamp(root, "timestamp", rules, now_us, &ev->occurred_us, reason, reasonlen);
+}
+
+//  The payload as a JSON object (the caller json_decrefs it), or NULL with
+//  the reason: size, emptiness, syntax (duplicate keys included), type.
+static json_t *s_load(const void *payload, size_t len, char *reason, size_t reasonlen)
+{
+    if (len > EVENT_MAX_PAYLOAD) {
+        s_fail(reason, reasonlen, "payload: %zu bytes, more than %d allowed", len,
+               EVENT_MAX_PAYLOAD);
+        return NULL;
+    }
+    if (len == 0 || !payload) {
+        s_fail(reason, reasonlen, "payload: empty");
+        return NULL;
+    }
+    json_error_t error;
+    //  DECODE_ANY so that a scalar gets the clearer "not an object" reason.
+    json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
+    if (!root) {
+        s_fail(reason, reasonlen, "payload: invalid JSON at byte %d: %s", error.position,
+               error.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        s_fail(reason, reasonlen, "payload: must be a JSON object, not %s", s_type_name(root));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
 }
 
 int event_parse(event_source_t source, const void *payload, size_t len, const event_rules_t *rules,
@@ -347,30 +393,140 @@ int event_parse(event_source_t source, const void *payload, size_t len, const ev
     event_rules_t defaults = event_rules_default();
     if (!rules)
         rules = &defaults;
-    if (len > EVENT_MAX_PAYLOAD)
-        return s_fail(reason, reasonlen, "payload: %zu bytes, more than %d allowed", len,
-                      EVENT_MAX_PAYLOAD);
-    if (len == 0 || !payload)
-        return s_fail(reason, reasonlen, "payload: empty");
-
-    json_error_t error;
-    //  DECODE_ANY so that a scalar gets the clearer "not an object" reason.
-    json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
+    json_t *root = s_load(payload, len, reason, reasonlen);
     if (!root)
-        return s_fail(reason, reasonlen, "payload: invalid JSON at byte %d: %s", error.position,
-                      error.text);
+        return -1;
     int rc = -1;
-    if (!json_is_object(root)) {
-        s_fail(reason, reasonlen, "payload: must be a JSON object, not %s", s_type_name(root));
-        goto done;
-    }
     event_t ev;
     memset(&ev, 0, sizeof ev);
     if (s_parse_fields(source, root, rules, now_us, &ev, reason, reasonlen) == 0) {
         *out = ev;
         rc = 0;
     }
-done:
+    json_decref(root);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  VideoUpserted
+
+//  Checks that a JSON string is 1..max bytes of text (UTF-8, which jansson
+//  has verified, without control characters) and copies it into buf (max +
+//  1 bytes). what names it in the reason ("title", "genres: item 3").
+//  Returns 0 or -1 with the reason.
+static int s_text_value(json_t *value, const char *what, size_t max, char *buf, char *reason,
+                        size_t reasonlen)
+{
+    if (!json_is_string(value))
+        return s_fail(reason, reasonlen, "%s: must be a string, not %s", what, s_type_name(value));
+    const char *text = json_string_value(value);
+    size_t len = json_string_length(value);
+    if (len == 0)
+        return s_fail(reason, reasonlen, "%s: must not be empty", what);
+    if (len > max)
+        return s_fail(reason, reasonlen, "%s: %zu bytes, at most %zu allowed", what, len, max);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            return s_fail(reason, reasonlen, "%s: byte %zu (0x%02x) is a control character", what,
+                          i, c);
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+//  An array field of at most max_count distinct texts of 1..max_len bytes,
+//  copied into rows of stride bytes at buf; *count set. Returns 0 or -1
+//  with the reason.
+static int s_text_array(json_t *root, const char *name, size_t max_count, size_t max_len, char *buf,
+                        size_t stride, size_t *count, char *reason, size_t reasonlen)
+{
+    json_t *array = s_field(root, name, reason, reasonlen);
+    if (!array)
+        return -1;
+    if (!json_is_array(array))
+        return s_fail(reason, reasonlen, "%s: must be an array, not %s", name, s_type_name(array));
+    size_t n = json_array_size(array);
+    if (n > max_count)
+        return s_fail(reason, reasonlen, "%s: %zu items, at most %zu allowed", name, n, max_count);
+    for (size_t i = 0; i < n; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s: item %zu", name, i);
+        char *row = buf + i * stride;
+        if (s_text_value(json_array_get(array, i), what, max_len, row, reason, reasonlen) != 0)
+            return -1;
+        //  Quadratic, over at most a few dozen short strings.
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(buf + j * stride, row) == 0)
+                return s_fail(reason, reasonlen, "%s: item %zu repeats item %zu", name, i, j);
+        }
+    }
+    *count = n;
+    return 0;
+}
+
+static int s_parse_video(json_t *root, const event_rules_t *rules, int64_t now_us,
+                         event_video_t *video, char *reason, size_t reasonlen)
+{
+    if (s_string(root, "video_id", 1, EVENT_ID_MAX, 0x21, video->video_id, reason, reasonlen))
+        return -1;
+    json_t *value = s_field(root, "title", reason, reasonlen);
+    if (!value ||
+        s_text_value(value, "title", EVENT_TITLE_MAX, video->title, reason, reasonlen) != 0)
+        return -1;
+    if (s_text_array(root, "genres", EVENT_GENRES_MAX, EVENT_GENRE_MAX, video->genres[0],
+                     sizeof video->genres[0], &video->genre_count, reason, reasonlen) ||
+        s_text_array(root, "tags", EVENT_TAGS_MAX, EVENT_TAG_MAX, video->tags[0],
+                     sizeof video->tags[0], &video->tag_count, reason, reasonlen))
+        return -1;
+    if (s_integer(root, "duration", &video->duration_s, reason, reasonlen))
+        return -1;
+    if (video->duration_s <= 0)
+        return s_fail(reason, reasonlen, "duration: must be > 0");
+    if (video->duration_s > rules->max_duration_s)
+        return s_fail(reason, reasonlen, "duration: must be <= %lld",
+                      (long long)rules->max_duration_s);
+    //  Optional: absent and null both mean "not known".
+    value = json_object_get(root, "published_at");
+    if (value && !json_is_null(value)) {
+        if (s_time_value(value, "published_at", false, rules, now_us, &video->published_us, reason,
+                         reasonlen))
+            return -1;
+        video->has_published = true;
+    }
+    value = s_field(root, "status", reason, reasonlen);
+    if (!value)
+        return -1;
+    if (!json_is_string(value))
+        return s_fail(reason, reasonlen, "status: must be a string, not %s", s_type_name(value));
+    const char *status = json_string_value(value);
+    if (strcmp(status, "active") == 0 && json_string_length(value) == 6)
+        video->retired = false;
+    else if (strcmp(status, "retired") == 0 && json_string_length(value) == 7)
+        video->retired = true;
+    else
+        return s_fail(reason, reasonlen, "status: must be \"active\" or \"retired\"");
+    return s_timestamp(root, "updated_at", rules, now_us, &video->updated_us, reason, reasonlen);
+}
+
+int event_parse_video(const void *payload, size_t len, const event_rules_t *rules, int64_t now_us,
+                      event_video_t *out, char *reason, size_t reasonlen)
+{
+    event_rules_t defaults = event_rules_default();
+    if (!rules)
+        rules = &defaults;
+    json_t *root = s_load(payload, len, reason, reasonlen);
+    if (!root)
+        return -1;
+    //  Parsed aside (a few KiB of stack): *out stays untouched on failure.
+    event_video_t video;
+    memset(&video, 0, sizeof video);
+    int rc = -1;
+    if (s_parse_video(root, rules, now_us, &video, reason, reasonlen) == 0) {
+        *out = video;
+        rc = 0;
+    }
     json_decref(root);
     return rc;
 }

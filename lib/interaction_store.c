@@ -8,6 +8,8 @@
         only if that met a duplicate:
         ROLLBACK TO SAVEPOINT; INSERT ... SELECT ... ON CONFLICT DO NOTHING
       INSERT INTO features.users SELECT ... ON CONFLICT DO NOTHING
+      INSERT INTO features.videos SELECT ... FROM jsonb_array_elements($1)
+        ON CONFLICT DO UPDATE ... WHERE newer   (only with catalogue changes)
       INSERT INTO public.outbox SELECT ... FROM jsonb_array_elements($2)
       COMMIT
     COPY is several times cheaper than a multi-row INSERT per row, and the
@@ -16,6 +18,16 @@
     (nearly all of them) ON CONFLICT's extra index probe. The temp table
     lives as long as the connection (created once; IF NOT EXISTS costs a
     catalogue lookup) and is emptied at each commit.
+
+    New rows per kind: when the plain INSERT succeeds every event was new,
+    so the batch's own counts per kind are the answer and the fast path
+    pays nothing for them; only the ON CONFLICT path asks the server which
+    kinds it inserted (RETURNING, counted in the same statement).
+
+    Catalogue changes are rare next to interactions and carry arrays: they
+    go as a JSON parameter rather than through COPY (no array-literal
+    escaping), sorted by video_id and deduplicated here first (one
+    statement must not update a row twice), in groups of bounded size.
 
     The event id is the SHA-256 of a canonical text built here (see
     s_put_canonical), hashed here too (the server's sha256() of the same
@@ -26,6 +38,8 @@
    order and cannot deadlock on each other.
 */
 #include "interaction_store.h"
+
+_Static_assert(EVENT_WATCHLIST_REMOVE < STORE_KINDS, "STORE_KINDS too small for event_kind_t");
 
 #include <errno.h>
 #include <jansson.h>
@@ -76,9 +90,12 @@ static const char *s_copy_sql = "COPY recsd_ingest_batch FROM STDIN";
 
 static const char *s_insert_new_sql = "SAVEPOINT recsd_new_events; " S_INSERT_INTERACTIONS;
 
+//  The careful path also says which kinds were new (the rows of its last
+//  statement: kind, count).
 static const char *s_insert_interactions_sql =
-    "ROLLBACK TO SAVEPOINT recsd_new_events; " S_INSERT_INTERACTIONS
-    " ON CONFLICT (event_id) DO NOTHING";
+    "ROLLBACK TO SAVEPOINT recsd_new_events; "
+    "WITH ins AS (" S_INSERT_INTERACTIONS " ON CONFLICT (event_id) DO NOTHING RETURNING kind)"
+    " SELECT kind, count(*) FROM ins GROUP BY kind";
 
 //  A user's created_at is their earliest event, as the MovieLens import
 //  does; an existing user is left alone. Known users (the common case)
@@ -90,6 +107,30 @@ static const char *s_insert_users_sql =
     "  WHERE NOT EXISTS (SELECT 1 FROM features.users u WHERE u.user_id = b.user_id)"
     "  GROUP BY b.user_id ORDER BY b.user_id"
     " ON CONFLICT (user_id) DO NOTHING";
+
+//  $1 a JSON array of catalogue changes, sorted by video_id, one per video
+//  (see s_video_json). Applied only where newer than what is stored; the
+//  command tag counts the rows inserted or updated, not the skipped ones.
+static const char *s_upsert_videos_sql =
+    "INSERT INTO features.videos AS v"
+    "  (video_id, title, genres, tags, duration_s, published_at, retired, catalog_updated_at)"
+    " SELECT d->>'id', d->>'title',"
+    "        ARRAY(SELECT x FROM jsonb_array_elements_text(d->'genres') WITH ORDINALITY"
+    "               AS g(x, i) ORDER BY i),"
+    "        ARRAY(SELECT x FROM jsonb_array_elements_text(d->'tags') WITH ORDINALITY"
+    "               AS g(x, i) ORDER BY i),"
+    "        (d->>'duration')::integer, (d->>'published')::timestamptz,"
+    "        (d->>'retired')::boolean, (d->>'updated')::timestamptz"
+    "   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(d, n)"
+    "  ORDER BY n"
+    " ON CONFLICT (video_id) DO UPDATE"
+    "    SET title = excluded.title, genres = excluded.genres, tags = excluded.tags,"
+    "        duration_s = excluded.duration_s, published_at = excluded.published_at,"
+    "        retired = excluded.retired, catalog_updated_at = excluded.catalog_updated_at"
+    "  WHERE v.catalog_updated_at IS NULL OR v.catalog_updated_at < excluded.catalog_updated_at";
+
+//  Catalogue changes per statement, at most (a few KiB of JSON each).
+#define S_VIDEO_GROUP ((size_t)1000)
 
 //  $1 the dead-letter topic, $2 a JSON array of {key, payload, headers}
 //  in batch order.
@@ -168,18 +209,51 @@ static int s_exec(PGconn *conn, const char *sql, const char *what, size_t *tuple
     return s_exec_state(conn, sql, what, tuples, NULL, err, errlen);
 }
 
+//  The event_kind_t of a kind name as stored, 0 if none.
+static event_kind_t s_kind_of(const char *name)
+{
+    for (int k = 1; k < STORE_KINDS; k++) {
+        const char *known = event_kind_name((event_kind_t)k);
+        if (known && strcmp(known, name) == 0)
+            return (event_kind_t)k;
+    }
+    return 0;
+}
+
 //  Inserts the COPYed batch into features.interactions: the fast path,
-//  then, if it met a duplicate, the careful one. Returns 0 with the rows
-//  inserted in *inserted, or -1 with the reason.
-static int s_insert_interactions(PGconn *conn, size_t *inserted, char *err, size_t errlen)
+//  then, if it met a duplicate, the careful one. batch_kinds holds the
+//  batch's events per kind. Returns 0 with the rows inserted, in total and
+//  per kind, in *out, or -1 with the reason.
+static int s_insert_interactions(PGconn *conn, const size_t batch_kinds[STORE_KINDS],
+                                 store_result_t *out, char *err, size_t errlen)
 {
     char state[6] = "";
-    if (s_exec_state(conn, s_insert_new_sql, "insert interactions", inserted, state, err, errlen) ==
-        0)
+    if (s_exec_state(conn, s_insert_new_sql, "insert interactions", &out->inserted, state, err,
+                     errlen) == 0) {
+        memcpy(out->inserted_by_kind, batch_kinds, sizeof out->inserted_by_kind);
         return 0;
+    }
     if (strcmp(state, "23505") != 0) //  unique_violation
         return -1;
-    return s_exec(conn, s_insert_interactions_sql, "insert interactions", inserted, err, errlen);
+    PGresult *res = PQexec(conn, s_insert_interactions_sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        s_pg_error(conn, res, "insert interactions", err, errlen);
+        PQclear(res);
+        return -1;
+    }
+    out->inserted = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        event_kind_t kind = s_kind_of(PQgetvalue(res, row, 0));
+        size_t n = (size_t)strtoull(PQgetvalue(res, row, 1), NULL, 10);
+        if (kind == 0) { //  cannot happen: the table's CHECK allows only ours
+            PQclear(res);
+            return s_error(err, errlen, "insert interactions: unexpected kind");
+        }
+        out->inserted_by_kind[kind] += n;
+        out->inserted += n;
+    }
+    PQclear(res);
+    return 0;
 }
 
 //  Ends whatever the failed call left behind so that the connection is
@@ -463,10 +537,11 @@ static void s_put_row(s_buf_t *buf, const event_t *ev, const event_rules_t *rule
     s_putf(buf, "\t%s\n", text);
 }
 
-//  COPYs the events into the temp table. Returns 0, or -1 with the
-//  reason; the connection is out of COPY mode either way.
+//  COPYs the events into the temp table, counting them per kind into
+//  kinds. Returns 0, or -1 with the reason; the connection is out of COPY
+//  mode either way.
 static int s_copy(PGconn *conn, const event_t *events, size_t count, const event_rules_t *rules,
-                  char *err, size_t errlen)
+                  size_t kinds[STORE_KINDS], char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, s_copy_sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -482,6 +557,7 @@ static int s_copy(PGconn *conn, const event_t *events, size_t count, const event
         goto abort;
     }
     for (size_t i = 0; i < count; i++) {
+        kinds[events[i].kind]++; //  checked to be a known kind by the caller
         s_put_row(&buf, &events[i], rules);
         if (buf.len >= S_COPY_FLUSH || i + 1 == count) {
             if (PQputCopyData(conn, buf.data, (int)buf.len) != 1) {
@@ -646,20 +722,146 @@ static int s_insert_dead(PGconn *conn, const dead_letter_t *dead, size_t count, 
 }
 
 //  ---------------------------------------------------------------------
+//  Catalogue changes
+
+//  Orders changes by video_id (bytes, like COLLATE "C": every writer locks
+//  rows in the same order), the newest first within a video, then by
+//  position in the batch (the first of equal versions wins, as the stored
+//  one would against a later equal one).
+static int s_by_video_newest(const void *a, const void *b, void *arg)
+{
+    const event_video_t *videos = arg;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int by_id = strncmp(videos[i].video_id, videos[j].video_id, sizeof videos[i].video_id);
+    if (by_id)
+        return by_id;
+    if (videos[i].updated_us != videos[j].updated_us)
+        return videos[i].updated_us > videos[j].updated_us ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+//  A JSON array of strings from count rows of a fixed-size array. NULL if
+//  out of memory.
+static json_t *s_text_list(const char *rows, size_t stride, size_t count)
+{
+    json_t *array = json_array();
+    for (size_t i = 0; array && i < count; i++) {
+        char text[EVENT_TAG_MAX + EVENT_GENRE_MAX + 2]; //  longer than any row
+        snprintf(text, sizeof text, "%.*s", (int)strnlen(rows + i * stride, stride - 1),
+                 rows + i * stride);
+        //  Not UTF-8 (not from event_parse_video): '?'s, as for dead letters.
+        json_t *item = s_json_text(text);
+        if (!item || json_array_append_new(array, item) != 0) {
+            json_decref(array);
+            return NULL;
+        }
+    }
+    return array;
+}
+
+//  {"id", "title", "genres", "tags", "duration", "published", "retired",
+//  "updated"} for one change, or NULL if out of memory.
+static json_t *s_video_json(const event_video_t *v)
+{
+    char published[64], updated[64];
+    s_format_time(updated, sizeof updated, v->updated_us);
+    if (v->has_published)
+        s_format_time(published, sizeof published, v->published_us);
+    size_t genres = v->genre_count < EVENT_GENRES_MAX ? v->genre_count : EVENT_GENRES_MAX;
+    size_t tags = v->tag_count < EVENT_TAGS_MAX ? v->tag_count : EVENT_TAGS_MAX;
+    char id[EVENT_ID_MAX + 1], title[EVENT_TITLE_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)s_field_len(v->video_id, sizeof v->video_id), v->video_id);
+    snprintf(title, sizeof title, "%.*s", (int)s_field_len(v->title, sizeof v->title), v->title);
+    //  "o" takes its reference even when json_pack fails.
+    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:b, s:s}", "id", s_json_text(id), "title",
+                     s_json_text(title), "genres",
+                     s_text_list(v->genres[0], sizeof v->genres[0], genres), "tags",
+                     s_text_list(v->tags[0], sizeof v->tags[0], tags), "duration",
+                     (json_int_t)v->duration_s, "published",
+                     v->has_published ? json_string(published) : json_null(), "retired",
+                     v->retired ? 1 : 0, "updated", updated);
+}
+
+//  Upserts the changes (see the header). Returns 0 with the rows inserted
+//  or replaced in *applied, or -1 with the reason.
+static int s_upsert_videos(PGconn *conn, const event_video_t *videos, size_t count, size_t *applied,
+                           char *err, size_t errlen)
+{
+    *applied = 0;
+    size_t *order = malloc(count * sizeof *order);
+    if (!order)
+        return s_error(err, errlen, "videos: out of memory");
+    for (size_t i = 0; i < count; i++)
+        order[i] = i;
+    qsort_r(order, count, sizeof *order, s_by_video_newest, (void *)videos);
+    int rc = 0;
+    size_t i = 0;
+    while (rc == 0 && i < count) {
+        json_t *array = json_array();
+        if (!array) {
+            rc = s_error(err, errlen, "videos: out of memory");
+            break;
+        }
+        for (size_t n = 0; rc == 0 && i < count && n < S_VIDEO_GROUP; i++) {
+            //  An older (or equal) change of the video just taken: stale.
+            if (i > 0 && strncmp(videos[order[i]].video_id, videos[order[i - 1]].video_id,
+                                 sizeof videos[0].video_id) == 0)
+                continue;
+            json_t *item = s_video_json(&videos[order[i]]);
+            if (!item || json_array_append_new(array, item) != 0)
+                rc = s_error(err, errlen, "videos: out of memory");
+            n++;
+        }
+        char *json = rc == 0 ? json_dumps(array, JSON_COMPACT) : NULL;
+        json_decref(array);
+        if (rc != 0)
+            break;
+        if (!json) {
+            rc = s_error(err, errlen, "videos: out of memory");
+            break;
+        }
+        const char *params[1] = {json};
+        PGresult *res = PQexecParams(conn, s_upsert_videos_sql, 1, NULL, params, NULL, NULL, 0);
+        free(json);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = s_pg_error(conn, res, "upsert videos", err, errlen);
+        else
+            *applied += (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+    }
+    free(order);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
 
 int interaction_store_write(PGconn *conn, const event_t *events, size_t count,
                             const dead_letter_t *dead, size_t dead_count,
                             const event_rules_t *rules, const char *dead_letter_topic,
                             store_result_t *result, char *err, size_t errlen)
 {
-    store_result_t out = {0, 0, 0};
+    store_batch_t batch = {
+        .events = events, .count = count, .dead = dead, .dead_count = dead_count};
+    return interaction_store_write_batch(conn, &batch, rules, dead_letter_topic, result, err,
+                                         errlen);
+}
+
+int interaction_store_write_batch(PGconn *conn, const store_batch_t *batch,
+                                  const event_rules_t *rules, const char *dead_letter_topic,
+                                  store_result_t *result, char *err, size_t errlen)
+{
+    store_result_t out;
+    memset(&out, 0, sizeof out);
     event_rules_t defaults = event_rules_default();
     if (!rules)
         rules = &defaults;
     if (result)
         *result = out;
-    if ((count > 0 && !events) || (dead_count > 0 && !dead))
+    if (!batch || (batch->count > 0 && !batch->events) ||
+        (batch->video_count > 0 && !batch->videos) || (batch->dead_count > 0 && !batch->dead))
         return s_error(err, errlen, "interaction store: NULL batch");
+    const event_t *events = batch->events;
+    size_t count = batch->count, video_count = batch->video_count, dead_count = batch->dead_count;
     if (!conn || PQstatus(conn) != CONNECTION_OK)
         return s_error(err, errlen, "interaction store: not connected%s%s", conn ? ": " : "",
                        conn ? PQerrorMessage(conn) : "");
@@ -668,25 +870,34 @@ int interaction_store_write(PGconn *conn, const event_t *events, size_t count,
     if (dead_count > 0 && (!dead_letter_topic || !*dead_letter_topic))
         return s_error(err, errlen, "interaction store: no dead-letter topic");
     for (size_t i = 0; i < count; i++) {
-        if (!event_kind_name(events[i].kind))
+        if (!event_kind_name(events[i].kind) || (int)events[i].kind >= STORE_KINDS)
             return s_error(err, errlen, "interaction store: event %zu has an unknown kind %d", i,
                            (int)events[i].kind);
     }
-    if (count == 0 && dead_count == 0)
+    if (count == 0 && video_count == 0 && dead_count == 0)
         return 0;
 
     if (count > 0) {
+        size_t kinds[STORE_KINDS] = {0};
         if (s_exec(conn, s_setup_sql, "BEGIN", NULL, err, errlen) != 0 ||
-            s_copy(conn, events, count, rules, err, errlen) != 0 ||
-            s_insert_interactions(conn, &out.inserted, err, errlen) != 0 ||
+            s_copy(conn, events, count, rules, kinds, err, errlen) != 0 ||
+            s_insert_interactions(conn, kinds, &out, err, errlen) != 0 ||
             s_exec(conn, s_insert_users_sql, "insert users", NULL, err, errlen) != 0)
             goto err;
         out.duplicates = count - out.inserted;
+        for (int k = 0; k < STORE_KINDS; k++)
+            out.duplicates_by_kind[k] = kinds[k] - out.inserted_by_kind[k];
     } else if (s_exec(conn, "BEGIN", "BEGIN", NULL, err, errlen) != 0) {
         goto err;
     }
+    if (video_count > 0) {
+        if (s_upsert_videos(conn, batch->videos, video_count, &out.videos_applied, err, errlen) !=
+            0)
+            goto err;
+        out.videos_stale = video_count - out.videos_applied;
+    }
     if (dead_count > 0) {
-        if (s_insert_dead(conn, dead, dead_count, dead_letter_topic, err, errlen) != 0)
+        if (s_insert_dead(conn, batch->dead, dead_count, dead_letter_topic, err, errlen) != 0)
             goto err;
         out.dead_lettered = dead_count;
     }

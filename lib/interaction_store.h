@@ -18,6 +18,16 @@
         durations and device only for watches (device "" is stored NULL);
       - their users go to features.users (ON CONFLICT DO NOTHING; a new
         user's created_at is their earliest event in the batch);
+      - catalogue changes (event_video_t) are upserted into features.videos
+        (title, genres, tags, duration_s, published_at, retired, and
+        catalog_updated_at = the change's updated_at), but only where they
+        are newer than the row's catalog_updated_at (or it is NULL: a video
+        the catalogue never described, e.g. from an import). A replay, a
+        duplicate or an older update that arrives late changes nothing and
+        is counted stale; of several changes of one video in a batch the
+        newest counts (equal updated_at: the first), the others are stale.
+        The change carries the video's whole state: a newer one replaces
+        every column, published_at NULL included;
       - invalid ones go to public.outbox for the dead-letter topic, in the
         same transaction (the publisher produces them), one row each:
           topic    dead_letter_topic
@@ -59,18 +69,36 @@ typedef struct {
     const char *reason;
 } dead_letter_t;
 
+//  Slots of the per-kind counts: indexed by event_kind_t, [0] unused.
+#define STORE_KINDS 5
+
 typedef struct {
-    size_t inserted;      //  new interaction rows
-    size_t duplicates;    //  events already stored (replays)
-    size_t dead_lettered; //  outbox rows written
+    size_t inserted;                        //  new interaction rows
+    size_t duplicates;                      //  events already stored (replays)
+    size_t dead_lettered;                   //  outbox rows written
+    size_t inserted_by_kind[STORE_KINDS];   //  inserted, per event_kind_t
+    size_t duplicates_by_kind[STORE_KINDS]; //  duplicates, per event_kind_t
+    size_t videos_applied;                  //  catalogue changes that inserted or replaced a row
+    size_t videos_stale; //  catalogue changes not newer than the stored (or batch's) version
 } store_result_t;
+
+//  One batch for interaction_store_write_batch; every pointer is borrowed
+//  (NULL allowed where its count is 0).
+typedef struct {
+    const event_t *events;
+    size_t count;
+    const event_video_t *videos;
+    size_t video_count;
+    const dead_letter_t *dead;
+    size_t dead_count;
+} store_batch_t;
 
 //  Writes the batch as described above. events are expected to come from
 //  event_parse (the server's constraints still reject e.g. a negative
 //  duration: the whole batch then fails). rules (NULL: the defaults) give
 //  the weights. dead_letter_topic names the topic for the outbox rows
 //  (required if dead_count > 0). Returns 0 with *result filled
-//  (duplicates = count - inserted), or -1 with a one-line reason in err
+//  (duplicates = count - inserted, and the same per kind), or -1 with a one-line reason in err
 //  (connection lost, constraint, ...: the server's message and SQLSTATE),
 //  nothing written and *result zeroed. After a failed statement the
 //  transaction is rolled back and the connection is usable again; after
@@ -80,5 +108,13 @@ int interaction_store_write(PGconn *conn, const event_t *events, size_t count,
                             const dead_letter_t *dead, size_t dead_count,
                             const event_rules_t *rules, const char *dead_letter_topic,
                             store_result_t *result, char *err, size_t errlen);
+
+//  The same for a batch that may also hold catalogue changes (videos are
+//  written after the interactions and before the dead letters, in the same
+//  transaction). Returns 0 with *result filled (videos_applied +
+//  videos_stale = video_count), or -1 as above.
+int interaction_store_write_batch(PGconn *conn, const store_batch_t *batch,
+                                  const event_rules_t *rules, const char *dead_letter_topic,
+                                  store_result_t *result, char *err, size_t errlen);
 
 #endif

@@ -1,6 +1,7 @@
 /*  ingestor.c: the event-ingestor actor: its context and its loop.
 
-    Kafka (ingestor_consumer) -> validation (event_parse) -> a batch
+    Kafka (ingestor_consumer) -> validation (event_parse, or
+    event_parse_video for the catalogue's topic) -> a batch
     (ingestor_batch) -> one PostgreSQL transaction, on the writer thread
     (ingestor_pipeline, ingestor_writer) -> offsets committed -> Redis
     invalidation and ZeroMQ notices (ingestor_notify). Offsets are committed
@@ -133,20 +134,20 @@ static size_t s_finish(self_t *self, ingestor_batch_t *batch, const ingestor_out
         self->batch = NULL;
     if (outcome->written && size > 0) {
         int64_t start = zclock_mono();
-        size_t count = 0;
+        size_t count = 0, video_count = 0;
         const event_t *events = ingestor_batch_events(batch, &count);
+        ingestor_batch_videos(batch, &video_count);
+        //  Catalogue changes need no notice: the ranker and the gateway
+        //  read the catalogue from PostgreSQL on their own refresh.
         ingestor_notify_batch(self->notify, events, count, &self->rules, start);
         const store_result_t *result = &outcome->result;
-        self->stats.stored += result->inserted;
-        self->stats.duplicates += result->duplicates;
-        self->stats.dead_lettered += result->dead_lettered;
-        self->stats.batches++;
-        ingestor_metrics_observe_batch(&self->stats, events, count, size,
+        ingestor_metrics_observe_batch(&self->stats, events, count, video_count, result, size,
                                        (double)outcome->write_ms / 1e3);
         log_debug("batch of %zu stored in %lld ms, announced in %lld ms: %zu new, %zu duplicates, "
-                  "%zu dead letters",
+                  "%zu videos applied, %zu stale, %zu dead letters",
                   size, (long long)outcome->write_ms, (long long)(zclock_mono() - start),
-                  result->inserted, result->duplicates, result->dead_lettered);
+                  result->inserted, result->duplicates, result->videos_applied,
+                  result->videos_stale, result->dead_lettered);
     }
     ingestor_batch_clear(batch);
     if (self->batch)
@@ -240,15 +241,25 @@ static void s_handle_message(self_t *self, const ingestor_message_t *m, int64_t 
     const rd_kafka_message_t *msg = m->msg;
     //  A null payload (a tombstone) is an empty, hence invalid, event.
     const void *payload = msg->payload ? msg->payload : "";
-    event_t event;
     char reason[256];
     int rc;
-    bool valid = event_parse(m->source, payload, msg->len, &self->rules, s_now_us(), &event, reason,
-                             sizeof reason) == 0;
-    if (valid)
-        rc = ingestor_batch_add_event(self->batch, &event, m->topic, msg->partition, msg->offset,
-                                      now_ms);
-    else
+    bool valid;
+    if (m->source == EVENT_SOURCE_VIDEO_UPSERTED) {
+        event_video_t video;
+        valid = event_parse_video(payload, msg->len, &self->rules, s_now_us(), &video, reason,
+                                  sizeof reason) == 0;
+        if (valid)
+            rc = ingestor_batch_add_video(self->batch, &video, m->topic, msg->partition,
+                                          msg->offset, now_ms);
+    } else {
+        event_t event;
+        valid = event_parse(m->source, payload, msg->len, &self->rules, s_now_us(), &event, reason,
+                            sizeof reason) == 0;
+        if (valid)
+            rc = ingestor_batch_add_event(self->batch, &event, m->topic, msg->partition,
+                                          msg->offset, now_ms);
+    }
+    if (!valid)
         rc = ingestor_batch_add_dead(self->batch, m->topic, msg->partition, msg->offset, payload,
                                      msg->len, reason, now_ms);
     if (rc != 0) {
@@ -340,11 +351,15 @@ static void s_turn(self_t *self)
 static void s_summary(self_t *self, const char *what)
 {
     ingestor_notify_stats_t n = ingestor_notify_stats(self->notify);
-    log_info("%s: consumed %llu, stored %llu, duplicates %llu, dead-lettered %llu, batches %llu, "
+    log_info("%s: consumed %llu, stored %llu, duplicates %llu, videos applied %llu (stale %llu), "
+             "dead-lettered %llu, batches %llu, "
              "dropped on revoke %llu, in batch %zu, partitions %d%s; notices %llu (dropped %llu), "
              "users invalidated %llu (failed %llu)",
-             what, (unsigned long long)self->consumed, (unsigned long long)self->stats.stored,
-             (unsigned long long)self->stats.duplicates,
+             what, (unsigned long long)self->consumed,
+             (unsigned long long)ingestor_metrics_total(self->stats.stored),
+             (unsigned long long)ingestor_metrics_total(self->stats.duplicates),
+             (unsigned long long)self->stats.videos_applied,
+             (unsigned long long)self->stats.videos_stale,
              (unsigned long long)self->stats.dead_lettered, (unsigned long long)self->stats.batches,
              (unsigned long long)self->stats.dropped_on_revoke, s_held(self),
              ingestor_consumer_assigned(self->consumer),
@@ -359,6 +374,7 @@ static void s_metrics(self_t *self)
         [EVENT_SOURCE_WATCHED] = self->cfg->topic_watched,
         [EVENT_SOURCE_RATED] = self->cfg->topic_rated,
         [EVENT_SOURCE_WATCHLIST] = self->cfg->topic_watchlist,
+        [EVENT_SOURCE_VIDEO_UPSERTED] = self->cfg->topic_video_upserted,
     };
     self->stats.in_batch = s_held(self);
     self->stats.paused = ingestor_consumer_paused(self->consumer);

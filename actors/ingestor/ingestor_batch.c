@@ -20,6 +20,9 @@ struct ingestor_batch_t {
     event_t *events;
     size_t event_count, event_cap;
 
+    event_video_t *videos;
+    size_t video_count, video_cap;
+
     dead_letter_t *dead; //  payload and reason owned (malloc'ed copies)
     size_t dead_count, dead_cap;
 
@@ -45,6 +48,7 @@ void ingestor_batch_destroy(ingestor_batch_t **self_p)
     ingestor_batch_t *self = *self_p;
     ingestor_batch_clear(self);
     free(self->events);
+    free(self->videos);
     free(self->dead);
     free(self->positions);
     free(self);
@@ -112,6 +116,18 @@ int ingestor_batch_add_event(ingestor_batch_t *self, const event_t *event, const
     return 0;
 }
 
+int ingestor_batch_add_video(ingestor_batch_t *self, const event_video_t *video, const char *topic,
+                             int32_t partition, int64_t offset, int64_t now_ms)
+{
+    if (s_reserve((void **)&self->videos, self->video_count, &self->video_cap, sizeof *self->videos,
+                  16) != 0 ||
+        s_track(self, topic, partition, offset) != 0)
+        return -1;
+    s_started(self, now_ms);
+    self->videos[self->video_count++] = *video;
+    return 0;
+}
+
 int ingestor_batch_add_dead(ingestor_batch_t *self, const char *topic, int32_t partition,
                             int64_t offset, const void *payload, size_t len, const char *reason,
                             int64_t now_ms)
@@ -141,13 +157,19 @@ int ingestor_batch_add_dead(ingestor_batch_t *self, const char *topic, int32_t p
 
 size_t ingestor_batch_size(const ingestor_batch_t *self)
 {
-    return self->event_count + self->dead_count;
+    return self->event_count + self->video_count + self->dead_count;
 }
 
 const event_t *ingestor_batch_events(const ingestor_batch_t *self, size_t *count)
 {
     *count = self->event_count;
     return self->events;
+}
+
+const event_video_t *ingestor_batch_videos(const ingestor_batch_t *self, size_t *count)
+{
+    *count = self->video_count;
+    return self->videos;
 }
 
 const dead_letter_t *ingestor_batch_dead(const ingestor_batch_t *self, size_t *count)
@@ -190,6 +212,7 @@ void ingestor_batch_clear(ingestor_batch_t *self)
         free((void *)self->dead[i].reason);
     }
     self->event_count = 0;
+    self->video_count = 0;
     self->dead_count = 0;
     self->position_count = 0;
     self->last_position = 0;

@@ -2,12 +2,14 @@
     policy.
 
     A batch collects the events of one PostgreSQL transaction: valid events,
-    dead letters (copies of the original bytes with the reason), and for
-    each (topic, partition) the highest offset seen, which becomes the
-    offset to commit once the batch is stored. It is due for writing when it
-    holds batch_max entries or batch_ms have passed since its first one.
+    catalogue changes (VideoUpserted), dead letters (copies of the original bytes with the reason),
+   and for each (topic, partition) the highest offset seen, which becomes the offset to commit once
+   the batch is stored. It is due for writing when it holds batch_max entries or batch_ms have
+   passed since its first one.
 
-    Memory: events are plain values and dead-letter payloads are copied, so
+    Memory: events and catalogue changes are plain values (a change is a
+    few KiB, so their array only grows when changes come) and dead-letter
+    payloads are copied, so
     no Kafka message needs to outlive the call that added it. The batch may
     grow past batch_max (messages already fetched when the consumer was
     paused still have to go somewhere); the consumer pauses long before that
@@ -40,17 +42,25 @@ void ingestor_batch_destroy(ingestor_batch_t **self_p);
 int ingestor_batch_add_event(ingestor_batch_t *self, const event_t *event, const char *topic,
                              int32_t partition, int64_t offset, int64_t now_ms);
 
+//  Adds a valid catalogue change read at (topic, partition, offset).
+//  Returns 0, or -1 on allocation failure (the batch is unchanged).
+int ingestor_batch_add_video(ingestor_batch_t *self, const event_video_t *video, const char *topic,
+                             int32_t partition, int64_t offset, int64_t now_ms);
+
 //  Adds an invalid message: its bytes (copied) and the reason (copied).
 //  Returns 0, or -1 on allocation failure (the batch is unchanged).
 int ingestor_batch_add_dead(ingestor_batch_t *self, const char *topic, int32_t partition,
                             int64_t offset, const void *payload, size_t len, const char *reason,
                             int64_t now_ms);
 
-//  Entries (events + dead letters) in the batch.
+//  Entries (events + catalogue changes + dead letters) in the batch.
 size_t ingestor_batch_size(const ingestor_batch_t *self);
 
 //  The valid events (borrowed, valid until the next add or clear).
 const event_t *ingestor_batch_events(const ingestor_batch_t *self, size_t *count);
+
+//  The catalogue changes (borrowed, valid until the next add or clear).
+const event_video_t *ingestor_batch_videos(const ingestor_batch_t *self, size_t *count);
 
 //  The dead letters (borrowed, valid until the next add or clear).
 const dead_letter_t *ingestor_batch_dead(const ingestor_batch_t *self, size_t *count);

@@ -199,7 +199,7 @@ ingestor_consumer_t *ingestor_consumer_new(const config_t *cfg, const char *inst
     //  One queue for messages and group events: rd_kafka_consumer_poll
     //  serves the rebalance callback in our thread.
     rd_kafka_poll_set_consumer(self->rk);
-    topics = rd_kafka_topic_partition_list_new(3);
+    topics = rd_kafka_topic_partition_list_new(EVENT_SOURCE_COUNT);
     if (!topics) {
         snprintf(err, errlen, "out of memory");
         goto err;
@@ -207,14 +207,16 @@ ingestor_consumer_t *ingestor_consumer_new(const config_t *cfg, const char *inst
     rd_kafka_topic_partition_list_add(topics, cfg->topic_watched, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, cfg->topic_rated, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, cfg->topic_watchlist, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic_video_upserted, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t rc = rd_kafka_subscribe(self->rk, topics);
     if (rc) {
         snprintf(err, errlen, "cannot subscribe: %s", rd_kafka_err2str(rc));
         goto err;
     }
     rd_kafka_topic_partition_list_destroy(topics);
-    log_info("kafka consumer in group %s on %s, %s, %s (brokers %s)", cfg->kafka_group,
-             cfg->topic_watched, cfg->topic_rated, cfg->topic_watchlist, cfg->kafka_brokers);
+    log_info("kafka consumer in group %s on %s, %s, %s, %s (brokers %s)", cfg->kafka_group,
+             cfg->topic_watched, cfg->topic_rated, cfg->topic_watchlist, cfg->topic_video_upserted,
+             cfg->kafka_brokers);
     return self;
 err:
     if (topics)
@@ -252,6 +254,7 @@ static int s_source(const ingestor_consumer_t *self, const char *topic, event_so
         [EVENT_SOURCE_WATCHED] = self->cfg->topic_watched,
         [EVENT_SOURCE_RATED] = self->cfg->topic_rated,
         [EVENT_SOURCE_WATCHLIST] = self->cfg->topic_watchlist,
+        [EVENT_SOURCE_VIDEO_UPSERTED] = self->cfg->topic_video_upserted,
     };
     for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
         if (strcmp(topic, names[i]) == 0) {

@@ -1,10 +1,11 @@
 /*  ingestor_consumer.h: the event-ingestor's Kafka consumer-group member.
 
     A librdkafka high-level consumer in group cfg->kafka_group, subscribed
-    to the three input topics (cfg->topic_watched, topic_rated,
-    topic_watchlist), with automatic commits and automatic offset stores
-    off: the owner commits explicitly, and only what PostgreSQL has stored.
-    A new group starts at the earliest offset.
+    to the four input topics (cfg->topic_watched, topic_rated,
+    topic_watchlist and the catalogue's topic_video_upserted; the group's
+    assignment spreads the partitions of each of them), with automatic commits and automatic offset
+   stores off: the owner commits explicitly, and only what PostgreSQL has stored. A new group starts
+   at the earliest offset.
 
     Assignment strategy: "range", an eager protocol. On a rebalance every
     partition is revoked, the owner's revoke hook runs first (it flushes

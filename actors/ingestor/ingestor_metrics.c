@@ -51,26 +51,55 @@ static void s_observe(ingestor_histogram_t *h, const double *bounds, size_t nbou
     h->sum += value;
 }
 
+//  The topic an interaction kind comes from.
+static event_source_t s_source_of(event_kind_t kind)
+{
+    switch (kind) {
+    case EVENT_WATCH:
+        return EVENT_SOURCE_WATCHED;
+    case EVENT_RATING:
+        return EVENT_SOURCE_RATED;
+    case EVENT_WATCHLIST_ADD:
+    case EVENT_WATCHLIST_REMOVE:
+        return EVENT_SOURCE_WATCHLIST;
+    }
+    return EVENT_SOURCE_COUNT; //  not a kind: counted nowhere
+}
+
 void ingestor_metrics_observe_batch(ingestor_stats_t *stats, const event_t *events, size_t count,
+                                    size_t video_count, const store_result_t *result,
                                     size_t entries, double seconds)
 {
     s_observe(&stats->batch_size, s_batch_bounds, S_COUNT(s_batch_bounds), (double)entries);
     s_observe(&stats->commit_seconds, s_commit_bounds, S_COUNT(s_commit_bounds),
               seconds > 0 ? seconds : 0);
     for (size_t i = 0; i < count; i++) {
-        switch (events[i].kind) {
-        case EVENT_WATCH:
-            stats->committed[EVENT_SOURCE_WATCHED]++;
-            break;
-        case EVENT_RATING:
-            stats->committed[EVENT_SOURCE_RATED]++;
-            break;
-        case EVENT_WATCHLIST_ADD:
-        case EVENT_WATCHLIST_REMOVE:
-            stats->committed[EVENT_SOURCE_WATCHLIST]++;
-            break;
+        event_source_t source = s_source_of(events[i].kind);
+        if (source < EVENT_SOURCE_COUNT)
+            stats->committed[source]++;
+    }
+    stats->committed[EVENT_SOURCE_VIDEO_UPSERTED] += video_count;
+    stats->batches++;
+    if (!result)
+        return;
+    for (int kind = 0; kind < STORE_KINDS; kind++) {
+        event_source_t source = s_source_of((event_kind_t)kind);
+        if (source < EVENT_SOURCE_COUNT) {
+            stats->stored[source] += result->inserted_by_kind[kind];
+            stats->duplicates[source] += result->duplicates_by_kind[kind];
         }
     }
+    stats->videos_applied += result->videos_applied;
+    stats->videos_stale += result->videos_stale;
+    stats->dead_lettered += result->dead_lettered;
+}
+
+uint64_t ingestor_metrics_total(const uint64_t per_topic[EVENT_SOURCE_COUNT])
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
+        sum += per_topic[i];
+    return sum;
 }
 
 //  Cumulative buckets, +Inf, _sum and _count, as Prometheus wants them.
@@ -105,18 +134,38 @@ int ingestor_metrics_format(char *buf, size_t buflen, const char *instance,
         s_add(&out, "recsd_ingest_rejected_total{actor=\"%s\",topic=\"%s\"} %llu\n", a, topics[i],
               (unsigned long long)stats->rejected[i]);
     s_family(&out, "recsd_ingest_committed_total", "counter",
-             "Valid events in batches committed to PostgreSQL, per topic (new rows and "
-             "replayed duplicates).");
+             "Valid events in batches committed to PostgreSQL, per topic (new or not).");
     for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
         s_add(&out, "recsd_ingest_committed_total{actor=\"%s\",topic=\"%s\"} %llu\n", a, topics[i],
               (unsigned long long)stats->committed[i]);
+    //  Interaction topics only: the catalogue's changes are not rows of
+    //  their own (recsd_ingest_catalog_upserts_total).
+    s_family(&out, "recsd_ingest_stored_total", "counter",
+             "New interaction rows committed, per topic.");
+    for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
+        if (i != EVENT_SOURCE_VIDEO_UPSERTED)
+            s_add(&out, "recsd_ingest_stored_total{actor=\"%s\",topic=\"%s\"} %llu\n", a, topics[i],
+                  (unsigned long long)stats->stored[i]);
+    s_family(&out, "recsd_ingest_duplicates_total", "counter",
+             "Events already stored (replays), per topic.");
+    for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
+        if (i != EVENT_SOURCE_VIDEO_UPSERTED)
+            s_add(&out, "recsd_ingest_duplicates_total{actor=\"%s\",topic=\"%s\"} %llu\n", a,
+                  topics[i], (unsigned long long)stats->duplicates[i]);
+    s_family(&out, "recsd_ingest_catalog_upserts_total", "counter",
+             "Catalogue changes committed: applied, or stale (not newer than the stored one).");
+    s_add(&out,
+          "recsd_ingest_catalog_upserts_total{actor=\"%s\",topic=\"%s\",result=\"applied\"} "
+          "%llu\n",
+          a, topics[EVENT_SOURCE_VIDEO_UPSERTED], (unsigned long long)stats->videos_applied);
+    s_add(&out,
+          "recsd_ingest_catalog_upserts_total{actor=\"%s\",topic=\"%s\",result=\"stale\"} "
+          "%llu\n",
+          a, topics[EVENT_SOURCE_VIDEO_UPSERTED], (unsigned long long)stats->videos_stale);
     const struct {
         const char *name, *type, *help;
         unsigned long long value;
     } rows[] = {
-        {"recsd_ingest_stored_total", "counter", "New interaction rows committed.", stats->stored},
-        {"recsd_ingest_duplicates_total", "counter", "Events that were already stored (replays).",
-         stats->duplicates},
         {"recsd_ingest_dead_lettered_total", "counter", "Dead letters committed to the outbox.",
          stats->dead_lettered},
         {"recsd_ingest_batches_total", "counter", "Batches committed to PostgreSQL.",
@@ -154,9 +203,9 @@ int ingestor_metrics_format(char *buf, size_t buflen, const char *instance,
     s_add(&out, "recsd_ingest_partitions_assigned{actor=\"%s\"} %d\n", a,
           stats->partitions_assigned);
     s_add(&out,
-          "# HELP recsd_ingest_consumer_lag Messages behind the high watermark last seen, per "
-          "partition (the %d furthest behind at most; absent until the partition's first "
-          "message since its assignment).\n# TYPE recsd_ingest_consumer_lag gauge\n",
+          "# HELP recsd_ingest_consumer_lag Messages behind the last high watermark seen, per "
+          "partition (the %d furthest behind; absent before its first message since "
+          "assigned).\n# TYPE recsd_ingest_consumer_lag gauge\n",
           INGESTOR_LAG_MAX);
     for (size_t i = 0; i < stats->lag_count && i < INGESTOR_LAG_MAX; i++)
         s_add(&out, "recsd_ingest_consumer_lag{actor=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n",

@@ -19,6 +19,7 @@
 
 #include "event.h"
 #include "ingestor_notify.h"
+#include "interaction_store.h"
 
 //  Partitions whose lag is reported, at most: each sample is ~110 bytes
 //  with the default topic names, so 32 of them take ~3.5 KiB of the
@@ -49,17 +50,22 @@ typedef struct {
 typedef struct {
     uint64_t consumed[EVENT_SOURCE_COUNT];  //  messages read, per input topic
     uint64_t rejected[EVENT_SOURCE_COUNT];  //  of which invalid (dead letters), per input topic
-    uint64_t committed[EVENT_SOURCE_COUNT]; //  valid events in committed batches, per topic
-    uint64_t stored;                        //  new interaction rows
-    uint64_t duplicates;                    //  events already stored (replays)
-    uint64_t dead_lettered;                 //  outbox rows written
-    uint64_t batches;                       //  transactions committed
-    uint64_t dropped_on_revoke;             //  unstored events given up in a rebalance
-    size_t in_batch;                        //  gauge: events waiting to be written
-    bool paused;                            //  gauge: consumption paused
-    bool postgres_failing;                  //  gauge: writes failing
-    ingestor_histogram_t batch_size;        //  entries per committed batch
-    ingestor_histogram_t commit_seconds;    //  write + commit time of a batch
+    uint64_t committed[EVENT_SOURCE_COUNT]; //  valid entries in committed batches, per topic
+    //  Of the committed interactions, per topic: new rows, and events that
+    //  were stored already (replays, duplicate deliveries). The catalogue's
+    //  slot stays 0: its changes are counted below.
+    uint64_t stored[EVENT_SOURCE_COUNT];
+    uint64_t duplicates[EVENT_SOURCE_COUNT];
+    uint64_t videos_applied;             //  catalogue changes that inserted or replaced a video
+    uint64_t videos_stale;               //  catalogue changes not newer than the stored version
+    uint64_t dead_lettered;              //  outbox rows written
+    uint64_t batches;                    //  transactions committed
+    uint64_t dropped_on_revoke;          //  unstored events given up in a rebalance
+    size_t in_batch;                     //  gauge: events waiting to be written
+    bool paused;                         //  gauge: consumption paused
+    bool postgres_failing;               //  gauge: writes failing
+    ingestor_histogram_t batch_size;     //  entries per committed batch
+    ingestor_histogram_t commit_seconds; //  write + commit time of a batch
 
     //  Filled by ingestor_consumer_lag before each format.
     ingestor_lag_t lag[INGESTOR_LAG_MAX]; //  lag_count of them, by topic and partition
@@ -67,13 +73,19 @@ typedef struct {
     int partitions_assigned; //  gauge: all assigned partitions, reported or not
 } ingestor_stats_t;
 
-//  Records one batch committed to PostgreSQL: entries (events and dead
-//  letters) in the batch-size histogram, the valid events (borrowed, count
-//  of them) per source topic in committed[], and seconds (from the start
-//  of the write to the end of its commit) in the commit-latency histogram.
-//  Cannot fail.
+//  Records one batch committed to PostgreSQL: entries (events, catalogue
+//  changes and dead letters) in the batch-size histogram, the valid events
+//  (borrowed, count of them) and video_count catalogue changes per source
+//  topic in committed[], what the store reported (result, borrowed; NULL:
+//  nothing) in stored[], duplicates[], videos_*, dead_lettered and
+//  batches, and seconds (from the start of the write to the end of its
+//  commit) in the commit-latency histogram. Cannot fail.
 void ingestor_metrics_observe_batch(ingestor_stats_t *stats, const event_t *events, size_t count,
+                                    size_t video_count, const store_result_t *result,
                                     size_t entries, double seconds);
+
+//  Sum of stored[] (or duplicates[]) over the topics. Cannot fail.
+uint64_t ingestor_metrics_total(const uint64_t per_topic[EVENT_SOURCE_COUNT]);
 
 //  Writes the Prometheus text for instance into buf. topics names the
 //  input topics by event_source_t (borrowed). Returns 0, or -1 if it does

@@ -104,18 +104,20 @@ int ingestor_writer_write(ingestor_writer_t *self, const ingestor_batch_t *batch
                           store_result_t *result)
 {
     char err[512] = "";
-    size_t count = 0, dead_count = 0;
-    const event_t *events = ingestor_batch_events(batch, &count);
-    const dead_letter_t *dead = ingestor_batch_dead(batch, &dead_count);
+    store_batch_t store = {0};
+    store.events = ingestor_batch_events(batch, &store.count);
+    store.videos = ingestor_batch_videos(batch, &store.video_count);
+    store.dead = ingestor_batch_dead(batch, &store.dead_count);
+    size_t size = ingestor_batch_size(batch);
     memset(result, 0, sizeof *result);
     int rc = s_connect(self, err, sizeof err);
     if (rc == 0)
-        rc = count + dead_count == 0
-                 ? s_probe(self, err, sizeof err)
-                 : interaction_store_write(self->conn, events, count, dead, dead_count, self->rules,
-                                           self->cfg->topic_dead_letter, result, err, sizeof err);
+        rc = size == 0 ? s_probe(self, err, sizeof err)
+                       : interaction_store_write_batch(self->conn, &store, self->rules,
+                                                       self->cfg->topic_dead_letter, result, err,
+                                                       sizeof err);
     if (rc != 0) {
-        s_failed(self, now_ms, err, count + dead_count);
+        s_failed(self, now_ms, err, size);
         return -1;
     }
     if (self->failing) {

@@ -1,5 +1,5 @@
 /*  ingestor_writer.h: the event-ingestor's PostgreSQL side: one connection,
-    one transaction per batch (interaction_store_write), and what to do when
+    one transaction per batch (interaction_store_write_batch), and what to do when
     PostgreSQL fails.
 
     A failed write leaves the writer "failing": the caller keeps its batch

@@ -48,10 +48,13 @@ RATING_MAX = 5.0
 
 class Kafka:
     """A private mock cluster with this run's topics (4 partitions each);
-    with control, `dev-kafka --control` and command() injects faults."""
+    with control, `dev-kafka --control` and command() injects faults; with
+    catalogue, the catalogue's topic too (kind "videos"; without it the
+    ingestor's subscription to the default catalogue topic finds nothing)."""
 
-    def __init__(self, tag, prefix="ing", control=False):
-        self.topics = {k: f"{prefix}-{tag}-{k}" for k in ("watched", "rated", "watchlist", "dead")}
+    def __init__(self, tag, prefix="ing", control=False, catalogue=False):
+        kinds = ("watched", "rated", "watchlist", "dead") + (("videos",) if catalogue else ())
+        self.topics = {k: f"{prefix}-{tag}-{k}" for k in kinds}
         self.proc = subprocess.Popen([BIN, "dev-kafka"] + (["--control"] if control else []) +
                                      ["--partitions", "4", "--topics",
                                       ",".join(self.topics.values())],
@@ -71,11 +74,14 @@ class Kafka:
         print(f"injected: {line}", flush=True)
 
     def env(self):
-        return {"RECSD_KAFKA_BROKERS": self.brokers,
-                "RECSD_TOPIC_VIDEO_WATCHED": self.topics["watched"],
-                "RECSD_TOPIC_VIDEO_RATED": self.topics["rated"],
-                "RECSD_TOPIC_WATCHLIST_UPDATED": self.topics["watchlist"],
-                "RECSD_TOPIC_DEAD_LETTER": self.topics["dead"]}
+        env = {"RECSD_KAFKA_BROKERS": self.brokers,
+               "RECSD_TOPIC_VIDEO_WATCHED": self.topics["watched"],
+               "RECSD_TOPIC_VIDEO_RATED": self.topics["rated"],
+               "RECSD_TOPIC_WATCHLIST_UPDATED": self.topics["watchlist"],
+               "RECSD_TOPIC_DEAD_LETTER": self.topics["dead"]}
+        if "videos" in self.topics:
+            env["RECSD_TOPIC_VIDEO_UPSERTED"] = self.topics["videos"]
+        return env
 
     def produce(self, kind, lines, keyed=True):
         """Produces one message per line. keyed: lines are "key<TAB>value"

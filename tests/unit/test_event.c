@@ -196,7 +196,7 @@ Test(event, rules_null_means_defaults)
 
 Test(event, every_required_field_missing)
 {
-    for (event_source_t source = 0; source < EVENT_SOURCE_COUNT; source++) {
+    for (event_source_t source = 0; source < EVENT_SOURCE_VIDEO_UPSERTED; source++) {
         for (const kv_t *f = s_fields(source); f->key; f++) {
             char prefix[64];
             snprintf(prefix, sizeof prefix, "%s: missing", f->key);
@@ -208,7 +208,7 @@ Test(event, every_required_field_missing)
 Test(event, every_string_field_mistyped)
 {
     const char *wrong[] = {"12", "1.5", "true", "false", "null", "[\"a\"]", "{\"a\":\"b\"}"};
-    for (event_source_t source = 0; source < EVENT_SOURCE_COUNT; source++) {
+    for (event_source_t source = 0; source < EVENT_SOURCE_VIDEO_UPSERTED; source++) {
         const char *fields[] = {"user_id", "video_id", "timestamp",
                                 source == EVENT_SOURCE_WATCHED     ? "device"
                                 : source == EVENT_SOURCE_WATCHLIST ? "action"
@@ -625,6 +625,11 @@ Test(event, unknown_source)
                              sizeof reason),
                  -1);
     cr_assert(strncmp(reason, "source:", 7) == 0, "%s", reason);
+    //  The catalogue's topic has a parser of its own.
+    cr_assert_eq(event_parse(EVENT_SOURCE_VIDEO_UPSERTED, json, strlen(json), NULL, NOW_US, &ev,
+                             reason, sizeof reason),
+                 -1);
+    cr_assert(strncmp(reason, "source:", 7) == 0, "%s", reason);
 }
 
 //  ---------------------------------------------------------------------
@@ -674,4 +679,287 @@ Test(event, rules_default)
     cr_assert_float_eq(rules.rating_max, 5.0, 1e-12);
     cr_assert_eq(rules.max_future_s, 300);
     cr_assert_eq(rules.max_duration_s, 86400);
+}
+
+//  ---------------------------------------------------------------------
+//  VideoUpserted (event_parse_video)
+
+static const kv_t s_video[] = {{"video_id", "\"v42\""},
+                               {"title", "\"Am\xc3\xa9lie (2001)\""},
+                               {"genres", "[\"Comedy\", \"Romance\"]"},
+                               {"tags", "[\"paris\", \"whimsical\", \"quirky\"]"},
+                               {"duration", "7320"},
+                               {"published_at", "\"2024-04-01T08:00:00+02:00\""},
+                               {"status", "\"active\""},
+                               {"updated_at", "\"2024-05-01T12:00:00Z\""},
+                               {NULL, NULL}};
+
+//  The valid VideoUpserted with `key` set to the literal `value` (NULL:
+//  left out). Returns a static buffer.
+static const char *s_video_build(const char *key, const char *value)
+{
+    static char buf[16384];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "{");
+    bool first = true;
+    for (const kv_t *f = s_video; f->key; f++) {
+        const char *v = key && strcmp(f->key, key) == 0 ? value : f->value;
+        if (!v)
+            continue;
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\"%s\":%s", first ? "" : ",", f->key, v);
+        first = false;
+    }
+    snprintf(buf + n, sizeof buf - n, "}");
+    return buf;
+}
+
+static int s_video_parse_len(const void *payload, size_t len, event_video_t *video, char *reason)
+{
+    event_rules_t rules = event_rules_default();
+    return event_parse_video(payload, len, &rules, NOW_US, video, reason, 256);
+}
+
+static event_video_t s_video_accept(const char *json)
+{
+    event_video_t video;
+    char reason[256] = "";
+    cr_assert_eq(s_video_parse_len(json, strlen(json), &video, reason), 0, "rejected (%s): %s",
+                 reason, json);
+    return video;
+}
+
+static event_video_t s_video_accept_field(const char *key, const char *value)
+{
+    return s_video_accept(s_video_build(key, value));
+}
+
+static void s_video_reject_len(const void *payload, size_t len, const char *prefix)
+{
+    event_video_t video;
+    memset(&video, 0xAB, sizeof video);
+    event_video_t before = video;
+    char reason[256] = "";
+    cr_assert_eq(s_video_parse_len(payload, len, &video, reason), -1, "accepted: %.*s", (int)len,
+                 (const char *)payload);
+    cr_assert(strncmp(reason, prefix, strlen(prefix)) == 0, "reason \"%s\", wanted \"%s...\"",
+              reason, prefix);
+    s_assert_one_line(reason);
+    cr_assert(memcmp(&video, &before, sizeof video) == 0, "*out changed on failure");
+}
+
+static void s_video_reject(const char *json, const char *prefix)
+{
+    s_video_reject_len(json, strlen(json), prefix);
+}
+
+static void s_video_reject_field(const char *key, const char *value, const char *prefix)
+{
+    s_video_reject(s_video_build(key, value), prefix);
+}
+
+//  A JSON array literal of n strings "<stem><i>" padded with 'x' to width
+//  bytes each (width 0: no padding). Returns a static buffer.
+static const char *s_array_of(size_t n, const char *stem, size_t width)
+{
+    static char buf[8192];
+    size_t used = (size_t)snprintf(buf, sizeof buf, "[");
+    for (size_t i = 0; i < n; i++) {
+        char item[128];
+        int len = snprintf(item, sizeof item, "%s%zu", stem, i);
+        while (width && (size_t)len < width && (size_t)len + 1 < sizeof item)
+            item[len++] = 'x';
+        item[len] = '\0';
+        used += (size_t)snprintf(buf + used, sizeof buf - used, "%s\"%s\"", i ? "," : "", item);
+    }
+    snprintf(buf + used, sizeof buf - used, "]");
+    return buf;
+}
+
+Test(event, video_valid)
+{
+    event_video_t v = s_video_accept(s_video_build(NULL, NULL));
+    cr_assert_str_eq(v.video_id, "v42");
+    cr_assert_str_eq(v.title, "Am\xc3\xa9lie (2001)");
+    cr_assert_eq(v.genre_count, 2);
+    cr_assert_str_eq(v.genres[0], "Comedy");
+    cr_assert_str_eq(v.genres[1], "Romance");
+    cr_assert_str_eq(v.genres[2], "", "unused slots are zeroed");
+    cr_assert_eq(v.tag_count, 3);
+    cr_assert_str_eq(v.tags[0], "paris");
+    cr_assert_str_eq(v.tags[2], "quirky");
+    cr_assert_eq(v.duration_s, 7320);
+    cr_assert(v.has_published);
+    cr_assert_eq(v.published_us, INT64_C(1711951200) * 1000000); //  06:00Z
+    cr_assert_not(v.retired);
+    cr_assert_eq(v.updated_us, TS_US);
+}
+
+Test(event, video_status_retired_and_optional_published_at)
+{
+    event_video_t v = s_video_accept_field("status", "\"retired\"");
+    cr_assert(v.retired);
+    v = s_video_accept_field("published_at", NULL);
+    cr_assert_not(v.has_published);
+    cr_assert_eq(v.published_us, 0);
+    v = s_video_accept_field("published_at", "null");
+    cr_assert_not(v.has_published);
+    //  Scheduled: a publication time in the future is fine.
+    v = s_video_accept_field("published_at", "\"2030-01-01T00:00:00Z\"");
+    cr_assert(v.has_published);
+    v = s_video_accept_field("genres", "[]");
+    cr_assert_eq(v.genre_count, 0);
+    v = s_video_accept_field("tags", "[]");
+    cr_assert_eq(v.tag_count, 0);
+    //  Unknown fields are ignored, as for user events.
+    s_video_accept("{\"video_id\":\"v1\",\"title\":\"T\",\"genres\":[],\"tags\":[],"
+                   "\"duration\":1,\"status\":\"active\",\"updated_at\":\"2024-05-01T12:00:00Z\","
+                   "\"studio\":{\"name\":\"x\"}}");
+}
+
+Test(event, video_every_required_field_missing)
+{
+    const char *required[] = {"video_id", "title",  "genres",    "tags",
+                              "duration", "status", "updated_at"};
+    for (size_t i = 0; i < sizeof required / sizeof *required; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%s: missing", required[i]);
+        s_video_reject_field(required[i], NULL, prefix);
+    }
+}
+
+Test(event, video_types_are_strict)
+{
+    const char *not_string[] = {"12", "true", "null", "[\"a\"]", "{}"};
+    const char *strings[] = {"video_id", "title", "status", "updated_at"};
+    for (size_t f = 0; f < sizeof strings / sizeof *strings; f++) {
+        for (size_t w = 0; w < sizeof not_string / sizeof *not_string; w++) {
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "%s: must be a string", strings[f]);
+            s_video_reject_field(strings[f], not_string[w], prefix);
+        }
+    }
+    s_video_reject_field("published_at", "1714564800", "published_at: must be a string");
+    s_video_reject_field("published_at", "false", "published_at: must be a string");
+    const char *not_array[] = {"\"Drama\"", "null", "{}", "3"};
+    for (size_t w = 0; w < sizeof not_array / sizeof *not_array; w++) {
+        s_video_reject_field("genres", not_array[w], "genres: must be an array");
+        s_video_reject_field("tags", not_array[w], "tags: must be an array");
+    }
+    s_video_reject_field("genres", "[\"Drama\", 3]", "genres: item 1: must be a string");
+    s_video_reject_field("tags", "[null]", "tags: item 0: must be a string");
+    s_video_reject_field("tags", "[[\"a\"]]", "tags: item 0: must be a string");
+    const char *not_integer[] = {"\"7320\"", "7320.0", "7320.5", "1e3", "true", "null", "[1]"};
+    for (size_t w = 0; w < sizeof not_integer / sizeof *not_integer; w++)
+        s_video_reject_field("duration", not_integer[w], "duration: must be an integer");
+}
+
+Test(event, video_field_rules)
+{
+    cr_assert_eq(s_video_accept_field("duration", "1").duration_s, 1);
+    cr_assert_eq(s_video_accept_field("duration", "86400").duration_s, 86400);
+    s_video_reject_field("duration", "0", "duration: must be > 0");
+    s_video_reject_field("duration", "-60", "duration: must be > 0");
+    s_video_reject_field("duration", "86401", "duration: must be <= 86400");
+    const char *wrong_status[] = {"\"ACTIVE\"", "\"deleted\"", "\"\"", "\"retired \""};
+    for (size_t w = 0; w < sizeof wrong_status / sizeof *wrong_status; w++)
+        s_video_reject_field("status", wrong_status[w],
+                             "status: must be \"active\" or \"retired\"");
+    s_video_reject_field("video_id", "\"v 1\"", "video_id: byte ");
+    s_video_reject_field("video_id", "\"\"", "video_id: must not be empty");
+}
+
+Test(event, video_timestamps)
+{
+    //  now is 2024-06-01T00:00:00Z: updated_at may be at most 300 s ahead.
+    s_video_accept_field("updated_at", "\"2024-06-01T00:05:00Z\"");
+    s_video_reject_field("updated_at", "\"2024-06-01T00:05:01Z\"",
+                         "updated_at: more than 300 s in the future");
+    s_video_reject_field("updated_at", "\"9999-12-31T23:59:59Z\"", "updated_at: more than");
+    s_video_reject_field("updated_at", "\"1969-12-31T23:59:59Z\"", "updated_at: before 1970");
+    s_video_reject_field("updated_at", "\"2024-05-01\"", "updated_at: not an RFC 3339 date-time");
+    s_video_reject_field("published_at", "\"2024-05-01T12:00:00\"",
+                         "published_at: not an RFC 3339 date-time");
+    s_video_reject_field("published_at", "\"1960-01-01T00:00:00Z\"", "published_at: before 1970");
+    event_video_t v = s_video_accept_field("updated_at", "\"2024-05-01T12:00:00.5Z\"");
+    cr_assert_eq(v.updated_us, TS_US + 500000);
+}
+
+Test(event, video_text_bounds)
+{
+    char lit[600];
+    char text[400];
+    //  title: 1..256 bytes of UTF-8 (bytes, not characters).
+    memset(text, 't', 256);
+    text[256] = '\0';
+    snprintf(lit, sizeof lit, "\"%s\"", text);
+    cr_assert_eq(strlen(s_video_accept_field("title", lit).title), 256);
+    snprintf(lit, sizeof lit, "\"%s\xc3\xa9\"", text + 2); //  254 + 2 bytes
+    s_video_accept_field("title", lit);
+    snprintf(lit, sizeof lit, "\"%s\xc3\xa9\"", text + 1); //  255 + 2 bytes
+    s_video_reject_field("title", lit, "title: 257 bytes, at most 256");
+    s_video_reject_field("title", "\"\"", "title: must not be empty");
+    s_video_reject_field("title", "\"a\\nb\"", "title: byte 1 (0x0a) is a control character");
+    s_video_reject_field("title", "\"a\\tb\"", "title: byte 1 (0x09)");
+    s_video_reject_field("title", "\"a\\u007f\"", "title: byte 1 (0x7f)");
+    s_video_reject_field("title", "\"a\\u0000\"", "payload: invalid JSON"); //  jansson's refusal
+    s_video_reject_field("title", "\"\xff\"", "payload: invalid JSON");     //  not UTF-8
+    cr_assert_str_eq(s_video_accept_field("title", "\"\\u65e5\\u672c \\\"quoted\\\"\"").title,
+                     "\xe6\x97\xa5\xe6\x9c\xac \"quoted\"");
+
+    //  genres: at most 16, of 1..32 bytes each.
+    cr_assert_eq(s_video_accept_field("genres", s_array_of(16, "g", 0)).genre_count, 16);
+    s_video_reject_field("genres", s_array_of(17, "g", 0), "genres: 17 items, at most 16");
+    cr_assert_eq(strlen(s_video_accept_field("genres", s_array_of(2, "g", 32)).genres[1]), 32);
+    s_video_reject_field("genres", s_array_of(2, "g", 33), "genres: item 0: 33 bytes, at most 32");
+    s_video_reject_field("genres", "[\"Drama\", \"\"]", "genres: item 1: must not be empty");
+    s_video_reject_field("genres", "[\"Sci\\nFi\"]", "genres: item 0: byte 3");
+    //  tags: at most 32, of 1..64 bytes each.
+    event_video_t v = s_video_accept_field("tags", s_array_of(32, "tag", 64));
+    cr_assert_eq(v.tag_count, 32);
+    cr_assert_eq(strlen(v.tags[31]), 64);
+    s_video_reject_field("tags", s_array_of(33, "t", 0), "tags: 33 items, at most 32");
+    s_video_reject_field("tags", s_array_of(3, "t", 65), "tags: item 0: 65 bytes, at most 64");
+    //  Spaces and UTF-8 are text like any other.
+    v = s_video_accept_field("tags", "[\"dark comedy\", \"caf\xc3\xa9\"]");
+    cr_assert_str_eq(v.tags[1], "caf\xc3\xa9");
+}
+
+Test(event, video_values_do_not_repeat)
+{
+    s_video_reject_field("genres", "[\"Drama\", \"Comedy\", \"Drama\"]",
+                         "genres: item 2 repeats item 0");
+    s_video_reject_field("tags", "[\"a\", \"a\"]", "tags: item 1 repeats item 0");
+    //  Byte for byte: a different case is a different value.
+    cr_assert_eq(s_video_accept_field("tags", "[\"Paris\", \"paris\"]").tag_count, 2);
+}
+
+Test(event, video_hostile_payloads)
+{
+    s_video_reject("[]", "payload: must be a JSON object, not an array");
+    s_video_reject("{", "payload: invalid JSON");
+    s_video_reject_len("", 0, "payload: empty");
+    s_video_reject_len(NULL, 0, "payload: empty");
+    s_video_reject_len("{}", (size_t)1 << 40, "payload: ");
+    //  Duplicate keys anywhere, as for user events.
+    s_video_reject("{\"video_id\":\"v1\",\"video_id\":\"v2\",\"title\":\"T\",\"genres\":[],"
+                   "\"tags\":[],\"duration\":1,\"status\":\"active\","
+                   "\"updated_at\":\"2024-05-01T12:00:00Z\"}",
+                   "payload: invalid JSON");
+    s_video_reject_field("tags", "[{\"a\":1,\"a\":2}]", "payload: invalid JSON");
+    //  Mutations and truncations never crash and always give a one-line reason.
+    unsigned seed = 4242;
+    for (int round = 0; round < 5000; round++) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", s_video_build(NULL, NULL));
+        size_t len = strlen(buf);
+        int edits = 1 + rand_r(&seed) % 4;
+        for (int e = 0; e < edits; e++)
+            buf[(size_t)rand_r(&seed) % len] = (char)(rand_r(&seed) % 256);
+        size_t cut = (size_t)rand_r(&seed) % (len + 1);
+        event_video_t v;
+        char reason[256] = "";
+        if (s_video_parse_len(buf, cut, &v, reason) != 0)
+            s_assert_one_line(reason);
+        else
+            cr_assert(v.genre_count <= EVENT_GENRES_MAX && v.tag_count <= EVENT_TAGS_MAX);
+    }
 }

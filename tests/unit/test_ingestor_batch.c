@@ -123,3 +123,37 @@ Test(ingestor_batch, grows_past_its_limit)
     rd_kafka_topic_partition_list_destroy(list);
     ingestor_batch_destroy(&batch);
 }
+
+Test(ingestor_batch, catalogue_changes_count_and_commit_like_events)
+{
+    ingestor_batch_t *batch = ingestor_batch_new(3, 50);
+    event_video_t video;
+    memset(&video, 0, sizeof video);
+    snprintf(video.video_id, sizeof video.video_id, "v9");
+    snprintf(video.title, sizeof video.title, "Title");
+    video.tag_count = 1;
+    snprintf(video.tags[0], sizeof video.tags[0], "tag");
+    cr_assert_eq(ingestor_batch_add_video(batch, &video, "c", 1, 40, 1000), 0);
+    cr_assert_eq(ingestor_batch_due_in(batch, 1000), 50, "a change starts the deadline");
+    video.video_id[1] = '8';
+    cr_assert_eq(ingestor_batch_add_video(batch, &video, "c", 1, 41, 1001), 0);
+    event_t ev = s_event("u1");
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 5, 1002), 0);
+    cr_assert_eq(ingestor_batch_size(batch), 3);
+    cr_assert_eq(ingestor_batch_due_in(batch, 1002), 0, "changes count towards batch_max");
+    size_t count = 0;
+    const event_video_t *videos = ingestor_batch_videos(batch, &count);
+    cr_assert_eq(count, 2);
+    cr_assert_str_eq(videos[0].video_id, "v9");
+    cr_assert_str_eq(videos[1].video_id, "v8");
+    cr_assert_str_eq(videos[1].tags[0], "tag");
+    rd_kafka_topic_partition_list_t *list = ingestor_batch_offsets(batch);
+    cr_assert_eq(s_offset(list, "c", 1), 42);
+    cr_assert_eq(s_offset(list, "w", 0), 6);
+    rd_kafka_topic_partition_list_destroy(list);
+    ingestor_batch_clear(batch);
+    ingestor_batch_videos(batch, &count);
+    cr_assert_eq(count, 0);
+    cr_assert_eq(ingestor_batch_size(batch), 0);
+    ingestor_batch_destroy(&batch);
+}

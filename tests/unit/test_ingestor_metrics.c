@@ -11,14 +11,16 @@
 
 TestSuite(ingestor_metrics, .fini = leak_check_fini);
 
-static const char *const s_topics[EVENT_SOURCE_COUNT] = {"watched", "rated", "watchlist"};
+static const char *const s_topics[EVENT_SOURCE_COUNT] = {"watched", "rated", "watchlist", "videos"};
 
 Test(ingestor_metrics, samples_per_topic_and_totals)
 {
-    ingestor_stats_t stats = {.consumed = {10, 20, 30},
-                              .rejected = {1, 0, 2},
-                              .stored = 55,
-                              .duplicates = 2,
+    ingestor_stats_t stats = {.consumed = {10, 20, 30, 8},
+                              .rejected = {1, 0, 2, 1},
+                              .stored = {5, 20, 30},
+                              .duplicates = {2, 0, 0},
+                              .videos_applied = 6,
+                              .videos_stale = 1,
                               .dead_lettered = 3,
                               .batches = 4,
                               .in_batch = 7,
@@ -32,7 +34,17 @@ Test(ingestor_metrics, samples_per_topic_and_totals)
         "# TYPE recsd_ingest_consumed_total counter\n",
         "recsd_ingest_consumed_total{actor=\"event-ingestor.2\",topic=\"rated\"} 20\n",
         "recsd_ingest_rejected_total{actor=\"event-ingestor.2\",topic=\"watchlist\"} 2\n",
-        "recsd_ingest_stored_total{actor=\"event-ingestor.2\"} 55\n",
+        "recsd_ingest_consumed_total{actor=\"event-ingestor.2\",topic=\"videos\"} 8\n",
+        "recsd_ingest_rejected_total{actor=\"event-ingestor.2\",topic=\"videos\"} 1\n",
+        "# TYPE recsd_ingest_stored_total counter\n",
+        "recsd_ingest_stored_total{actor=\"event-ingestor.2\",topic=\"watched\"} 5\n",
+        "recsd_ingest_stored_total{actor=\"event-ingestor.2\",topic=\"watchlist\"} 30\n",
+        "recsd_ingest_duplicates_total{actor=\"event-ingestor.2\",topic=\"watched\"} 2\n",
+        "recsd_ingest_duplicates_total{actor=\"event-ingestor.2\",topic=\"rated\"} 0\n",
+        "recsd_ingest_catalog_upserts_total{actor=\"event-ingestor.2\",topic=\"videos\","
+        "result=\"applied\"} 6\n",
+        "recsd_ingest_catalog_upserts_total{actor=\"event-ingestor.2\",topic=\"videos\","
+        "result=\"stale\"} 1\n",
         "recsd_ingest_dead_lettered_total{actor=\"event-ingestor.2\"} 3\n",
         "recsd_ingest_notices_total{actor=\"event-ingestor.2\"} 57\n",
         "recsd_ingest_invalidate_failed_total{actor=\"event-ingestor.2\"} 5\n",
@@ -44,6 +56,49 @@ Test(ingestor_metrics, samples_per_topic_and_totals)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(text, want[i]), "missing %s in:\n%s", want[i], text);
     cr_assert_eq(text[strlen(text) - 1], '\n');
+    //  The catalogue's changes are not interaction rows.
+    cr_assert_null(
+        strstr(text, "recsd_ingest_stored_total{actor=\"event-ingestor.2\",topic=\"videos\""));
+    cr_assert_null(
+        strstr(text, "recsd_ingest_duplicates_total{actor=\"event-ingestor.2\",topic=\"videos\""));
+}
+
+//  What the store reports lands per topic: new rows apart from replays.
+Test(ingestor_metrics, observe_batch_counts_per_topic_from_the_store)
+{
+    ingestor_stats_t stats = {0};
+    event_t events[] = {{.kind = EVENT_WATCH},
+                        {.kind = EVENT_WATCH},
+                        {.kind = EVENT_RATING},
+                        {.kind = EVENT_WATCHLIST_ADD},
+                        {.kind = EVENT_WATCHLIST_REMOVE}};
+    store_result_t result = {.inserted = 3, .duplicates = 2, .dead_lettered = 1};
+    result.inserted_by_kind[EVENT_WATCH] = 1;
+    result.duplicates_by_kind[EVENT_WATCH] = 1;
+    result.duplicates_by_kind[EVENT_RATING] = 1;
+    result.inserted_by_kind[EVENT_WATCHLIST_ADD] = 1;
+    result.inserted_by_kind[EVENT_WATCHLIST_REMOVE] = 1;
+    result.videos_applied = 2;
+    result.videos_stale = 1;
+    ingestor_metrics_observe_batch(&stats, events, 5, 3, &result, 9, 0.01);
+    ingestor_metrics_observe_batch(&stats, events, 1, 0, &result, 1, 0.01);
+    cr_assert_eq(stats.committed[EVENT_SOURCE_WATCHED], 3);
+    cr_assert_eq(stats.committed[EVENT_SOURCE_RATED], 1);
+    cr_assert_eq(stats.committed[EVENT_SOURCE_WATCHLIST], 2);
+    cr_assert_eq(stats.committed[EVENT_SOURCE_VIDEO_UPSERTED], 3);
+    cr_assert_eq(stats.stored[EVENT_SOURCE_WATCHED], 2);
+    cr_assert_eq(stats.duplicates[EVENT_SOURCE_WATCHED], 2);
+    cr_assert_eq(stats.stored[EVENT_SOURCE_RATED], 0);
+    cr_assert_eq(stats.duplicates[EVENT_SOURCE_RATED], 2);
+    cr_assert_eq(stats.stored[EVENT_SOURCE_WATCHLIST], 4);
+    cr_assert_eq(stats.duplicates[EVENT_SOURCE_WATCHLIST], 0);
+    cr_assert_eq(stats.stored[EVENT_SOURCE_VIDEO_UPSERTED], 0);
+    cr_assert_eq(stats.videos_applied, 4);
+    cr_assert_eq(stats.videos_stale, 2);
+    cr_assert_eq(stats.dead_lettered, 2);
+    cr_assert_eq(stats.batches, 2);
+    cr_assert_eq(ingestor_metrics_total(stats.stored), 6);
+    cr_assert_eq(ingestor_metrics_total(stats.duplicates), 4);
 }
 
 Test(ingestor_metrics, refuses_a_buffer_too_small)
@@ -88,10 +143,10 @@ Test(ingestor_metrics, histograms_are_cumulative_with_sum_and_count)
                          {.kind = EVENT_WATCH}};
     //  Sizes 1, 7 (5 events + 2 dead letters), 5000 and 200000 (past every bound);
     //  latencies 0.5 ms, 30 ms, 2 s, 20 s.
-    ingestor_metrics_observe_batch(&stats, events, 1, 1, 0.0005);
-    ingestor_metrics_observe_batch(&stats, events, 5, 7, 0.030);
-    ingestor_metrics_observe_batch(&stats, NULL, 0, 5000, 2.0);
-    ingestor_metrics_observe_batch(&stats, NULL, 0, 200000, 20.0);
+    ingestor_metrics_observe_batch(&stats, events, 1, 0, NULL, 1, 0.0005);
+    ingestor_metrics_observe_batch(&stats, events, 5, 0, NULL, 7, 0.030);
+    ingestor_metrics_observe_batch(&stats, NULL, 0, 0, NULL, 5000, 2.0);
+    ingestor_metrics_observe_batch(&stats, NULL, 0, 0, NULL, 200000, 20.0);
     cr_assert_eq(stats.committed[EVENT_SOURCE_WATCHED], 3);
     cr_assert_eq(stats.committed[EVENT_SOURCE_RATED], 1);
     cr_assert_eq(stats.committed[EVENT_SOURCE_WATCHLIST], 2);
@@ -164,18 +219,20 @@ Test(ingestor_metrics, lag_per_partition_and_assigned_count)
 //  default topics with the highest partition numbers) fits in a heartbeat.
 Test(ingestor_metrics, worst_case_fits_a_heartbeat_and_every_sample_is_labelled)
 {
-    static const char *const topics[EVENT_SOURCE_COUNT] = {"analytics-service.video-watched",
-                                                           "profile-service.video-rated",
-                                                           "profile-service.watchlist-updated"};
+    static const char *const topics[EVENT_SOURCE_COUNT] = {
+        "analytics-service.video-watched", "profile-service.video-rated",
+        "profile-service.watchlist-updated", "catalog-service.video-upserted"};
     ingestor_stats_t stats;
     memset(&stats, 0, sizeof stats);
+    for (int i = 0; i < 50; i++)
+        ingestor_metrics_observe_batch(&stats, NULL, 0, 0, NULL, (size_t)i * 3000, i * 0.3);
     for (int i = 0; i < EVENT_SOURCE_COUNT; i++)
-        stats.consumed[i] = stats.rejected[i] = stats.committed[i] = UINT64_MAX;
-    stats.stored = stats.duplicates = stats.dead_lettered = stats.batches = UINT64_MAX;
+        stats.consumed[i] = stats.rejected[i] = stats.committed[i] = stats.stored[i] =
+            stats.duplicates[i] = UINT64_MAX;
+    stats.videos_applied = stats.videos_stale = UINT64_MAX;
+    stats.dead_lettered = stats.batches = UINT64_MAX;
     stats.dropped_on_revoke = UINT64_MAX;
     stats.in_batch = SIZE_MAX;
-    for (int i = 0; i < 50; i++)
-        ingestor_metrics_observe_batch(&stats, NULL, 0, (size_t)i * 3000, i * 0.3);
     stats.batch_size.sum = stats.commit_seconds.sum = 1.2345678901234e300;
     for (size_t i = 0; i < INGESTOR_LAG_MAX; i++)
         stats.lag[i] = (ingestor_lag_t){.topic = topics[i % EVENT_SOURCE_COUNT],
@@ -206,6 +263,6 @@ Test(ingestor_metrics, worst_case_fits_a_heartbeat_and_every_sample_is_labelled)
         }
         line = end + 1;
     }
-    cr_assert_gt(samples, 60);
+    cr_assert_gt(samples, 70);
     free(text);
 }

@@ -83,7 +83,8 @@ static store_result_t s_write(PGconn *conn, const event_t *events, size_t count,
 static void s_write_fails(PGconn *conn, const event_t *events, size_t count,
                           const dead_letter_t *dead, size_t dead_count, char *err, size_t errlen)
 {
-    store_result_t result = {99, 99, 99};
+    store_result_t result;
+    memset(&result, 99, sizeof result);
     event_rules_t rules = event_rules_default();
     err[0] = '\0';
     int rc = interaction_store_write(conn, events, count, dead, dead_count, &rules, DLQ, &result,
@@ -91,7 +92,11 @@ static void s_write_fails(PGconn *conn, const event_t *events, size_t count,
     cr_assert_eq(rc, -1, "write succeeded");
     cr_assert(err[0], "no reason");
     cr_assert_null(strchr(err, '\n'), "reason not one line: %s", err);
-    cr_assert_eq(result.inserted + result.duplicates + result.dead_lettered, 0);
+    cr_assert_eq(result.inserted + result.duplicates + result.dead_lettered +
+                     result.videos_applied + result.videos_stale,
+                 0);
+    for (int k = 0; k < STORE_KINDS; k++)
+        cr_assert_eq(result.inserted_by_kind[k] + result.duplicates_by_kind[k], 0);
 }
 
 static long s_count(PGconn *conn, const char *table)
@@ -585,4 +590,277 @@ Test(interaction_store, concurrent_overlapping_writers_do_not_deadlock)
     cr_assert_eq(s_count(conn, "features.interactions"), (long)n);
     PQfinish(conn);
     free(events);
+}
+
+//  ---------------------------------------------------------------------
+//  Per-kind counts
+
+Test(interaction_store, counts_new_rows_and_duplicates_per_kind)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    event_t first[] = {s_watch("u1", "v1", TS_US, 30, 120, "tv"),
+                       s_watch("u1", "v2", TS_US, 30, 120, "tv"), s_rating("u1", "v3", TS_US, 4),
+                       s_watchlist("u1", "v4", TS_US, true)};
+    //  The fast path (all new): counts from the batch itself.
+    store_result_t r = s_write(conn, first, 4, NULL, 0);
+    cr_assert_eq(r.inserted_by_kind[EVENT_WATCH], 2);
+    cr_assert_eq(r.inserted_by_kind[EVENT_RATING], 1);
+    cr_assert_eq(r.inserted_by_kind[EVENT_WATCHLIST_ADD], 1);
+    cr_assert_eq(r.inserted_by_kind[EVENT_WATCHLIST_REMOVE], 0);
+    cr_assert_eq(r.duplicates_by_kind[EVENT_WATCH] + r.duplicates_by_kind[EVENT_RATING] +
+                     r.duplicates_by_kind[EVENT_WATCHLIST_ADD],
+                 0);
+    //  The careful path (a replay mixed with new events): the server says.
+    event_t second[] = {first[0],
+                        first[1],
+                        first[2],
+                        s_rating("u2", "v3", TS_US, 2),
+                        s_watchlist("u1", "v4", TS_US, false),
+                        first[3]};
+    r = s_write(conn, second, 6, NULL, 0);
+    cr_assert_eq(r.inserted, 2);
+    cr_assert_eq(r.duplicates, 4);
+    cr_assert_eq(r.inserted_by_kind[EVENT_WATCH], 0);
+    cr_assert_eq(r.duplicates_by_kind[EVENT_WATCH], 2);
+    cr_assert_eq(r.inserted_by_kind[EVENT_RATING], 1);
+    cr_assert_eq(r.duplicates_by_kind[EVENT_RATING], 1);
+    cr_assert_eq(r.inserted_by_kind[EVENT_WATCHLIST_REMOVE], 1);
+    cr_assert_eq(r.duplicates_by_kind[EVENT_WATCHLIST_REMOVE], 0);
+    cr_assert_eq(r.inserted_by_kind[EVENT_WATCHLIST_ADD], 0);
+    cr_assert_eq(r.duplicates_by_kind[EVENT_WATCHLIST_ADD], 1);
+    cr_assert_eq(s_count(conn, "features.interactions"), 6);
+    PQfinish(conn);
+}
+
+//  ---------------------------------------------------------------------
+//  Catalogue changes
+
+static event_video_t s_video(const char *id, const char *title, int64_t updated_us, bool retired)
+{
+    event_video_t v;
+    memset(&v, 0, sizeof v);
+    snprintf(v.video_id, sizeof v.video_id, "%s", id);
+    snprintf(v.title, sizeof v.title, "%s", title);
+    v.genre_count = 2;
+    snprintf(v.genres[0], sizeof v.genres[0], "Drama");
+    snprintf(v.genres[1], sizeof v.genres[1], "Sci-Fi");
+    v.tag_count = 1;
+    snprintf(v.tags[0], sizeof v.tags[0], "space");
+    v.duration_s = 5400;
+    v.has_published = true;
+    v.published_us = TS_US - 86400 * INT64_C(1000000);
+    v.retired = retired;
+    v.updated_us = updated_us;
+    return v;
+}
+
+static store_result_t s_write_videos(PGconn *conn, const event_video_t *videos, size_t count)
+{
+    store_batch_t batch = {.videos = videos, .video_count = count};
+    store_result_t result;
+    char err[512] = "";
+    int rc = interaction_store_write_batch(conn, &batch, NULL, DLQ, &result, err, sizeof err);
+    cr_assert_eq(rc, 0, "write failed: %s", err);
+    cr_assert_eq(PQtransactionStatus(conn), PQTRANS_IDLE);
+    cr_assert_eq(result.videos_applied + result.videos_stale, count);
+    return result;
+}
+
+//  One video as text: every column the catalogue sets.
+static const char *s_video_row(PGconn *conn, const char *id, char *buf, size_t len)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT concat_ws('|', title, genres::text, tags::text, duration_s,"
+             " coalesce((extract(epoch FROM published_at))::bigint::text, 'N'), retired,"
+             " (extract(epoch FROM catalog_updated_at) * 1000000)::bigint)"
+             " FROM features.videos WHERE video_id = '%s'",
+             id);
+    return pg_test_text(conn, sql, buf, len);
+}
+
+Test(interaction_store, video_upsert_lands_with_exact_values)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    event_video_t v = s_video("v1", "Am\xc3\xa9lie \"2\" {x,y} \\ \t", TS_US + 250000, false);
+    snprintf(v.tags[1], sizeof v.tags[1], "with space, comma");
+    v.tag_count = 2;
+    store_result_t r = s_write_videos(conn, &v, 1);
+    cr_assert_eq(r.videos_applied, 1);
+    cr_assert_eq(r.videos_stale, 0);
+    cr_assert_eq(r.inserted + r.duplicates + r.dead_lettered, 0);
+    char buf[1024];
+    cr_assert_str_eq(s_video_row(conn, "v1", buf, sizeof buf),
+                     "Am\xc3\xa9lie \"2\" {x,y} \\ \t|{Drama,Sci-Fi}|{space,\"with space, comma\"}"
+                     "|5400|1714478400|f|1714564800250000");
+    //  Arrays keep their order; no genres/tags is an empty array, not NULL.
+    event_video_t bare = s_video("v2", "Bare", TS_US, false);
+    bare.genre_count = bare.tag_count = 0;
+    bare.has_published = false;
+    s_write_videos(conn, &bare, 1);
+    cr_assert_str_eq(s_video_row(conn, "v2", buf, sizeof buf),
+                     "Bare|{}|{}|5400|N|f|1714564800000000");
+    cr_assert_eq(s_count(conn, "features.interactions"), 0);
+    cr_assert_eq(s_count(conn, "public.outbox"), 0);
+    PQfinish(conn);
+}
+
+Test(interaction_store, video_newer_wins_older_and_replay_ignored)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    char buf[1024];
+    event_video_t v1 = s_video("v1", "First", TS_US, false);
+    cr_assert_eq(s_write_videos(conn, &v1, 1).videos_applied, 1);
+    //  A replay: stale, nothing changes (not even the row's updated_at).
+    char before[64], after[64];
+    pg_test_text(conn, "SELECT updated_at::text FROM features.videos", before, sizeof before);
+    store_result_t r = s_write_videos(conn, &v1, 1);
+    cr_assert_eq(r.videos_applied, 0);
+    cr_assert_eq(r.videos_stale, 1);
+    pg_test_text(conn, "SELECT updated_at::text FROM features.videos", after, sizeof after);
+    cr_assert_str_eq(before, after);
+    //  Same version, different content: still not newer, ignored.
+    event_video_t same = s_video("v1", "Same time, other title", TS_US, false);
+    cr_assert_eq(s_write_videos(conn, &same, 1).videos_stale, 1);
+    cr_assert(strncmp(s_video_row(conn, "v1", buf, sizeof buf), "First|", 6) == 0, "%s", buf);
+    //  Newer: replaces every column, published_at NULL included.
+    event_video_t v2 = s_video("v1", "Second", TS_US + 1, false);
+    v2.has_published = false;
+    v2.genre_count = 1;
+    v2.duration_s = 60;
+    cr_assert_eq(s_write_videos(conn, &v2, 1).videos_applied, 1);
+    cr_assert_str_eq(s_video_row(conn, "v1", buf, sizeof buf),
+                     "Second|{Drama}|{space}|60|N|f|1714564800000001");
+    //  Older, arriving late: ignored.
+    event_video_t old = s_video("v1", "Old", TS_US - 1000000, false);
+    cr_assert_eq(s_write_videos(conn, &old, 1).videos_stale, 1);
+    cr_assert(strncmp(s_video_row(conn, "v1", buf, sizeof buf), "Second|", 7) == 0, "%s", buf);
+    cr_assert_eq(s_count(conn, "features.videos"), 1);
+    PQfinish(conn);
+}
+
+Test(interaction_store, video_retire_and_reactivate)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    event_video_t v = s_video("v1", "T", TS_US, false);
+    s_write_videos(conn, &v, 1);
+    v = s_video("v1", "T", TS_US + 1000000, true);
+    cr_assert_eq(s_write_videos(conn, &v, 1).videos_applied, 1);
+    cr_assert_eq(pg_test_scalar(conn, "SELECT retired::int FROM features.videos"), 1);
+    //  A late "active" from before the retirement does not bring it back...
+    v = s_video("v1", "T", TS_US + 500000, false);
+    cr_assert_eq(s_write_videos(conn, &v, 1).videos_stale, 1);
+    cr_assert_eq(pg_test_scalar(conn, "SELECT retired::int FROM features.videos"), 1);
+    //  ...a newer one does.
+    v = s_video("v1", "T", TS_US + 2000000, false);
+    cr_assert_eq(s_write_videos(conn, &v, 1).videos_applied, 1);
+    cr_assert_eq(pg_test_scalar(conn, "SELECT retired::int FROM features.videos"), 0);
+    PQfinish(conn);
+}
+
+Test(interaction_store, video_changes_in_one_batch_newest_wins)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    //  Out of order within the batch, one repeated, one equal version.
+    event_video_t videos[] = {
+        s_video("b", "b@2", TS_US + 2, false), s_video("a", "a@1", TS_US + 1, false),
+        s_video("b", "b@3", TS_US + 3, true),  s_video("a", "a@1 again", TS_US + 1, false),
+        s_video("b", "b@1", TS_US + 1, false), s_video("c", "c@1", TS_US + 1, false),
+    };
+    store_result_t r = s_write_videos(conn, videos, 6);
+    cr_assert_eq(r.videos_applied, 3);
+    cr_assert_eq(r.videos_stale, 3);
+    char buf[256];
+    pg_test_text(conn,
+                 "SELECT string_agg(video_id || '=' || title || '/' || retired, ' '"
+                 " ORDER BY video_id) FROM features.videos",
+                 buf, sizeof buf);
+    //  Equal versions: the first in the batch wins, as a stored one would.
+    cr_assert_str_eq(buf, "a=a@1/false b=b@3/true c=c@1/false");
+    PQfinish(conn);
+}
+
+Test(interaction_store, video_from_an_import_is_replaced_by_any_catalogue_change)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    //  As `recsd import movielens` leaves it: no catalogue version.
+    pg_test_exec(conn, "INSERT INTO features.videos (video_id, title, genres)"
+                       " VALUES ('1', 'Toy Story (1995)', '{Animation}')");
+    event_video_t v = s_video("1", "Toy Story", 0, false); //  even a 1970 version
+    cr_assert_eq(s_write_videos(conn, &v, 1).videos_applied, 1);
+    char buf[512];
+    cr_assert(strncmp(s_video_row(conn, "1", buf, sizeof buf), "Toy Story|{Drama,Sci-Fi}|", 25) ==
+                  0,
+              "%s", buf);
+    PQfinish(conn);
+}
+
+Test(interaction_store, videos_events_and_dead_letters_in_one_transaction)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    event_t events[] = {s_rating("u1", "v1", TS_US, 4)};
+    event_video_t videos[] = {s_video("v1", "One", TS_US, false)};
+    dead_letter_t dead[] = {
+        {"catalog-service.video-upserted", 2, 17, "{}", 2, "video_id: missing"}};
+    store_batch_t batch = {events, 1, videos, 1, dead, 1};
+    store_result_t r;
+    char err[512] = "";
+    cr_assert_eq(interaction_store_write_batch(conn, &batch, NULL, DLQ, &r, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_eq(r.inserted, 1);
+    cr_assert_eq(r.videos_applied, 1);
+    cr_assert_eq(r.dead_lettered, 1);
+    char buf[512];
+    pg_test_text(conn,
+                 "SELECT payload->'source'->>'topic' || '/' || (payload->>'reason')"
+                 " FROM public.outbox",
+                 buf, sizeof buf);
+    cr_assert_str_eq(buf, "catalog-service.video-upserted/video_id: missing");
+
+    //  A batch whose video fails on the server (the duration CHECK) writes
+    //  nothing at all: not its events, not its dead letters.
+    event_t more[] = {s_rating("u2", "v2", TS_US, 3)};
+    event_video_t bad[] = {s_video("v2", "Bad", TS_US, false)};
+    bad[0].duration_s = -1;
+    store_batch_t failing = {more, 1, bad, 1, dead, 1};
+    cr_assert_eq(interaction_store_write_batch(conn, &failing, NULL, DLQ, &r, err, sizeof err), -1);
+    cr_assert(strstr(err, "upsert videos"), "%s", err);
+    cr_assert_eq(r.inserted + r.videos_applied + r.videos_stale + r.dead_lettered, 0);
+    cr_assert_eq(PQtransactionStatus(conn), PQTRANS_IDLE);
+    cr_assert_eq(s_count(conn, "features.interactions"), 1);
+    cr_assert_eq(s_count(conn, "features.videos"), 1);
+    cr_assert_eq(s_count(conn, "public.outbox"), 1);
+    //  The connection is usable again.
+    store_batch_t null_videos = {.video_count = 1};
+    cr_assert_eq(interaction_store_write_batch(conn, &null_videos, NULL, DLQ, &r, err, sizeof err),
+                 -1);
+    cr_assert_eq(s_write_videos(conn, videos, 1).videos_stale, 1);
+    PQfinish(conn);
+}
+
+//  More changes than one statement takes, with repeats across the groups:
+//  still one row per video, the newest.
+Test(interaction_store, many_video_changes)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    size_t n = 2500;
+    event_video_t *videos = calloc(n, sizeof *videos);
+    cr_assert_not_null(videos);
+    for (size_t i = 0; i < n; i++) {
+        char id[32], title[32];
+        snprintf(id, sizeof id, "v%04zu", i % 1200);
+        snprintf(title, sizeof title, "t%zu", i);
+        videos[i] = s_video(id, title, TS_US + (int64_t)i, i % 7 == 0);
+    }
+    store_result_t r = s_write_videos(conn, videos, n);
+    cr_assert_eq(r.videos_applied, 1200);
+    cr_assert_eq(r.videos_stale, n - 1200);
+    cr_assert_eq(s_count(conn, "features.videos"), 1200);
+    //  v0000 was written at i = 0, 1200, 2400: the last is the newest.
+    char buf[64];
+    pg_test_text(conn, "SELECT title FROM features.videos WHERE video_id = 'v0000'", buf,
+                 sizeof buf);
+    cr_assert_str_eq(buf, "t2400");
+    free(videos);
+    PQfinish(conn);
 }
