@@ -10,7 +10,8 @@
 //  index (ties go to the lower index).
 static bool s_worse(const float *scores, int32_t a, int32_t b)
 {
-    return scores[a] < scores[b] || (scores[a] == scores[b] && a > b);
+    float score_a = scores[a], score_b = scores[b];
+    return score_a < score_b || (score_a == score_b && a > b);
 }
 
 static void s_sift_down(const float *scores, int32_t *heap, int32_t len, int32_t at)
