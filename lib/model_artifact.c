@@ -94,7 +94,7 @@ int model_artifact_write(const model_artifact_parts_t *parts, const char *path, 
     artifact_writer_t *w = artifact_writer_new(type);
     if (!w)
         return s_fail(err, errlen, "artifact writer: bad model type or out of memory");
-    int rc = artifact_writer_add(w, "meta", ARTIFACT_BYTES, 1, (int64_t)strlen(meta), meta) ||
+    int rc = artifact_writer_add(w, "meta", ARTIFACT_BYTES, (int64_t)strlen(meta), 1, meta) ||
              artifact_writer_add_strings(w, "videos", parts->video_ids, parts->n_videos);
     if (rc == 0) {
         if (s_is(type, "collaborative"))
@@ -318,9 +318,12 @@ model_bundle_t *model_bundle_open(const char *path, const char *expect_checksum,
         goto err;
     }
     snprintf(b->type, sizeof b->type, "%s", artifact_model_type(b->artifact));
-    int64_t meta_len = 0;
-    const char *meta = artifact_section(b->artifact, "meta", ARTIFACT_BYTES, NULL, &meta_len);
-    b->meta = meta ? strndup(meta, (size_t)meta_len) : strdup("{}");
+    //  A bytes section is rows = bytes, cols = 1 (artifact.h); any shape's
+    //  total is its length.
+    int64_t meta_rows = 0, meta_cols = 0;
+    const char *meta =
+        artifact_section(b->artifact, "meta", ARTIFACT_BYTES, &meta_rows, &meta_cols);
+    b->meta = meta ? strndup(meta, (size_t)(meta_rows * meta_cols)) : strdup("{}");
     if (!b->meta || artifact_strings(b->artifact, "videos", &b->videos, err, errlen) != 0)
         goto err;
     if (b->videos.count > INT32_MAX - 1) {

@@ -90,12 +90,18 @@ static als_model_t *s_train_als(s_run_t *r, const feedback_matrix_t *m, char *er
     return als_train(m, &p, s_als_progress, r, err, errlen);
 }
 
-static ease_model_t *s_train_ease(s_run_t *r, const feedback_matrix_t *m, char *err, size_t errlen)
+//  EASE, unless switched off (max_items 0 in the configuration or the
+//  request): then NULL with *off set and no error.
+static ease_model_t *s_train_ease(s_run_t *r, const feedback_matrix_t *m, bool *off, char *err,
+                                  size_t errlen)
 {
     int32_t max_items = (int32_t)s_param(r, "ease_max_items", r->cfg->ease_max_items);
     float lambda = (float)s_param(r, "ease_lambda", r->cfg->ease_lambda);
-    if (max_items <= 0)
+    *off = max_items <= 0;
+    if (*off) {
+        snprintf(err, errlen, "EASE is switched off (ease_max_items 0)");
         return NULL;
+    }
     if (max_items > EASE_MAX_ITEMS)
         max_items = EASE_MAX_ITEMS;
     return ease_train(m, lambda, max_items, err, errlen);
@@ -343,7 +349,8 @@ static int s_train_hybrid(s_run_t *r, char *err, size_t errlen)
     if (s_train_content_model(r, val, err, errlen) != 0 ||
         !(als_v = s_train_als(r, val->train, err, errlen)))
         goto done;
-    if (!(ease_v = s_train_ease(r, val->train, err, errlen)) && r->cfg->ease_max_items > 0)
+    bool ease_off = false;
+    if (!(ease_v = s_train_ease(r, val->train, &ease_off, err, errlen)) && !ease_off)
         goto done;
     s_phase(r, 40, 50);
     if (s_progress(r, "tune", -1, 0) != 0)
@@ -382,8 +389,8 @@ static int s_train_hybrid(s_run_t *r, char *err, size_t errlen)
     s_phase(r, 50, 75);
     if (!(r->als = s_train_als(r, r->split->train, err, errlen)))
         goto done;
-    r->ease = s_train_ease(r, r->split->train, err, errlen);
-    if (!r->ease && r->cfg->ease_max_items > 0)
+    r->ease = s_train_ease(r, r->split->train, &ease_off, err, errlen);
+    if (!r->ease && !ease_off)
         goto done;
     scorer_t a = als_scorer(r->als), c = prior_scorer(&r->content);
     scorer_t e = r->ease ? ease_scorer(r->ease) : (scorer_t){0};
@@ -422,11 +429,9 @@ static int s_train(s_run_t *r, char *err, size_t errlen)
             return -1;
         r->scorer = item_neighbours_scorer(r->neighbours);
     } else if (strcmp(type, "ease") == 0) {
-        if (!(r->ease = s_train_ease(r, r->split->train, err, errlen))) {
-            if (r->cfg->ease_max_items <= 0)
-                snprintf(err, errlen, "EASE is disabled (RECSD_EASE_MAX_ITEMS=0)");
+        bool off;
+        if (!(r->ease = s_train_ease(r, r->split->train, &off, err, errlen)))
             return -1;
-        }
         r->scorer = ease_scorer(r->ease);
     } else if (strcmp(type, "popularity") == 0)
         r->scorer = popularity_scorer(r->popularity);
