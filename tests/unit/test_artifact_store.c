@@ -229,7 +229,7 @@ Test(store_file, bad_urls_are_refused)
     //  A file where the directory should be.
     FILE *f = fopen(s_path("plain"), "w");
     fclose(f);
-    char url[160];
+    char url[sizeof "file://" + 512];
     snprintf(url, sizeof url, "file://%s", s_path("plain"));
     cr_assert_null(artifact_store_new(url, NULL, err, sizeof err));
     cr_assert(strstr(err, "not a directory"), "%s", err);
