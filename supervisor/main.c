@@ -9,7 +9,10 @@
     recsd dev-kafka           a librdkafka mock cluster for development
     recsd version
 */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <czmq.h>
 
@@ -53,8 +56,41 @@ static int s_actor(const config_t *cfg, const char *name, const char *instance)
     return 2;
 }
 
+//  OpenBLAS (Debian's pthreads build) starts its worker threads in a
+//  library constructor, before main, with no signal blocked. The
+//  supervisor and dev-kafka read SIGTERM from a signalfd with the signal
+//  blocked in their own threads only, so SIGTERM would be delivered to an
+//  OpenBLAS thread and take its default action: the process dies instead
+//  of stopping in order. With OPENBLAS_NUM_THREADS=1 OpenBLAS starts no
+//  thread, so every command runs with it, exec'ing itself once to get it
+//  (the environment is read before main). Training parallelises with its
+//  own threads (als.c, evaluation.c), not through OpenBLAS.
+static void s_single_threaded_blas(char **argv)
+{
+    const char *value = getenv("OPENBLAS_NUM_THREADS");
+    if (value && strcmp(value, "1") == 0)
+        return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) != 0) {
+        fprintf(stderr, "recsd: cannot set OPENBLAS_NUM_THREADS: %s\n", strerror(errno));
+        return;
+    }
+    //  By its real path, so that the process keeps its name ("recsd", not
+    //  "exe") in ps and /proc/PID/comm.
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        execv(self, argv);
+    }
+    fprintf(stderr,
+            "recsd: cannot re-exec with OPENBLAS_NUM_THREADS=1 (%s); SIGTERM may kill "
+            "this process instead of stopping it\n",
+            strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
+    s_single_threaded_blas(argv);
     if (argc < 2)
         return s_usage(stderr);
     const char *cmd = argv[1];
