@@ -1,10 +1,24 @@
 /*  ranker.c: the ranker actor.
 
-    Walking-skeleton scope: it serves the popularity list (most interacted
-    videos in PostgreSQL) to the gateway over a ROUTER socket at
-    ipc://<runtime_dir>/ranker. Models, personalisation and seen-item
-    filtering come with the ranking issue; the loop, the socket contract and
-    the deadline handling are the ones they will extend.
+    Serves recommendation lists to the gateway over a ROUTER socket at
+    ipc://<runtime_dir>/<instance>: the active trained models first
+    (ranker_serve.h: hybrid -> collaborative -> content -> popularity
+    bundle), the popularity list from PostgreSQL when none is loaded.
+
+    Threads: the loop (this file) owns every socket, the models, the
+    histories and the PostgreSQL connection of the start-up loads; the
+    loader thread (ranker_loader.h) has a connection of its own, watches
+    the registry, opens artifacts and reloads the lists, and hands each
+    result over, to be swapped in here between two requests
+    (ranker_models.h).
+
+    State: per user, the latest events with their strengths (the scorer
+    folds them in at request time, so a new event shows in the next
+    answer) and the videos they consumed, loaded at start and kept current
+    by the ingestors' interaction notices; the retired videos and the
+    popularity list, loaded at start and then reloaded by the loader
+    thread (the popularity query can take longer than a request's
+    deadline, so it never runs in the loop once serving).
 
     Requests whose deadline has already passed are dropped unanswered: the
     gateway has answered from its fallback by then and would discard a late
@@ -12,8 +26,11 @@
 */
 #include "ranker.h"
 
+#include <assert.h>
+#include <cblas.h>
 #include <czmq.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "actor_link.h"
@@ -21,31 +38,136 @@
 #include "pg_conn.h"
 #include "popular_list.h"
 #include "proto/proto_zmq.h"
+#include "ranker_history.h"
+#include "ranker_loader.h"
+#include "ranker_models.h"
+#include "ranker_serve.h"
 #include "seen_set.h"
+#include "training_data.h"
 
 #define RANKER_POPULAR_MAX 500
 //  Queries run inside the heartbeat loop: a lock or a slow plan must not
 //  hold it past the heartbeat timeout (connect <= 2 s, then a beat, then
 //  the query <= 1 s).
 #define RANKER_STATEMENT_TIMEOUT_MS 1000
+//  The start-up history load streams every interaction and beats between
+//  rows, so it may take longer than one statement in the loop.
+#define RANKER_LOAD_TIMEOUT_MS 120000
+#define RANKER_RETIRED_REFRESH_MS 60000
+#define RANKER_MODEL_CHECK_MS 30000
+#define RANKER_BATCH_US 20000 //  requests handled in one go, at most this long
 
 typedef struct {
     const config_t *cfg;
     const char *instance; //  "ranker", or "ranker.N" when several run
     actor_link_t *link;
-    zsock_t *frontend;       //  ROUTER, requests from gateways
-    zsock_t *notices;        //  SUB to every event-ingestor: stored interactions
-    seen_set_t *seen;        //  what each user has consumed: never recommended
+    zsock_t *frontend;         //  ROUTER, requests from gateways
+    zsock_t *notices;          //  SUB to every event-ingestor: stored interactions
+    seen_set_t *seen;          //  what each user has consumed: never recommended
+    ranker_history_t *history; //  each user's latest events, for scoring
+    ranker_models_t *models;   //  active and previous bundle per type
+    ranker_loader_t *loader;   //  NULL if the artifact store is unusable
+    ranker_serve_t *serve;
+    zhashx_t *retired;       //  retired video ids: never recommended
     PGconn *pg;              //  NULL while PostgreSQL is unreachable
     popular_list_t *popular; //  last good list, never NULL after start
     int64_t next_refresh;
+    int64_t next_retired;
     uint64_t dropped_late;
     bool popular_loaded; //  a list was loaded once: an empty one is then real
-    bool seen_loaded;    //  histories loaded; retried with the refresh until then
+    bool history_loaded; //  histories loaded; retried with the refresh until then
     uint64_t answered;
     uint64_t notices_folded;
+    uint64_t loads[2];    //  model loads: [0] loaded, [1] refused
     int64_t next_metrics; //  when the heartbeat metrics text is next rebuilt
 } self_t;
+
+//  ---- metrics ---------------------------------------------------------------
+
+typedef struct {
+    char text[PROTO_METRICS_MAX];
+    size_t len;
+    bool overflow;
+} s_text_t;
+
+static void s_add(s_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_add(s_text_t *t, const char *fmt, ...)
+{
+    if (t->overflow)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->text + t->len, sizeof t->text - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof t->text - t->len)
+        t->overflow = true;
+    else
+        t->len += (size_t)n;
+}
+
+static void s_family(s_text_t *t, const char *name, const char *type, const char *help)
+{
+    s_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void s_model_metrics(self_t *self, s_text_t *t)
+{
+    const char *a = self->instance;
+    const ranker_serve_stats_t *st = ranker_serve_stats(self->serve);
+    s_family(t, "recsd_ranker_model_info", "gauge",
+             "The model the ranker serves per type (1 per active model).");
+    for (int i = 0; i < RANKER_MODELS_TYPES; i++) {
+        ranker_model_t m;
+        if (ranker_models_get(self->models, i, false, &m))
+            s_add(t, "recsd_ranker_model_info{actor=\"%s\",type=\"%s\",model_id=\"%s\"} 1\n", a,
+                  ranker_models_types[i], m.model_id);
+    }
+    s_family(t, "recsd_ranker_model_loads_total", "counter",
+             "Models opened for serving, by outcome (refused: corrupt or mismatched artifact).");
+    s_add(t, "recsd_ranker_model_loads_total{actor=\"%s\",outcome=\"loaded\"} %llu\n", a,
+          (unsigned long long)self->loads[0]);
+    s_add(t, "recsd_ranker_model_loads_total{actor=\"%s\",outcome=\"refused\"} %llu\n", a,
+          (unsigned long long)self->loads[1]);
+    //  Not recsd_ranker_requests_total: the gateway reports that family
+    //  (its requests to the rankers, by outcome).
+    s_family(t, "recsd_ranker_served_total", "counter",
+             "Recommendation lists by what served them (type popularity_list: no model).");
+    for (int i = 0; i <= RANKER_MODELS_TYPES; i++)
+        s_add(t, "recsd_ranker_served_total{actor=\"%s\",source=\"model\",type=\"%s\"} %llu\n", a,
+              i < RANKER_MODELS_TYPES ? ranker_models_types[i] : "popularity_list",
+              (unsigned long long)st->requests[i]);
+    s_family(t, "recsd_ranker_fallbacks_total", "counter",
+             "Steps down the serving chain, by model type, version and reason.");
+    for (int i = 0; i < RANKER_MODELS_TYPES; i++)
+        for (int p = 0; p < 2; p++)
+            for (int r = 0; r < RANKER_SERVE_REASONS; r++)
+                if (p == 0 || r == RANKER_SERVE_SCORER_ERROR)
+                    s_add(t,
+                          "recsd_ranker_fallbacks_total{actor=\"%s\",type=\"%s\",version=\"%s\","
+                          "reason=\"%s\"} %llu\n",
+                          a, ranker_models_types[i], p ? "previous" : "active",
+                          ranker_serve_reason_names[r], (unsigned long long)st->fallbacks[i][p][r]);
+    s_family(t, "recsd_ranker_filled_items_total", "counter",
+             "Items a model's list was topped up with from the popularity list.");
+    s_add(t, "recsd_ranker_filled_items_total{actor=\"%s\"} %llu\n", a,
+          (unsigned long long)st->filled);
+    s_family(t, "recsd_ranker_scoring_seconds", "histogram",
+             "Time to build one list: history, scoring, selection.");
+    uint64_t cumulative = 0;
+    for (int b = 0; b <= RANKER_SERVE_BUCKETS; b++) {
+        cumulative += st->latency_buckets[b];
+        char le[32];
+        if (b < RANKER_SERVE_BUCKETS)
+            snprintf(le, sizeof le, "%g", ranker_serve_buckets[b]);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        s_add(t, "recsd_ranker_scoring_seconds_bucket{actor=\"%s\",le=\"%s\"} %llu\n", a, le,
+              (unsigned long long)cumulative);
+    }
+    s_add(t, "recsd_ranker_scoring_seconds_sum{actor=\"%s\"} %.6f\n", a, st->latency_sum);
+    s_add(t, "recsd_ranker_scoring_seconds_count{actor=\"%s\"} %llu\n", a,
+          (unsigned long long)st->latency_count);
+}
 
 //  The ranker's own series for /metrics, sent with its heartbeats.
 static void s_update_metrics(self_t *self)
@@ -53,51 +175,67 @@ static void s_update_metrics(self_t *self)
     if (zclock_mono() < self->next_metrics)
         return;
     self->next_metrics = zclock_mono() + self->cfg->heartbeat_interval_ms;
-    char text[2048];
+    static_assert(sizeof(s_text_t) < 16384, "metrics text fits the stack");
+    s_text_t t = {.len = 0};
     const char *a = self->instance;
-    int n = snprintf(
-        text, sizeof text,
-        "# HELP recsd_ranker_answered_total Recommendation requests the ranker answered.\n"
-        "# TYPE recsd_ranker_answered_total counter\n"
-        "recsd_ranker_answered_total{actor=\"%s\"} %llu\n"
-        "# HELP recsd_ranker_late_dropped_total Requests dropped unanswered: deadline passed.\n"
-        "# TYPE recsd_ranker_late_dropped_total counter\n"
-        "recsd_ranker_late_dropped_total{actor=\"%s\"} %llu\n"
-        "# HELP recsd_ranker_interaction_notices_total Interactions folded in from ingestors.\n"
-        "# TYPE recsd_ranker_interaction_notices_total counter\n"
-        "recsd_ranker_interaction_notices_total{actor=\"%s\"} %llu\n"
-        "# HELP recsd_ranker_popular_items Items in the ranker's popularity list.\n"
-        "# TYPE recsd_ranker_popular_items gauge\n"
-        "recsd_ranker_popular_items{actor=\"%s\"} %zu\n"
-        "# HELP recsd_ranker_seen_users Users whose seen videos the ranker filters.\n"
-        "# TYPE recsd_ranker_seen_users gauge\n"
-        "recsd_ranker_seen_users{actor=\"%s\"} %zu\n",
-        a, (unsigned long long)self->answered, a, (unsigned long long)self->dropped_late, a,
-        (unsigned long long)self->notices_folded, a, popular_list_size(self->popular), a,
-        seen_set_users(self->seen));
-    if (n > 0 && (size_t)n < sizeof text && actor_link_set_metrics(self->link, text) != 0)
+    s_family(&t, "recsd_ranker_answered_total", "counter",
+             "Recommendation requests the ranker answered.");
+    s_add(&t, "recsd_ranker_answered_total{actor=\"%s\"} %llu\n", a,
+          (unsigned long long)self->answered);
+    s_family(&t, "recsd_ranker_late_dropped_total", "counter",
+             "Requests dropped unanswered: deadline passed.");
+    s_add(&t, "recsd_ranker_late_dropped_total{actor=\"%s\"} %llu\n", a,
+          (unsigned long long)self->dropped_late);
+    s_family(&t, "recsd_ranker_interaction_notices_total", "counter",
+             "Interactions folded in from ingestors.");
+    s_add(&t, "recsd_ranker_interaction_notices_total{actor=\"%s\"} %llu\n", a,
+          (unsigned long long)self->notices_folded);
+    s_family(&t, "recsd_ranker_popular_items", "gauge", "Items in the ranker's popularity list.");
+    s_add(&t, "recsd_ranker_popular_items{actor=\"%s\"} %zu\n", a,
+          popular_list_size(self->popular));
+    s_family(&t, "recsd_ranker_seen_users", "gauge", "Users whose seen videos the ranker filters.");
+    s_add(&t, "recsd_ranker_seen_users{actor=\"%s\"} %zu\n", a, seen_set_users(self->seen));
+    s_family(&t, "recsd_ranker_history_events", "gauge",
+             "User events the ranker keeps for scoring (bounded per user).");
+    s_add(&t, "recsd_ranker_history_events{actor=\"%s\"} %zu\n", a,
+          ranker_history_events(self->history));
+    s_family(&t, "recsd_ranker_retired_videos", "gauge", "Retired videos never recommended.");
+    s_add(&t, "recsd_ranker_retired_videos{actor=\"%s\"} %zu\n", a, zhashx_size(self->retired));
+    s_model_metrics(self, &t);
+    if (t.overflow || actor_link_set_metrics(self->link, t.text) != 0)
         log_warn("metrics text too long for a heartbeat");
+}
+
+//  ---- PostgreSQL ------------------------------------------------------------
+
+//  An open connection, or false (logged with what) if PostgreSQL is down.
+static bool s_connected(self_t *self, const char *what)
+{
+    char err[256];
+    if (self->pg && PQstatus(self->pg) == CONNECTION_OK)
+        return true;
+    if (self->pg)
+        PQfinish(self->pg);
+    self->pg = pg_conn_open(self->cfg->pg_dsn, "ranker", 2, err, sizeof err);
+    if (!self->pg ||
+        pg_conn_statement_timeout(self->pg, RANKER_STATEMENT_TIMEOUT_MS, err, sizeof err)) {
+        log_warn("%s: %s", what, err);
+        if (self->pg)
+            PQfinish(self->pg);
+        self->pg = NULL;
+        return false;
+    }
+    if (self->link)
+        actor_link_tick(self->link); //  the connect may have taken a while
+    return true;
 }
 
 static void s_refresh_popular(self_t *self)
 {
     char err[256];
     self->next_refresh = zclock_mono() + self->cfg->popular_refresh_ms;
-    if (!self->pg || PQstatus(self->pg) != CONNECTION_OK) {
-        if (self->pg)
-            PQfinish(self->pg);
-        self->pg = pg_conn_open(self->cfg->pg_dsn, "ranker", 2, err, sizeof err);
-        if (!self->pg ||
-            pg_conn_statement_timeout(self->pg, RANKER_STATEMENT_TIMEOUT_MS, err, sizeof err)) {
-            log_warn("popularity not refreshed: %s", err);
-            if (self->pg)
-                PQfinish(self->pg);
-            self->pg = NULL;
-            return;
-        }
-        if (self->link)
-            actor_link_tick(self->link); //  the connect may have taken a while
-    }
+    if (!s_connected(self, "popularity not refreshed"))
+        return;
     popular_list_t *fresh = popular_list_load(self->pg, RANKER_POPULAR_MAX, err, sizeof err);
     if (!fresh) {
         log_warn("popularity not refreshed, keeping %zu items: %s",
@@ -112,6 +250,73 @@ static void s_refresh_popular(self_t *self)
     log_debug("popularity list refreshed: %zu items", popular_list_size(fresh));
 }
 
+static void s_refresh_retired(self_t *self)
+{
+    self->next_retired = zclock_mono() + RANKER_RETIRED_REFRESH_MS;
+    if (!s_connected(self, "retired videos not refreshed"))
+        return;
+    char err[512];
+    zhashx_t *fresh = ranker_loader_retired(self->pg, err, sizeof err);
+    if (!fresh) {
+        log_warn("retired videos not refreshed, keeping %zu: %s", zhashx_size(self->retired), err);
+        PQfinish(self->pg);
+        self->pg = NULL;
+        return;
+    }
+    zhashx_destroy(&self->retired);
+    self->retired = fresh;
+}
+
+static void s_tick(void *arg)
+{
+    actor_link_tick((actor_link_t *)arg);
+}
+
+//  Every user's history, once at start (later updates come as notices).
+//  Without PostgreSQL the ranker still serves, unfiltered, and logs it.
+static void s_load_history(self_t *self)
+{
+    char err[256];
+    if (!self->pg) {
+        log_warn("histories not loaded: no PostgreSQL connection; serving unfiltered and "
+                 "unpersonalised, retrying with the next refresh");
+        return;
+    }
+    seen_set_t *seen = seen_set_new(self->cfg->seen_completion);
+    if (!seen) {
+        log_warn("histories not loaded: out of memory");
+        return;
+    }
+    long events = -1;
+    if (pg_conn_statement_timeout(self->pg, RANKER_LOAD_TIMEOUT_MS, err, sizeof err) == 0) {
+        events =
+            ranker_history_load(self->history, self->pg, seen, s_tick, self->link, err, sizeof err);
+        char again[256];
+        if (pg_conn_statement_timeout(self->pg, RANKER_STATEMENT_TIMEOUT_MS, again, sizeof again) !=
+            0) {
+            log_warn("statement timeout not restored (%s); reconnecting", again);
+            PQfinish(self->pg);
+            self->pg = NULL;
+        }
+    }
+    if (events < 0) {
+        log_warn("histories not loaded (%s); serving unfiltered, retrying with the next "
+                 "refresh",
+                 err);
+        seen_set_destroy(&seen);
+        return;
+    }
+    seen_set_destroy(&self->seen);
+    self->seen = seen;
+    self->history_loaded = true;
+    //  The integration tests look for this line's beginning.
+    log_info("seen videos loaded for %zu users; %ld recent events for %zu users kept for "
+             "scoring",
+             seen_set_users(self->seen), events, ranker_history_users(self->history));
+}
+
+//  ---- sockets ---------------------------------------------------------------
+
 static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
 {
     proto_msg_t *reply = proto_msg_new(PROTO_RECS_REP, req->header.request_id);
@@ -121,38 +326,25 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
              req->header.traceparent);
     proto_recs_rep_t *rep = &reply->body.recs_rep;
     snprintf(rep->user_id, sizeof rep->user_id, "%s", req->body.recs_req.user_id);
-    snprintf(rep->source, sizeof rep->source, "model");
-    snprintf(rep->model_id, sizeof rep->model_id, "popularity");
-    size_t available = popular_list_size(self->popular);
-    size_t limit = req->body.recs_req.limit;
-    if (limit > available)
-        limit = available;
-    if (limit) {
-        rep->items = calloc(limit, sizeof *rep->items);
-        if (!rep->items) {
-            proto_msg_destroy(&reply);
-            return NULL;
-        }
+    ranker_serve_inputs_t in = {.models = self->models,
+                                .history = self->history,
+                                .seen = self->seen,
+                                .retired = self->retired,
+                                .popular = self->popular};
+    if (ranker_serve_recommend(self->serve, &in, rep->user_id, req->body.recs_req.limit, rep) !=
+        0) {
+        log_write(LOG_LEVEL_WARN, req->header.request_id, "recs for user %s: out of memory",
+                  rep->user_id);
+        proto_msg_destroy(&reply);
+        return NULL;
     }
-    //  Most popular first, minus what this user has already seen.
-    size_t count = 0;
-    for (size_t i = 0; i < available && count < limit; i++) {
-        const popular_item_t *item = popular_list_item(self->popular, i);
-        if (seen_set_contains(self->seen, rep->user_id, item->video_id))
-            continue;
-        snprintf(rep->items[count].video_id, sizeof rep->items[count].video_id, "%s",
-                 item->video_id);
-        rep->items[count].score = item->score;
-        count++;
-    }
-    rep->count = (uint32_t)count;
-    log_write(LOG_LEVEL_DEBUG, req->header.request_id, "recs for user %s: %zu items", rep->user_id,
-              count);
+    log_write(LOG_LEVEL_DEBUG, req->header.request_id, "recs for user %s: %u items from %s",
+              rep->user_id, rep->count, rep->model_id);
     return reply;
 }
 
-//  Interactions the ingestors stored: fold them into the seen sets so the
-//  user's next request already reflects them.
+//  Interactions the ingestors stored: fold them into the seen sets and
+//  histories so the user's next request already reflects them.
 static void s_handle_notice(self_t *self)
 {
     for (int batch = 0; batch < 1024; batch++) {
@@ -167,8 +359,9 @@ static void s_handle_notice(self_t *self)
         if (msg->header.type == PROTO_INTERACTION) {
             const proto_interaction_t *in = &msg->body.interaction;
             self->notices_folded++;
-            if (seen_set_record(self->seen, in->user_id, in->video_id, in->kind, in->weight) < 0)
-                log_warn("seen set: out of memory");
+            if (seen_set_record(self->seen, in->user_id, in->video_id, in->kind, in->weight) < 0 ||
+                ranker_history_record_notice(self->history, in) < 0)
+                log_warn("seen set or history: out of memory");
         } else
             log_warn("unexpected %s message on the notice socket",
                      proto_type_name(msg->header.type));
@@ -176,10 +369,21 @@ static void s_handle_notice(self_t *self)
     }
 }
 
+static bool s_any_model(self_t *self)
+{
+    ranker_model_t m;
+    for (int t = 0; t < RANKER_MODELS_TYPES; t++)
+        if (ranker_models_get(self->models, t, false, &m))
+            return true;
+    return false;
+}
+
 static void s_handle_request(self_t *self)
 {
-    //  Bounded batch so heartbeats keep flowing under sustained load.
-    for (int batch = 0; batch < 256; batch++) {
+    //  Bounded batch (in count and time) so heartbeats, notices and model
+    //  swaps keep flowing under sustained load.
+    int64_t until = zclock_usecs() + RANKER_BATCH_US;
+    for (int batch = 0; batch < 256 && zclock_usecs() < until; batch++) {
         char err[256];
         zframe_t *identity = NULL;
         proto_msg_t *req = proto_recv(self->frontend, &identity, err, sizeof err);
@@ -203,14 +407,14 @@ static void s_handle_request(self_t *self)
         } else if (req->header.deadline_ms && proto_now_ms() > req->header.deadline_ms) {
             self->dropped_late++;
             log_write(LOG_LEVEL_DEBUG, req->header.request_id, "deadline passed; dropped");
-        } else if (!self->popular_loaded) {
+        } else if (!self->popular_loaded && !s_any_model(self)) {
             //  Nothing loaded yet (PostgreSQL down since start): an empty
             //  "model" answer would be wrong; the gateway falls back instead.
             reply = proto_msg_new(PROTO_RESULT, req->header.request_id);
             if (reply) {
                 reply->body.result.code = 503;
                 snprintf(reply->body.result.message, sizeof reply->body.result.message,
-                         "no popularity list loaded yet");
+                         "no model or popularity list loaded yet");
             }
         } else {
             reply = s_recommend(self, req);
@@ -225,32 +429,51 @@ static void s_handle_request(self_t *self)
     }
 }
 
-//  Every user's history, once at start (later updates come as notices).
-//  Without PostgreSQL the ranker still serves, unfiltered, and logs it.
-static void s_load_seen(self_t *self)
+//  Bundles the loader opened: swapped in between two requests. The one
+//  pushed out of "previous" is destroyed by the install, which is safe
+//  because nothing outside this thread ever points at a bundle.
+static void s_handle_models(self_t *self)
 {
-    char err[256];
-    if (!self->pg) {
-        log_warn("seen videos not loaded: no PostgreSQL connection; serving unfiltered, "
-                 "retrying with the next refresh");
-        return;
-    }
-    long pairs = seen_set_load(self->seen, self->pg, err, sizeof err);
-    if (pairs < 0)
-        log_warn("seen videos not loaded (%s); serving unfiltered, retrying with the next "
-                 "refresh",
-                 err);
-    else {
-        self->seen_loaded = true;
-        log_info("seen videos loaded: %ld for %zu users", pairs, seen_set_users(self->seen));
+    ranker_load_result_t *result;
+    while ((result = ranker_loader_take(self->loader))) {
+        if (result->kind == RANKER_LOAD_POPULAR) {
+            popular_list_destroy(&self->popular);
+            self->popular = result->popular;
+            result->popular = NULL;
+            self->popular_loaded = true;
+        } else if (result->kind == RANKER_LOAD_RETIRED) {
+            zhashx_destroy(&self->retired);
+            self->retired = result->retired;
+            result->retired = NULL;
+        } else if (result->bundle) {
+            self->loads[0]++;
+            int changed = ranker_models_install(self->models, result->model_type, result->model_id,
+                                                result->version, &result->bundle);
+            if (changed > 0)
+                log_info("serving %s model %s v%d", result->model_type, result->model_id,
+                         result->version);
+        } else
+            self->loads[1]++; //  logged by the loader, once per model
+        ranker_load_result_destroy(&result);
     }
 }
 
 static int s_setup(self_t *self)
 {
+    //  One ranker process scores one request at a time; OpenBLAS threads
+    //  per process would only fight the other rankers for the cores.
+    openblas_set_num_threads(1);
+    training_data_options_t opts;
+    training_data_options_from_config(&opts, self->cfg);
     self->popular = popular_list_new(NULL, 0);
     self->seen = seen_set_new(self->cfg->seen_completion);
-    if (!self->popular || !self->seen)
+    self->history =
+        ranker_history_new(&opts, self->cfg->seen_completion, RANKER_HISTORY_MAX_EVENTS);
+    self->models = ranker_models_new();
+    self->serve = ranker_serve_new();
+    self->retired = zhashx_new();
+    if (!self->popular || !self->seen || !self->history || !self->models || !self->serve ||
+        !self->retired)
         return -1;
     self->link = actor_link_new(self->cfg, self->instance);
     if (!self->link)
@@ -284,8 +507,24 @@ static int s_setup(self_t *self)
         log_error("cannot connect to the ingestors at %s", ingestors);
         return -1;
     }
+    //  Models load in the background from the start; until the first one
+    //  is in, the popularity list answers. The lists are loaded here once
+    //  (before ready), then refreshed by the loader.
+    char err[512];
+    ranker_loader_options_t lo = {.cfg = self->cfg,
+                                  .instance = self->instance,
+                                  .check_interval_ms = RANKER_MODEL_CHECK_MS,
+                                  .types = ranker_models_types,
+                                  .n_types = RANKER_MODELS_TYPES,
+                                  .popular_refresh_ms = self->cfg->popular_refresh_ms,
+                                  .popular_max = RANKER_POPULAR_MAX,
+                                  .retired_refresh_ms = RANKER_RETIRED_REFRESH_MS};
+    self->loader = ranker_loader_new(&lo, err, sizeof err);
+    if (!self->loader)
+        log_error("no trained models will be served: %s", err);
     s_refresh_popular(self);
-    s_load_seen(self);
+    s_refresh_retired(self);
+    s_load_history(self);
     return 0;
 }
 
@@ -302,32 +541,51 @@ int ranker_main(const config_t *cfg, const char *instance)
             {zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self.frontend), 0, ZMQ_POLLIN, 0},
             {zsock_resolve(self.notices), 0, ZMQ_POLLIN, 0},
+            {self.loader ? zsock_resolve(ranker_loader_socket(self.loader)) : NULL, 0, ZMQ_POLLIN,
+             0},
         };
-        if (zmq_poll(items, 3, actor_link_timeout_ms(self.link)) < 0 && errno != EINTR) {
+        if (zmq_poll(items, self.loader ? 4 : 3, actor_link_timeout_ms(self.link)) < 0 &&
+            errno != EINTR) {
             log_error("poll failed: %s", zmq_strerror(errno));
             goto done;
         }
         if (items[0].revents & ZMQ_POLLIN)
             actor_link_handle(self.link);
-        //  Notices first: a request right after an event must see it.
+        //  New models and notices first: a request right after an
+        //  activation or an event must see it.
+        if (self.loader && (items[3].revents & ZMQ_POLLIN))
+            s_handle_models(&self);
         if (items[2].revents & ZMQ_POLLIN)
             s_handle_notice(&self);
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_request(&self);
+        //  Without a loader (artifact store unusable) the lists are
+        //  refreshed here, as before models existed.
         if (zclock_mono() >= self.next_refresh) {
-            s_refresh_popular(&self);
-            if (!self.seen_loaded)
-                s_load_seen(&self);
+            if (!self.loader)
+                s_refresh_popular(&self);
+            else
+                self.next_refresh = zclock_mono() + self.cfg->popular_refresh_ms;
+            if (!self.history_loaded && (self.pg || s_connected(&self, "histories not loaded")))
+                s_load_history(&self);
         }
+        if (!self.loader && zclock_mono() >= self.next_retired)
+            s_refresh_retired(&self);
         s_update_metrics(&self);
         actor_link_tick(self.link);
     }
     rc = 0;
     log_info("ranker stopping (%llu late requests dropped)", (unsigned long long)self.dropped_late);
 done:
+    //  The loader first: it joins its thread and frees bundles in flight.
+    ranker_loader_destroy(&self.loader);
     zsock_destroy(&self.frontend);
     zsock_destroy(&self.notices);
     seen_set_destroy(&self.seen);
+    ranker_history_destroy(&self.history);
+    ranker_models_destroy(&self.models);
+    ranker_serve_destroy(&self.serve);
+    zhashx_destroy(&self.retired);
     actor_link_destroy(&self.link);
     popular_list_destroy(&self.popular);
     if (self.pg)

@@ -1,0 +1,441 @@
+/*  ranker_loader.c: the model loader thread (see ranker_loader.h). */
+#include "ranker_loader.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "model_fetch.h"
+#include "pg_conn.h"
+
+#define S_MAX_TYPES 8
+//  The thread may block, but not forever: a hung query would stop model
+//  updates without anything noticing.
+#define S_STATEMENT_TIMEOUT_MS 5000
+#define S_CONNECT_TIMEOUT_S 2
+
+//  Shared by the loop and the thread. The lock guards results and checked;
+//  everything else is set before the thread starts and is the thread's.
+typedef struct {
+    pthread_mutex_t lock;
+    zlist_t *results; //  ranker_load_result_t *, oldest first
+    bool checked;
+    ranker_loader_options_t opts;
+    artifact_store_t *store;
+    char cache_dir[512];
+} s_shared_t;
+
+struct ranker_loader_t {
+    s_shared_t *shared;
+    zactor_t *actor;
+};
+
+//  The thread's own state.
+typedef struct {
+    s_shared_t *shared;
+    zsock_t *pipe;
+    PGconn *conn; //  NULL while disconnected
+    int64_t next_connect, next_check, next_popular, next_retired;
+    bool refresh_warned; //  a failed list refresh was logged; quiet until one works
+    int backoff_ms;
+    model_registry_id_t handled[S_MAX_TYPES];      //  last model loaded or refused, per type
+    model_registry_id_t fetch_warned[S_MAX_TYPES]; //  last model whose fetch failure was logged
+} s_thread_t;
+
+void ranker_load_result_destroy(ranker_load_result_t **result_p)
+{
+    if (!result_p || !*result_p)
+        return;
+    model_bundle_destroy(&(*result_p)->bundle);
+    popular_list_destroy(&(*result_p)->popular);
+    zhashx_destroy(&(*result_p)->retired);
+    free(*result_p);
+    *result_p = NULL;
+}
+
+//  ---- the thread ------------------------------------------------------------
+
+static void s_disconnect(s_thread_t *self, const char *why)
+{
+    if (!self->conn)
+        return;
+    log_warn("model registry connection lost (%s); reconnecting in %d ms", why, self->backoff_ms);
+    PQfinish(self->conn);
+    self->conn = NULL;
+    self->next_connect = zclock_mono() + self->backoff_ms;
+}
+
+static void s_connect(s_thread_t *self)
+{
+    const ranker_loader_options_t *o = &self->shared->opts;
+    char err[512];
+    PGconn *conn =
+        pg_conn_open(o->cfg->pg_dsn, "ranker-models", S_CONNECT_TIMEOUT_S, err, sizeof err);
+    if (conn && pg_conn_statement_timeout(conn, S_STATEMENT_TIMEOUT_MS, err, sizeof err) == 0) {
+        PGresult *res = PQexec(conn, "LISTEN " MODEL_REGISTRY_CHANNEL_ACTIVATED);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            snprintf(err, sizeof err, "LISTEN: %s", PQerrorMessage(conn));
+        else {
+            PQclear(res);
+            log_info("watching the model registry (LISTEN %s)", MODEL_REGISTRY_CHANNEL_ACTIVATED);
+            self->conn = conn;
+            self->backoff_ms = o->reconnect_min_ms;
+            self->next_check = 0; //  what changed while we were away: check now
+            return;
+        }
+        PQclear(res);
+    }
+    if (conn)
+        PQfinish(conn);
+    err[strcspn(err, "\n")] = '\0';
+    log_warn("model registry unreachable (%s); retrying in %d ms", err, self->backoff_ms);
+    self->next_connect = zclock_mono() + self->backoff_ms;
+    self->backoff_ms =
+        self->backoff_ms * 2 > o->reconnect_max_ms ? o->reconnect_max_ms : self->backoff_ms * 2;
+}
+
+//  Takes every pending notification. Returns how many there were.
+static int s_drain_notifies(s_thread_t *self)
+{
+    int n = 0;
+    PGnotify *note;
+    while (self->conn && (note = PQnotifies(self->conn))) {
+        log_debug("model activated: %s", note->extra);
+        PQfreemem(note);
+        n++;
+    }
+    return n;
+}
+
+static void s_post(s_thread_t *self, ranker_load_result_t *result)
+{
+    s_shared_t *sh = self->shared;
+    pthread_mutex_lock(&sh->lock);
+    int rc = zlist_append(sh->results, result);
+    pthread_mutex_unlock(&sh->lock);
+    if (rc != 0) {
+        log_error("model %s not handed over: out of memory", result->model_id);
+        ranker_load_result_destroy(&result);
+        return;
+    }
+    //  A wake-up only: the result itself travels through the locked list,
+    //  so one still in flight at shutdown is freed, not leaked.
+    if (zstr_send(self->pipe, "R") != 0)
+        log_warn("model loader: wake-up not sent: %s", zmq_strerror(errno));
+}
+
+//  Fetches and opens type t's active model. A fetch failure returns
+//  without marking it handled (retried at the next check).
+static void s_load(s_thread_t *self, int t, const model_registry_active_t *active)
+{
+    s_shared_t *sh = self->shared;
+    const char *type = sh->opts.types[t];
+    int64_t started = zclock_mono();
+    char local[1024], err[512];
+    if (model_fetch(sh->store, active->artifact_path, active->artifact_checksum, sh->cache_dir,
+                    local, sizeof local, err, sizeof err) != 0) {
+        if (strcmp(self->fetch_warned[t], active->model_id) != 0)
+            log_warn("%s model %s v%d not fetched, retrying at the next check: %s", type,
+                     active->model_id, active->version, err);
+        snprintf(self->fetch_warned[t], sizeof self->fetch_warned[t], "%s", active->model_id);
+        return;
+    }
+    model_bundle_t *bundle = model_bundle_open(local, active->artifact_checksum, err, sizeof err);
+    if (!bundle && access(local, F_OK) == 0) {
+        //  The cached copy is named by its checksum, so a copy that fails
+        //  the check is damaged: fetch a fresh one from the store, once.
+        char first[512];
+        snprintf(first, sizeof first, "%s", err);
+        unlink(local);
+        if (model_fetch(sh->store, active->artifact_path, active->artifact_checksum, sh->cache_dir,
+                        local, sizeof local, err, sizeof err) == 0)
+            bundle = model_bundle_open(local, active->artifact_checksum, err, sizeof err);
+        else
+            snprintf(err, sizeof err, "%.400s (and fetching it again failed)", first);
+    }
+    if (bundle && strcmp(model_bundle_type(bundle), type) != 0) {
+        snprintf(err, sizeof err, "the artifact holds a %s model, the registry says %s",
+                 model_bundle_type(bundle), type);
+        model_bundle_destroy(&bundle);
+    }
+    ranker_load_result_t *result = calloc(1, sizeof *result);
+    if (!result) {
+        log_error("%s model %s: out of memory", type, active->model_id);
+        model_bundle_destroy(&bundle);
+        return; //  not handled: tried again at the next check
+    }
+    snprintf(result->model_type, sizeof result->model_type, "%s", type);
+    snprintf(result->model_id, sizeof result->model_id, "%s", active->model_id);
+    result->version = active->version;
+    result->bundle = bundle;
+    result->load_ms = zclock_mono() - started;
+    if (!bundle) {
+        snprintf(result->error, sizeof result->error, "%s", err);
+        //  Once per model: it is not retried until the active model changes.
+        log_error("%s model %s v%d refused, keeping the model served before: %s (%s)", type,
+                  active->model_id, active->version, err, active->artifact_path);
+    } else
+        log_info("%s model %s v%d opened: %d videos in %lld ms", type, active->model_id,
+                 active->version, model_bundle_videos(bundle), (long long)result->load_ms);
+    snprintf(self->handled[t], sizeof self->handled[t], "%s", active->model_id);
+    s_post(self, result);
+}
+
+//  Asks the registry for every type's active model and loads what changed.
+static void s_check(s_thread_t *self)
+{
+    s_shared_t *sh = self->shared;
+    for (int t = 0; t < sh->opts.n_types && self->conn; t++) {
+        model_registry_active_t active;
+        char err[512];
+        int rc = model_registry_active(self->conn, sh->opts.types[t], &active, err, sizeof err);
+        if (rc == MODEL_REGISTRY_NOT_FOUND)
+            continue;
+        if (rc != MODEL_REGISTRY_OK) {
+            err[strcspn(err, "\n")] = '\0';
+            s_disconnect(self, err);
+            return;
+        }
+        if (strcmp(self->handled[t], active.model_id) != 0)
+            s_load(self, t, &active);
+    }
+    if (!self->conn)
+        return;
+    pthread_mutex_lock(&sh->lock);
+    sh->checked = true;
+    pthread_mutex_unlock(&sh->lock);
+}
+
+zhashx_t *ranker_loader_retired(PGconn *conn, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, "SELECT video_id FROM features.videos WHERE retired");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "retired videos: %s", PQerrorMessage(conn));
+        err[strcspn(err, "\n")] = '\0';
+        PQclear(res);
+        return NULL;
+    }
+    zhashx_t *set = zhashx_new();
+    for (int row = 0; set && row < PQntuples(res); row++)
+        if (zhashx_insert(set, PQgetvalue(res, row, 0), (void *)1) != 0 &&
+            !zhashx_lookup(set, PQgetvalue(res, row, 0)))
+            zhashx_destroy(&set);
+    PQclear(res);
+    if (!set)
+        snprintf(err, errlen, "retired videos: out of memory");
+    return set;
+}
+
+//  Reloads the popularity list or the retired set when due and posts it.
+static void s_refresh(s_thread_t *self)
+{
+    const ranker_loader_options_t *o = &self->shared->opts;
+    int64_t now = zclock_mono();
+    bool popular = o->popular_refresh_ms > 0 && now >= self->next_popular;
+    bool retired = o->retired_refresh_ms > 0 && now >= self->next_retired;
+    if (!popular && !retired)
+        return;
+    ranker_load_result_t *result = calloc(1, sizeof *result);
+    char err[512] = "out of memory";
+    if (result && popular) {
+        self->next_popular = now + o->popular_refresh_ms;
+        result->kind = RANKER_LOAD_POPULAR;
+        result->popular = popular_list_load(self->conn, o->popular_max, err, sizeof err);
+    } else if (result) {
+        self->next_retired = now + o->retired_refresh_ms;
+        result->kind = RANKER_LOAD_RETIRED;
+        result->retired = ranker_loader_retired(self->conn, err, sizeof err);
+    }
+    if (!result || (!result->popular && !result->retired)) {
+        free(result);
+        err[strcspn(err, "\n")] = '\0';
+        if (!self->refresh_warned)
+            log_warn("%s not refreshed, keeping the last one: %s",
+                     popular ? "popularity list" : "retired videos", err);
+        self->refresh_warned = true;
+        if (PQstatus(self->conn) != CONNECTION_OK)
+            s_disconnect(self, err);
+        return;
+    }
+    self->refresh_warned = false;
+    s_post(self, result);
+}
+
+static void s_thread(zsock_t *pipe, void *args)
+{
+    s_thread_t self = {.shared = args, .pipe = pipe};
+    const ranker_loader_options_t *o = &self.shared->opts;
+    //  The loop loaded both at start: the first refreshes are a period away.
+    self.next_popular = zclock_mono() + o->popular_refresh_ms;
+    self.next_retired = zclock_mono() + o->retired_refresh_ms;
+    self.backoff_ms = o->reconnect_min_ms;
+    zsock_signal(pipe, 0);
+    while (true) {
+        int64_t now = zclock_mono();
+        if (!self.conn && now >= self.next_connect)
+            s_connect(&self);
+        now = zclock_mono();
+        int64_t wake = self.next_connect;
+        if (self.conn) {
+            wake = self.next_check;
+            if (o->popular_refresh_ms > 0 && self.next_popular < wake)
+                wake = self.next_popular;
+            if (o->retired_refresh_ms > 0 && self.next_retired < wake)
+                wake = self.next_retired;
+        }
+        long timeout = wake > now ? (long)(wake - now) : 0;
+        zmq_pollitem_t items[] = {
+            {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
+            {NULL, self.conn ? PQsocket(self.conn) : -1, ZMQ_POLLIN, 0},
+        };
+        if (zmq_poll(items, self.conn ? 2 : 1, timeout) < 0 && errno != EINTR) {
+            log_error("model loader: poll failed: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv(pipe);
+            bool term = !command || strcmp(command, "$TERM") == 0;
+            if (command && strcmp(command, "CHECK") == 0)
+                self.next_check = 0;
+            free(command);
+            if (term)
+                break;
+        }
+        if (self.conn && (items[1].revents & ZMQ_POLLIN)) {
+            if (!PQconsumeInput(self.conn)) {
+                char why[256];
+                snprintf(why, sizeof why, "%s", PQerrorMessage(self.conn));
+                why[strcspn(why, "\n")] = '\0';
+                s_disconnect(&self, why);
+            } else if (s_drain_notifies(&self))
+                self.next_check = 0;
+        }
+        if (self.conn && zclock_mono() >= self.next_check) {
+            //  Notifications that arrive during a check may concern a type
+            //  already checked: check again until none came in.
+            s_drain_notifies(&self);
+            for (int round = 0; round < 16 && self.conn; round++) {
+                s_check(&self);
+                if (!s_drain_notifies(&self))
+                    break;
+            }
+            self.next_check = zclock_mono() + o->check_interval_ms;
+        }
+        if (self.conn)
+            s_refresh(&self);
+        //  Any query reads what the server sent, notifications included:
+        //  they wait in libpq, not on the socket, so look for them here.
+        if (self.conn && s_drain_notifies(&self))
+            self.next_check = 0;
+    }
+    if (self.conn)
+        PQfinish(self.conn);
+}
+
+//  ---- the loop's side -------------------------------------------------------
+
+static void s_shared_destroy(s_shared_t **shared_p)
+{
+    s_shared_t *sh = *shared_p;
+    if (!sh)
+        return;
+    ranker_load_result_t *result;
+    while (sh->results && (result = zlist_pop(sh->results)))
+        ranker_load_result_destroy(&result);
+    zlist_destroy(&sh->results);
+    artifact_store_destroy(&sh->store);
+    pthread_mutex_destroy(&sh->lock);
+    free(sh);
+    *shared_p = NULL;
+}
+
+ranker_loader_t *ranker_loader_new(const ranker_loader_options_t *opts, char *err, size_t errlen)
+{
+    if (!opts->cfg || !opts->types || opts->n_types < 1 || opts->n_types > S_MAX_TYPES) {
+        snprintf(err, errlen, "model loader: bad options");
+        return NULL;
+    }
+    ranker_loader_t *self = calloc(1, sizeof *self);
+    s_shared_t *sh = calloc(1, sizeof *sh);
+    if (!self || !sh || pthread_mutex_init(&sh->lock, NULL) != 0) {
+        snprintf(err, errlen, "model loader: out of memory");
+        free(self);
+        free(sh);
+        return NULL;
+    }
+    self->shared = sh;
+    sh->opts = *opts;
+    if (sh->opts.check_interval_ms <= 0)
+        sh->opts.check_interval_ms = 30000;
+    if (sh->opts.reconnect_min_ms <= 0)
+        sh->opts.reconnect_min_ms = 500;
+    if (sh->opts.reconnect_max_ms <= 0)
+        sh->opts.reconnect_max_ms = 30000;
+    if (sh->opts.reconnect_max_ms < sh->opts.reconnect_min_ms)
+        sh->opts.reconnect_max_ms = sh->opts.reconnect_min_ms;
+    if (!(sh->results = zlist_new())) {
+        snprintf(err, errlen, "model loader: out of memory");
+        goto err;
+    }
+    if (!(sh->store = model_fetch_store(opts->cfg, err, errlen)) ||
+        model_fetch_cache_dir(opts->cfg, sh->cache_dir, sizeof sh->cache_dir, err, errlen) != 0)
+        goto err;
+    if (!(self->actor = zactor_new(s_thread, sh))) {
+        snprintf(err, errlen, "model loader: cannot start its thread");
+        goto err;
+    }
+    return self;
+err:
+    s_shared_destroy(&self->shared);
+    free(self);
+    return NULL;
+}
+
+void ranker_loader_destroy(ranker_loader_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ranker_loader_t *self = *self_p;
+    zactor_destroy(&self->actor); //  joins: the thread touches nothing after this
+    s_shared_destroy(&self->shared);
+    free(self);
+    *self_p = NULL;
+}
+
+zsock_t *ranker_loader_socket(ranker_loader_t *self)
+{
+    return zactor_sock(self->actor);
+}
+
+ranker_load_result_t *ranker_loader_take(ranker_loader_t *self)
+{
+    zsock_t *sock = zactor_sock(self->actor);
+    while (zsock_events(sock) & ZMQ_POLLIN) {
+        char *wake = zstr_recv(sock);
+        if (!wake)
+            break;
+        free(wake);
+    }
+    s_shared_t *sh = self->shared;
+    pthread_mutex_lock(&sh->lock);
+    ranker_load_result_t *result = zlist_pop(sh->results);
+    pthread_mutex_unlock(&sh->lock);
+    return result;
+}
+
+int ranker_loader_check(ranker_loader_t *self)
+{
+    return zstr_send(zactor_sock(self->actor), "CHECK");
+}
+
+bool ranker_loader_checked(ranker_loader_t *self)
+{
+    s_shared_t *sh = self->shared;
+    pthread_mutex_lock(&sh->lock);
+    bool checked = sh->checked;
+    pthread_mutex_unlock(&sh->lock);
+    return checked;
+}

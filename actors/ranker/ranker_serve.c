@@ -1,0 +1,229 @@
+/*  ranker_serve.c: the serving chain (see ranker_serve.h). */
+#include "ranker_serve.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topn.h"
+
+//  Candidates asked of the selection beyond `limit` at first, so that a
+//  few seen or retired videos filtered afterwards rarely need a second pass.
+#define S_SLACK 16
+
+const char *const ranker_serve_reason_names[RANKER_SERVE_REASONS] = {"not_loaded", "scorer_error"};
+const double ranker_serve_buckets[RANKER_SERVE_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                           0.005,  0.01,    0.025,  0.05,  0.1};
+
+struct ranker_serve_t {
+    ranker_serve_stats_t stats;
+    //  Scratch, grown to the largest model (the loop is single-threaded).
+    float *scores;
+    bool *skip;
+    int32_t *top;
+    int32_t cap, top_cap;
+    int32_t *h_items, *h_seen;
+    float *h_values;
+    int32_t h_cap;
+};
+
+ranker_serve_t *ranker_serve_new(void)
+{
+    return calloc(1, sizeof(ranker_serve_t));
+}
+
+void ranker_serve_destroy(ranker_serve_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    ranker_serve_t *self = *self_p;
+    free(self->scores);
+    free(self->skip);
+    free(self->top);
+    free(self->h_items);
+    free(self->h_seen);
+    free(self->h_values);
+    free(self);
+    *self_p = NULL;
+}
+
+const ranker_serve_stats_t *ranker_serve_stats(const ranker_serve_t *self)
+{
+    return &self->stats;
+}
+
+static int s_grow(void **array, int32_t *cap, int32_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    void *bigger = realloc(*array, (size_t)need * elem);
+    if (!bigger)
+        return -1;
+    *array = bigger;
+    *cap = need;
+    return 0;
+}
+
+static int s_reserve(ranker_serve_t *self, int32_t n_items, int32_t max_events)
+{
+    int32_t cap = self->cap, h_cap = self->h_cap;
+    if (s_grow((void **)&self->scores, &cap, n_items, sizeof *self->scores) != 0)
+        return -1;
+    cap = self->cap;
+    if (s_grow((void **)&self->skip, &cap, n_items, sizeof *self->skip) != 0)
+        return -1;
+    self->cap = cap;
+    if (s_grow((void **)&self->h_items, &h_cap, max_events, sizeof *self->h_items) != 0)
+        return -1;
+    h_cap = self->h_cap;
+    if (s_grow((void **)&self->h_seen, &h_cap, max_events, sizeof *self->h_seen) != 0)
+        return -1;
+    h_cap = self->h_cap;
+    if (s_grow((void **)&self->h_values, &h_cap, max_events, sizeof *self->h_values) != 0)
+        return -1;
+    self->h_cap = h_cap;
+    return 0;
+}
+
+static int32_t s_index_of(const void *bundle, const char *video_id)
+{
+    return model_bundle_video_index((const model_bundle_t *)bundle, video_id);
+}
+
+//  Seen by the user, or retired: never recommended.
+static bool s_excluded(const ranker_serve_inputs_t *in, const char *user_id, const char *video_id)
+{
+    return (in->seen && seen_set_contains(in->seen, user_id, video_id)) ||
+           (in->retired && zhashx_lookup(in->retired, video_id));
+}
+
+static void s_put(proto_recs_rep_t *rep, const char *video_id, double score)
+{
+    proto_rec_item_t *item = &rep->items[rep->count++];
+    snprintf(item->video_id, sizeof item->video_id, "%s", video_id);
+    item->score = score;
+}
+
+//  Tops rep up to limit from the popularity list (skipping what it holds).
+static void s_fill(ranker_serve_t *self, const ranker_serve_inputs_t *in, const char *user_id,
+                   uint32_t limit, proto_recs_rep_t *rep, bool list_scores)
+{
+    size_t available = in->popular ? popular_list_size(in->popular) : 0;
+    for (size_t i = 0; i < available && rep->count < limit; i++) {
+        const popular_item_t *p = popular_list_item(in->popular, i);
+        if (s_excluded(in, user_id, p->video_id))
+            continue;
+        bool dup = false;
+        for (uint32_t j = 0; j < rep->count && !dup; j++)
+            dup = strcmp(rep->items[j].video_id, p->video_id) == 0;
+        if (dup)
+            continue;
+        s_put(rep, p->video_id, list_scores ? p->score : 0.0);
+        if (!list_scores)
+            self->stats.filled++;
+    }
+}
+
+//  Scores with one bundle (personal: a type that needs a history).
+//  Returns 0 with rep filled, 1 if the user has no liked video the
+//  personal model knows, -1 if the scorer (or an allocation) failed: rep
+//  is then empty.
+static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const ranker_model_t *m,
+                   bool personal, const char *user_id, uint32_t limit, proto_recs_rep_t *rep)
+{
+    const model_bundle_t *b = m->bundle;
+    scorer_t scorer = model_bundle_scorer(b);
+    int32_t n = model_bundle_videos(b);
+    if (!scorer.score || scorer.n_items != n ||
+        s_reserve(self, n > 0 ? n : 1, ranker_history_max_events(in->history)) != 0)
+        return -1;
+    user_history_t h;
+    int32_t n_seen = 0;
+    ranker_history_user(in->history, user_id, s_index_of, b, self->h_items, self->h_values,
+                        self->h_seen, &n_seen, &h);
+    bool liked = false;
+    for (int32_t i = 0; i < h.len && !liked; i++)
+        liked = h.values[i] > 0;
+    if (personal && !liked)
+        return 1;
+    if (n > 0 && scorer.score(scorer.model, &h, self->scores) != 0)
+        return -1;
+    memset(self->skip, 0, (size_t)(n > 0 ? n : 1) * sizeof *self->skip);
+    for (int32_t i = 0; i < n_seen; i++)
+        self->skip[self->h_seen[i]] = true;
+    //  The seen set covers more than the bounded history, and retired
+    //  videos are filtered by id: widen the selection until `limit` pass.
+    int32_t want = (int32_t)limit + S_SLACK;
+    while (true) {
+        int32_t k = want < n ? want : n;
+        if (s_grow((void **)&self->top, &self->top_cap, k > 0 ? k : 1, sizeof *self->top) != 0)
+            return -1;
+        int32_t got = topn_select(self->scores, n, self->skip, self->top, k);
+        rep->count = 0;
+        for (int32_t i = 0; i < got && rep->count < limit; i++) {
+            const char *video_id = model_bundle_video_id(b, self->top[i]);
+            if (video_id && !s_excluded(in, user_id, video_id))
+                s_put(rep, video_id, self->scores[self->top[i]]);
+        }
+        if (rep->count == limit || got < k || k == n)
+            break;
+        want = want > n / 4 ? n : want * 4;
+    }
+    s_fill(self, in, user_id, limit, rep, false);
+    return 0;
+}
+
+static void s_observe(ranker_serve_t *self, int64_t started_us)
+{
+    double seconds = (double)(zclock_usecs() - started_us) / 1e6;
+    int b = 0;
+    while (b < RANKER_SERVE_BUCKETS && seconds > ranker_serve_buckets[b])
+        b++;
+    self->stats.latency_buckets[b]++;
+    self->stats.latency_sum += seconds;
+    self->stats.latency_count++;
+}
+
+int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                           const char *user_id, uint32_t limit, proto_recs_rep_t *rep)
+{
+    int64_t started = zclock_usecs();
+    rep->count = 0;
+    free(rep->items);
+    rep->items = calloc(limit ? limit : 1, sizeof *rep->items);
+    if (!rep->items)
+        return -1;
+    snprintf(rep->source, sizeof rep->source, "model");
+    for (int t = 0; t < RANKER_MODELS_TYPES; t++) {
+        ranker_model_t m;
+        if (!ranker_models_get(in->models, t, false, &m)) {
+            self->stats.fallbacks[t][0][RANKER_SERVE_NOT_LOADED]++;
+            continue;
+        }
+        for (int previous = 0; previous < 2; previous++) {
+            if (previous && !ranker_models_get(in->models, t, true, &m))
+                break;
+            bool personal = strcmp(ranker_models_types[t], "popularity") != 0;
+            int rc = s_score(self, in, &m, personal, user_id, limit, rep);
+            if (rc == 0) {
+                snprintf(rep->model_id, sizeof rep->model_id, "%s", m.model_id);
+                self->stats.requests[t]++;
+                s_observe(self, started);
+                return 0;
+            }
+            rep->count = 0;
+            if (rc > 0) {
+                self->stats.fallbacks[t][0][RANKER_SERVE_NO_HISTORY]++;
+                break; //  the previous version knows no more of this user
+            }
+            self->stats.fallbacks[t][previous][RANKER_SERVE_SCORER_ERROR]++;
+        }
+    }
+    //  No model could answer: the popularity list, most popular first.
+    snprintf(rep->model_id, sizeof rep->model_id, "popularity");
+    s_fill(self, in, user_id, limit, rep, true);
+    self->stats.requests[RANKER_SERVE_LIST]++;
+    s_observe(self, started);
+    return 0;
+}

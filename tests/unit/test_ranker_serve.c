@@ -1,0 +1,359 @@
+/*  test_ranker_serve.c: the ranker's model set (ranker_models.c) and its
+    serving chain (ranker_serve.c) on real bundles: small hand-made models
+    written with model_artifact_write into a scratch directory and opened
+    with model_bundle_open, exactly as the ranker opens trained ones.
+*/
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "leak_check.h"
+#include "model_artifact.h"
+#include "actors/ranker/ranker_history.h"
+#include "actors/ranker/ranker_models.h"
+#include "actors/ranker/ranker_serve.h"
+#include "tmp_dir.h"
+
+static char s_dir[256];
+
+static void s_setup(void)
+{
+    cr_assert_eq(tmp_dir_make(s_dir, sizeof s_dir, "recsd-ranker-serve"), 0);
+}
+
+static void s_teardown(void)
+{
+    tmp_dir_remove(s_dir);
+    leak_check_fini();
+}
+
+TestSuite(ranker_serve, .init = s_setup, .fini = s_teardown, .timeout = 60);
+
+#define N 6
+static const char *const s_ids[N] = {"v0", "v1", "v2", "v3", "v4", "v5"};
+
+//  Two taste directions: v0 v1 v2 lean on factor 0, v3 v4 on factor 1,
+//  v5 in between.
+static float s_factors[N * 2] = {1.0f, 0.0f, 0.9f, 0.1f, 0.8f, 0.2f,
+                                 0.0f, 1.0f, 0.1f, 0.9f, 0.5f, 0.5f};
+
+static als_model_t s_als(float *gram)
+{
+    als_compute_gram(s_factors, N, 2, gram);
+    return (als_model_t){.n_items = N,
+                         .factors = 2,
+                         .item_factors = s_factors,
+                         .gram = gram,
+                         .regularization = 0.1f,
+                         .alpha = 1.0f};
+}
+
+//  v0 -> v1 (0.9), v2 (0.5); v3 -> v4 (0.9); nothing links v5.
+static item_neighbours_t *s_neighbours(void)
+{
+    item_neighbours_t *nb = item_neighbours_new(N, 2);
+    cr_assert_not_null(nb);
+    float rows[N][N] = {{0, 0.9f, 0.5f, 0, 0, 0}, {0.9f, 0, 0.4f, 0, 0, 0},
+                        {0.5f, 0.4f, 0, 0, 0, 0}, {0, 0, 0, 0, 0.9f, 0},
+                        {0, 0, 0, 0.9f, 0, 0},    {0, 0, 0, 0, 0, 0}};
+    for (int32_t i = 0; i < N; i++)
+        item_neighbours_set_row(nb, i, rows[i]);
+    return nb;
+}
+
+//  Writes a bundle of type into the scratch dir and opens it.
+static model_bundle_t *s_bundle(const char *type)
+{
+    float gram[4], prior[N] = {1, 1, 1, 1, 1, 1};
+    als_model_t als = s_als(gram);
+    item_neighbours_t *nb = s_neighbours();
+    //  Popularity: v5 most popular, then v4, v3, ...
+    int32_t users[] = {0, 1, 2, 0, 1, 0}, items[] = {5, 5, 5, 4, 4, 3};
+    float values[] = {1, 1, 1, 1, 1, 1};
+    int64_t times[] = {100, 100, 100, 100, 100, 100};
+    char err[512] = "";
+    popularity_model_t *pop = popularity_model_train(users, items, values, times, 6, 3, N, NULL,
+                                                     NULL, NULL, err, sizeof err);
+    cr_assert_not_null(pop, "%s", err);
+    hybrid_params_t hp = {.content_k = 5, .content_floor = 0.1f, .ease_share = 0};
+    model_artifact_parts_t parts = {.model_type = type,
+                                    .video_ids = s_ids,
+                                    .n_videos = N,
+                                    .als = &als,
+                                    .neighbours = nb,
+                                    .popularity = pop,
+                                    .content_prior = prior,
+                                    .hybrid = &hp};
+    char path[512], checksum[65];
+    snprintf(path, sizeof path, "%s/%s.rca", s_dir, type);
+    cr_assert_eq(model_artifact_write(&parts, path, checksum, err, sizeof err), 0, "%s", err);
+    item_neighbours_destroy(&nb);
+    popularity_model_destroy(&pop);
+    model_bundle_t *b = model_bundle_open(path, checksum, err, sizeof err);
+    cr_assert_not_null(b, "%s", err);
+    return b;
+}
+
+static void s_install(ranker_models_t *models, const char *type, const char *id)
+{
+    model_bundle_t *b = s_bundle(type);
+    cr_assert_eq(ranker_models_install(models, type, id, 1, &b), 1);
+    cr_assert_null(b, "the set took the bundle");
+}
+
+static ranker_history_t *s_history(void)
+{
+    training_data_options_t opts = {.weight_watch = 1,
+                                    .weight_rating = 1,
+                                    .rating_neutral = 3,
+                                    .rating_min = 0.5,
+                                    .rating_max = 5,
+                                    .weight_watchlist_add = 0.5,
+                                    .weight_watchlist_remove = 0.5};
+    ranker_history_t *h = ranker_history_new(&opts, 0.9, 50);
+    cr_assert_not_null(h);
+    return h;
+}
+
+static popular_list_t *s_popular(void)
+{
+    popular_item_t items[] = {{"p1", 30}, {"v0", 20}, {"p2", 10}, {"p3", 5}};
+    popular_list_t *list = popular_list_new(items, 4);
+    cr_assert_not_null(list);
+    return list;
+}
+
+typedef struct {
+    ranker_models_t *models;
+    ranker_history_t *history;
+    seen_set_t *seen;
+    zhashx_t *retired;
+    popular_list_t *popular;
+    ranker_serve_t *serve;
+    proto_recs_rep_t rep;
+} s_env_t;
+
+static s_env_t s_env(void)
+{
+    s_env_t e = {.models = ranker_models_new(),
+                 .history = s_history(),
+                 .seen = seen_set_new(0.9),
+                 .retired = zhashx_new(),
+                 .popular = s_popular(),
+                 .serve = ranker_serve_new()};
+    cr_assert(e.models && e.seen && e.retired && e.serve);
+    return e;
+}
+
+static void s_env_destroy(s_env_t *e)
+{
+    free(e->rep.items);
+    ranker_models_destroy(&e->models);
+    ranker_history_destroy(&e->history);
+    seen_set_destroy(&e->seen);
+    zhashx_destroy(&e->retired);
+    popular_list_destroy(&e->popular);
+    ranker_serve_destroy(&e->serve);
+}
+
+//  Records an event into both the history and the seen set, as a notice does.
+static void s_event(s_env_t *e, const char *user, const char *video, const char *kind,
+                    double weight)
+{
+    proto_interaction_t in = {.weight = weight, .occurred_ms = 1000};
+    snprintf(in.user_id, sizeof in.user_id, "%s", user);
+    snprintf(in.video_id, sizeof in.video_id, "%s", video);
+    snprintf(in.kind, sizeof in.kind, "%s", kind);
+    cr_assert_geq(ranker_history_record_notice(e->history, &in), 0);
+    cr_assert_geq(seen_set_record(e->seen, user, video, kind, weight), 0);
+}
+
+static void s_recommend(s_env_t *e, const char *user, uint32_t limit)
+{
+    ranker_serve_inputs_t in = {.models = e->models,
+                                .history = e->history,
+                                .seen = e->seen,
+                                .retired = e->retired,
+                                .popular = e->popular};
+    cr_assert_eq(ranker_serve_recommend(e->serve, &in, user, limit, &e->rep), 0);
+    cr_assert_str_eq(e->rep.source, "model");
+}
+
+static bool s_listed(const proto_recs_rep_t *rep, const char *video)
+{
+    for (uint32_t i = 0; i < rep->count; i++)
+        if (strcmp(rep->items[i].video_id, video) == 0)
+            return true;
+    return false;
+}
+
+Test(ranker_serve, model_set_keeps_active_and_previous)
+{
+    ranker_models_t *models = ranker_models_new();
+    ranker_model_t m;
+    cr_assert_not(ranker_models_get(models, 0, false, &m));
+    s_install(models, "hybrid", "id-1");
+    s_install(models, "hybrid", "id-2");
+    cr_assert(ranker_models_get(models, 0, false, &m));
+    cr_assert_str_eq(m.model_id, "id-2");
+    cr_assert_str_eq(model_bundle_type(m.bundle), "hybrid");
+    cr_assert(ranker_models_get(models, 0, true, &m));
+    cr_assert_str_eq(m.model_id, "id-1");
+    //  The same id again: the set keeps what it has, the copy is freed.
+    model_bundle_t *again = s_bundle("hybrid");
+    cr_assert_eq(ranker_models_install(models, "hybrid", "id-2", 1, &again), 0);
+    cr_assert_null(again);
+    //  A third pushes the first out (freed: the leak check would tell).
+    s_install(models, "hybrid", "id-3");
+    cr_assert(ranker_models_get(models, 0, true, &m));
+    cr_assert_str_eq(m.model_id, "id-2");
+    //  Outside the chain: refused and freed.
+    model_bundle_t *other = s_bundle("item_knn");
+    cr_assert_eq(ranker_models_install(models, "item_knn", "x", 1, &other), -1);
+    cr_assert_null(other);
+    cr_assert_eq(ranker_models_type_index("content"), 2);
+    cr_assert_eq(ranker_models_type_index("ease"), -1);
+    ranker_models_destroy(&models);
+    cr_assert_null(models);
+    ranker_models_destroy(&models);
+}
+
+Test(ranker_serve, no_model_serves_the_popularity_list)
+{
+    s_env_t e = s_env();
+    s_event(&e, "u", "v0", "watch", 1.0);
+    s_recommend(&e, "u", 10);
+    cr_assert_str_eq(e.rep.model_id, "popularity");
+    cr_assert_eq(e.rep.count, 3, "the list minus the seen v0");
+    cr_assert_str_eq(e.rep.items[0].video_id, "p1");
+    cr_assert_float_eq(e.rep.items[0].score, 30, 1e-9);
+    cr_assert_not(s_listed(&e.rep, "v0"));
+    cr_assert_eq(ranker_serve_stats(e.serve)->requests[RANKER_SERVE_LIST], 1);
+    cr_assert_eq(ranker_serve_stats(e.serve)->fallbacks[0][0][RANKER_SERVE_NOT_LOADED], 1);
+    cr_assert_eq(ranker_serve_stats(e.serve)->latency_count, 1);
+    s_env_destroy(&e);
+}
+
+Test(ranker_serve, collaborative_scores_the_history_and_skips_seen)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "collaborative", "als-1");
+    s_install(e.models, "popularity", "pop-1");
+    s_event(&e, "u", "v0", "watch", 1.0);
+    s_event(&e, "u", "unknown-video", "watch", 1.0); //  not in the model: dropped
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.model_id, "als-1", "the first type loaded in the chain");
+    cr_assert_eq(e.rep.count, 3);
+    //  Liking v0 (factor 0): v1, v2 next, in that order; v0 itself seen.
+    cr_assert_str_eq(e.rep.items[0].video_id, "v1");
+    cr_assert_str_eq(e.rep.items[1].video_id, "v2");
+    cr_assert_not(s_listed(&e.rep, "v0"));
+    cr_assert_gt(e.rep.items[0].score, e.rep.items[2].score);
+    const ranker_serve_stats_t *st = ranker_serve_stats(e.serve);
+    cr_assert_eq(st->requests[1], 1);
+    cr_assert_eq(st->fallbacks[0][0][RANKER_SERVE_NOT_LOADED], 1, "hybrid was not loaded");
+    //  A new event changes the next answer: v1 watched to the end.
+    s_event(&e, "u", "v1", "watch", 0.95);
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.items[0].video_id, "v2");
+    cr_assert_not(s_listed(&e.rep, "v1"));
+    //  Retired videos are never recommended.
+    zhashx_insert(e.retired, "v2", (void *)1);
+    s_recommend(&e, "u", 3);
+    cr_assert_not(s_listed(&e.rep, "v2"));
+    cr_assert_eq(e.rep.count, 3);
+    s_env_destroy(&e);
+}
+
+Test(ranker_serve, the_other_taste_gets_the_other_videos)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "collaborative", "als-1");
+    s_event(&e, "w", "v3", "rating", 5.0 / 5.0); //  a top rating: weight = rating / max
+    s_recommend(&e, "w", 2);
+    cr_assert_str_eq(e.rep.items[0].video_id, "v4");
+    cr_assert_not(s_listed(&e.rep, "v3"), "a rated video is seen");
+    s_env_destroy(&e);
+}
+
+Test(ranker_serve, hybrid_comes_first_and_a_cold_user_is_topped_up)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "content", "content-1");
+    s_install(e.models, "hybrid", "hyb-1");
+    s_install(e.models, "collaborative", "als-1");
+    s_event(&e, "u", "v0", "watch", 1.0);
+    s_recommend(&e, "u", 2);
+    cr_assert_str_eq(e.rep.model_id, "hyb-1");
+    cr_assert_eq(e.rep.count, 2);
+    cr_assert_not(s_listed(&e.rep, "v0"));
+    cr_assert(s_listed(&e.rep, "v1"), "the closest video in both components");
+    //  Nobody knows this user: no personal model has anything to go on
+    //  (an empty fold-in scores every video alike), so popularity answers:
+    //  the list while no popularity bundle is loaded...
+    s_recommend(&e, "stranger", 3);
+    cr_assert_str_eq(e.rep.model_id, "popularity");
+    cr_assert_eq(e.rep.count, 3);
+    cr_assert_str_eq(e.rep.items[0].video_id, "p1");
+    const ranker_serve_stats_t *st = ranker_serve_stats(e.serve);
+    cr_assert_eq(st->fallbacks[0][0][RANKER_SERVE_NO_HISTORY], 1);
+    cr_assert_eq(st->fallbacks[2][0][RANKER_SERVE_NO_HISTORY], 1);
+    //  ...the trained popularity model once there is one. A history of
+    //  dislikes only is no better than none.
+    s_install(e.models, "popularity", "pop-1");
+    s_event(&e, "grump", "v1", "watchlist_remove", 1.0);
+    s_recommend(&e, "grump", 3);
+    cr_assert_str_eq(e.rep.model_id, "pop-1");
+    cr_assert_str_eq(e.rep.items[0].video_id, "v5", "the most popular video");
+    cr_assert_eq(st->requests[3], 1);
+    s_env_destroy(&e);
+}
+
+Test(ranker_serve, content_tops_up_after_its_own_items)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "content", "content-1");
+    s_event(&e, "u", "v3", "watch", 1.0);
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.model_id, "content-1");
+    //  v3 links v4 only; the rest comes from the list, v0 included
+    //  (not seen by u), and nothing twice.
+    cr_assert_str_eq(e.rep.items[0].video_id, "v4");
+    cr_assert_gt(e.rep.items[0].score, 0);
+    cr_assert_str_eq(e.rep.items[1].video_id, "p1");
+    cr_assert_str_eq(e.rep.items[2].video_id, "v0");
+    cr_assert_eq(ranker_serve_stats(e.serve)->filled, 2);
+    cr_assert_float_eq(e.rep.items[1].score, 0, 1e-9, "topped-up items score 0");
+    s_env_destroy(&e);
+}
+
+Test(ranker_serve, popularity_bundle_and_limits)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "popularity", "pop-1");
+    s_event(&e, "u", "v5", "watch", 1.0);
+    s_recommend(&e, "u", 100);
+    cr_assert_str_eq(e.rep.model_id, "pop-1");
+    cr_assert_str_eq(e.rep.items[0].video_id, "v4", "v5, the most popular, is seen");
+    cr_assert_not(s_listed(&e.rep, "v5"));
+    //  Five model videos plus the list's p1 p2 p3 (v0 is already there).
+    cr_assert_eq(e.rep.count, 8);
+    for (uint32_t i = 0; i < e.rep.count; i++)
+        for (uint32_t j = i + 1; j < e.rep.count; j++)
+            cr_assert_str_neq(e.rep.items[i].video_id, e.rep.items[j].video_id);
+    s_env_destroy(&e);
+}
+
+Test(ranker_serve, previous_version_stays_loaded_after_a_swap)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "collaborative", "als-1");
+    s_event(&e, "u", "v0", "watch", 1.0);
+    s_recommend(&e, "u", 2);
+    cr_assert_str_eq(e.rep.model_id, "als-1");
+    s_install(e.models, "collaborative", "als-2");
+    s_recommend(&e, "u", 2);
+    cr_assert_str_eq(e.rep.model_id, "als-2", "the next request sees the new version");
+    s_env_destroy(&e);
+}
