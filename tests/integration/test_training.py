@@ -32,6 +32,7 @@ NDCG@10), not the toy sizes under which the hybrid merely ties EASE.
 import hashlib
 import http.client
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -230,6 +231,25 @@ def part_all(c, svc):
             and len(d["items"]) == 10
     svc.wait_for(served, 15, "the ranker to serve the new hybrid model")
     check(True, "GET /api/v1/recs/1 is served by the new hybrid model")
+
+    # The trainer's figures reach /metrics through its heartbeats (refreshed
+    # every 5 s): runs, durations, last success, queue depth, active quality.
+    def training_metrics():
+        _, _, body = svc.get("/metrics")
+        text = body.decode()
+        runs = re.search(r'^recsd_training_runs_total\{actor="trainer",outcome="succeeded"\} '
+                         r'(\d+)$', text, re.M)
+        return (runs and int(runs.group(1)) >= 4
+                and re.search(r'^recsd_training_duration_seconds_count\{actor="trainer"\} [4-9]$',
+                              text, re.M)
+                and re.search(r'^recsd_training_last_success_timestamp_seconds'
+                              r'\{actor="trainer"\} [1-9]', text, re.M)
+                and 'recsd_training_queue_depth{actor="trainer",state="queued"} 0' in text
+                and re.search(r'^recsd_model_ndcg_at_10\{actor="trainer",model_type="hybrid"\} '
+                              r'0\.\d+$', text, re.M))
+    svc.wait_for(training_metrics, 20, "the training metrics on /metrics")
+    check(True, "/metrics: runs, durations, last success, queue depth, NDCG@10 of the active "
+          "models")
     return final, ids
 
 
