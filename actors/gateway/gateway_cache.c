@@ -1,0 +1,586 @@
+/*  gateway_cache.c: level-1 LRU in front of Redis for rendered
+    recommendation lists (see gateway_cache.h). */
+#include "gateway_cache.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "lru_cache.h"
+#include "redis_conn.h"
+
+#define USER_PREFIX "recsd:recs:"
+#define SEGMENT_PREFIX "recsd:recs-segment:"
+#define NAME_MAX_LEN 256    //  user or segment id
+#define VARIANT_MAX_LEN 512 //  longer variants are refused (miss, no store)
+#define MAX_FIELDS 64       //  per Redis hash before it is restarted
+#define POOL_MAX 64
+
+enum { LEVEL_L1, LEVEL_REDIS, LEVEL_SEGMENT, LEVEL_COUNT };
+enum { RESULT_HIT, RESULT_MISS, RESULT_ERROR, RESULT_COUNT };
+static const char *s_levels[LEVEL_COUNT] = {"l1", "redis", "segment"};
+static const char *s_results[RESULT_COUNT] = {"hit", "miss", "error"};
+
+typedef struct {
+    pthread_mutex_t mutex;
+    redisContext *ctx; //  NULL until connected, and after a failure
+    uint64_t generation;
+} slot_t;
+
+typedef enum { KIND_USER, KIND_SEGMENT } kind_t;
+
+struct gateway_cache_t {
+    lru_cache_t *l1;
+    bool has_redis;
+    redis_addr_t addr;
+    int redis_ttl_s, segment_ttl_s, timeout_ms, backoff_ms;
+    slot_t *slots;
+    int slot_count;
+    atomic_uint next_slot;
+    //  Redis health, shared by the slots. retry_at_ms != 0: Redis is down
+    //  and nobody sends before that time (monotonic ms); the caller that
+    //  moves it forward is the one that probes. A failure bumps generation
+    //  so every slot drops its (probably dead) connection before reuse.
+    atomic_int_fast64_t retry_at_ms;
+    atomic_uint_fast64_t generation;
+    atomic_bool up;
+    pthread_mutex_t error_mutex;
+    char last_error[160];
+    atomic_uint_fast64_t counts[LEVEL_COUNT][RESULT_COUNT];
+    atomic_uint_fast64_t redis_errors;
+};
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_count(gateway_cache_t *self, int level, int result)
+{
+    atomic_fetch_add_explicit(&self->counts[level][result], 1, memory_order_relaxed);
+}
+
+void gateway_cache_config_defaults(gateway_cache_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->l1_capacity = 10000;
+    cfg->l1_shards = 16;
+    cfg->l1_ttl_ms = 60000;
+    cfg->redis_ttl_s = 3600;
+    cfg->segment_ttl_s = 3600;
+    cfg->redis_timeout_ms = 20;
+    cfg->redis_backoff_ms = 1000;
+    cfg->redis_pool = 4;
+}
+
+gateway_cache_t *gateway_cache_new(const gateway_cache_config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->l1_capacity == 0 || cfg->l1_shards == 0 || cfg->l1_shards > 1024 ||
+        cfg->l1_ttl_ms <= 0 || cfg->redis_ttl_s <= 0 || cfg->segment_ttl_s <= 0 ||
+        cfg->redis_timeout_ms <= 0 || cfg->redis_backoff_ms < 0 || cfg->redis_pool <= 0 ||
+        cfg->redis_pool > POOL_MAX) {
+        snprintf(err, errlen, "invalid cache configuration");
+        return NULL;
+    }
+    gateway_cache_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&self->error_mutex, NULL);
+    self->redis_ttl_s = cfg->redis_ttl_s;
+    self->segment_ttl_s = cfg->segment_ttl_s;
+    self->timeout_ms = cfg->redis_timeout_ms;
+    self->backoff_ms = cfg->redis_backoff_ms;
+    atomic_init(&self->next_slot, 0);
+    atomic_init(&self->retry_at_ms, 0);
+    atomic_init(&self->generation, 1);
+    atomic_init(&self->up, false);
+    atomic_init(&self->redis_errors, 0);
+    for (int l = 0; l < LEVEL_COUNT; l++)
+        for (int r = 0; r < RESULT_COUNT; r++)
+            atomic_init(&self->counts[l][r], 0);
+    snprintf(self->last_error, sizeof self->last_error, "not connected yet");
+
+    self->l1 = lru_cache_new(cfg->l1_capacity, cfg->l1_shards, cfg->l1_ttl_ms);
+    if (!self->l1) {
+        snprintf(err, errlen, "cannot create the level-1 cache");
+        goto err;
+    }
+    if (cfg->redis_url && *cfg->redis_url) {
+        char why[128];
+        if (redis_conn_parse(cfg->redis_url, &self->addr, why, sizeof why) != 0) {
+            snprintf(err, errlen, "Redis URL: %s", why);
+            goto err;
+        }
+        self->has_redis = true;
+        self->slots = calloc((size_t)cfg->redis_pool, sizeof *self->slots);
+        if (!self->slots) {
+            snprintf(err, errlen, "out of memory");
+            goto err;
+        }
+        for (int i = 0; i < cfg->redis_pool; i++) {
+            pthread_mutex_init(&self->slots[i].mutex, NULL);
+            self->slot_count++;
+        }
+    } else
+        snprintf(self->last_error, sizeof self->last_error, "no Redis configured");
+    return self;
+err:
+    gateway_cache_destroy(&self);
+    return NULL;
+}
+
+void gateway_cache_destroy(gateway_cache_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gateway_cache_t *self = *self_p;
+    for (int i = 0; i < self->slot_count; i++) {
+        if (self->slots[i].ctx)
+            redisFree(self->slots[i].ctx);
+        pthread_mutex_destroy(&self->slots[i].mutex);
+    }
+    free(self->slots);
+    lru_cache_destroy(&self->l1);
+    pthread_mutex_destroy(&self->error_mutex);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_set_error(gateway_cache_t *self, const char *what, const char *why)
+{
+    pthread_mutex_lock(&self->error_mutex);
+    snprintf(self->last_error, sizeof self->last_error, "%s: %s", what, why);
+    pthread_mutex_unlock(&self->error_mutex);
+}
+
+//  Redis failed (connect, I/O, timeout): count it, stop all Redis traffic
+//  for the back-off, and make every slot reconnect afterwards.
+static void s_mark_down(gateway_cache_t *self, const char *what, const char *why)
+{
+    atomic_fetch_add_explicit(&self->redis_errors, 1, memory_order_relaxed);
+    atomic_fetch_add(&self->generation, 1);
+    atomic_store(&self->retry_at_ms, s_mono_ms() + (self->backoff_ms ? self->backoff_ms : 1));
+    //  Log once per episode, not once per request.
+    if (atomic_exchange(&self->up, false))
+        log_warn("recommendation cache: Redis unavailable (%s: %s), serving without it for "
+                 "%d ms at a time",
+                 what, why, self->backoff_ms);
+    s_set_error(self, what, why);
+}
+
+static void s_slot_fail(gateway_cache_t *self, slot_t *slot, const char *what)
+{
+    s_mark_down(self, what, slot->ctx->errstr[0] ? slot->ctx->errstr : "I/O error");
+    redisFree(slot->ctx);
+    slot->ctx = NULL;
+}
+
+//  Returns a locked slot with a live connection, or NULL when Redis is not
+//  configured, down (backing off), or the connect failed.
+static slot_t *s_acquire(gateway_cache_t *self)
+{
+    if (!self->has_redis)
+        return NULL;
+    int64_t retry_at = atomic_load(&self->retry_at_ms);
+    if (retry_at && s_mono_ms() < retry_at)
+        return NULL;
+    //  Any free slot will do; if all are busy, queue on one (a command
+    //  takes well under a millisecond, at most the timeout).
+    unsigned start = atomic_fetch_add_explicit(&self->next_slot, 1, memory_order_relaxed);
+    slot_t *slot = NULL;
+    for (int i = 0; i < self->slot_count && !slot; i++) {
+        slot_t *candidate = &self->slots[(start + (unsigned)i) % (unsigned)self->slot_count];
+        if (pthread_mutex_trylock(&candidate->mutex) == 0)
+            slot = candidate;
+    }
+    if (!slot) {
+        slot = &self->slots[start % (unsigned)self->slot_count];
+        pthread_mutex_lock(&slot->mutex);
+    }
+    uint64_t generation = atomic_load(&self->generation);
+    if (slot->ctx && slot->generation != generation) {
+        redisFree(slot->ctx);
+        slot->ctx = NULL;
+    }
+    if (slot->ctx)
+        return slot;
+    retry_at = atomic_load(&self->retry_at_ms);
+    if (retry_at) {
+        //  Down and the back-off is over: one caller probes, by moving the
+        //  retry time forward; the others keep skipping Redis meanwhile.
+        int64_t now = s_mono_ms();
+        if (now < retry_at ||
+            !atomic_compare_exchange_strong(&self->retry_at_ms, &retry_at,
+                                            now + (self->backoff_ms ? self->backoff_ms : 1))) {
+            pthread_mutex_unlock(&slot->mutex);
+            return NULL;
+        }
+    }
+    char why[160];
+    slot->ctx = redis_conn_connect(&self->addr, self->timeout_ms, why, sizeof why);
+    if (!slot->ctx) {
+        s_mark_down(self, "connect", why);
+        pthread_mutex_unlock(&slot->mutex);
+        return NULL;
+    }
+    slot->generation = atomic_load(&self->generation);
+    atomic_store(&self->retry_at_ms, 0);
+    if (!atomic_exchange(&self->up, true))
+        log_info("recommendation cache: Redis reachable");
+    return slot;
+}
+
+static void s_release(slot_t *slot)
+{
+    pthread_mutex_unlock(&slot->mutex);
+}
+
+//  "u:<user>" / "s:<segment>": level-1 group names, kept apart by kind.
+//  Returns 0, or -1 if name is empty or too long.
+static int s_group(kind_t kind, const char *name, char *out, size_t outlen)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > NAME_MAX_LEN)
+        return -1;
+    snprintf(out, outlen, "%c:%s", kind == KIND_USER ? 'u' : 's', name);
+    return 0;
+}
+
+static bool s_variant_ok(const char *variant)
+{
+    size_t len = variant ? strlen(variant) : 0;
+    return len > 0 && len <= VARIANT_MAX_LEN;
+}
+
+static void s_key(kind_t kind, const char *name, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s%s", kind == KIND_USER ? USER_PREFIX : SEGMENT_PREFIX, name);
+}
+
+//  Parses "<write ms>\n<body>"; returns the body or NULL if malformed or
+//  older than ttl_s.
+static const char *s_fresh_body(const char *value, size_t len, int ttl_s, size_t *body_len)
+{
+    const char *nl = memchr(value, '\n', len < 24 ? len : 24);
+    if (!nl || nl == value)
+        return NULL;
+    int64_t written = 0;
+    for (const char *p = value; p < nl; p++) {
+        if (*p < '0' || *p > '9')
+            return NULL;
+        written = written * 10 + (*p - '0');
+    }
+    if (s_wall_ms() - written > (int64_t)ttl_s * 1000)
+        return NULL;
+    *body_len = len - (size_t)(nl + 1 - value);
+    return nl + 1;
+}
+
+static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const char *variant,
+                   size_t *len, gateway_cache_level_t *level)
+{
+    char group[NAME_MAX_LEN + 3];
+    if (level)
+        *level = GATEWAY_CACHE_MISS;
+    if (s_group(kind, name, group, sizeof group) != 0 || !s_variant_ok(variant))
+        return NULL;
+    size_t body_len = 0;
+    char *body = lru_cache_get(self->l1, group, variant, &body_len);
+    if (body) {
+        s_count(self, LEVEL_L1, RESULT_HIT);
+        if (level)
+            *level = GATEWAY_CACHE_L1;
+        *len = body_len;
+        return body;
+    }
+    s_count(self, LEVEL_L1, RESULT_MISS);
+
+    int counter = kind == KIND_USER ? LEVEL_REDIS : LEVEL_SEGMENT;
+    slot_t *slot = s_acquire(self);
+    if (!slot) {
+        s_count(self, counter, RESULT_ERROR);
+        return NULL;
+    }
+    char key[NAME_MAX_LEN + 32];
+    s_key(kind, name, key, sizeof key);
+    redisReply *reply = redisCommand(slot->ctx, "HGET %s %s", key, variant);
+    if (!reply) {
+        s_slot_fail(self, slot, "HGET");
+        s_release(slot);
+        s_count(self, counter, RESULT_ERROR);
+        return NULL;
+    }
+    s_release(slot);
+    const char *fresh = NULL;
+    if (reply->type == REDIS_REPLY_STRING)
+        fresh =
+            s_fresh_body(reply->str, reply->len,
+                         kind == KIND_USER ? self->redis_ttl_s : self->segment_ttl_s, &body_len);
+    else if (reply->type == REDIS_REPLY_ERROR) {
+        //  e.g. WRONGTYPE: Redis works, this key is unusable; a set repairs it.
+        atomic_fetch_add_explicit(&self->redis_errors, 1, memory_order_relaxed);
+        s_set_error(self, "HGET", reply->str);
+        freeReplyObject(reply);
+        s_count(self, counter, RESULT_ERROR);
+        return NULL;
+    }
+    if (fresh)
+        body = malloc(body_len + 1);
+    if (body) {
+        memcpy(body, fresh, body_len);
+        body[body_len] = '\0';
+        if (lru_cache_put(self->l1, group, variant, body, body_len) != 0)
+            log_warn("recommendation cache: out of memory filling level 1");
+        s_count(self, counter, RESULT_HIT);
+        if (level)
+            *level = GATEWAY_CACHE_REDIS;
+        *len = body_len;
+    } else
+        s_count(self, counter, RESULT_MISS);
+    freeReplyObject(reply);
+    return body;
+}
+
+//  Reads n pipelined replies; returns the last HLEN-style integer seen
+//  (or -1), or -2 if the connection failed (slot already failed).
+static long long s_drain(gateway_cache_t *self, slot_t *slot, int n, const char *what)
+{
+    long long integer = -1;
+    for (int i = 0; i < n; i++) {
+        redisReply *reply = NULL;
+        if (redisGetReply(slot->ctx, (void **)&reply) != REDIS_OK || !reply) {
+            s_slot_fail(self, slot, what);
+            return -2;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+            atomic_fetch_add_explicit(&self->redis_errors, 1, memory_order_relaxed);
+            s_set_error(self, what, reply->str);
+        } else if (reply->type == REDIS_REPLY_INTEGER)
+            integer = reply->integer;
+        freeReplyObject(reply);
+    }
+    return integer;
+}
+
+static void s_set(gateway_cache_t *self, kind_t kind, const char *name, const char *variant,
+                  const void *body, size_t len)
+{
+    char group[NAME_MAX_LEN + 3];
+    if (s_group(kind, name, group, sizeof group) != 0 || !s_variant_ok(variant) || !body)
+        return;
+    if (lru_cache_put(self->l1, group, variant, body, len) != 0)
+        log_warn("recommendation cache: out of memory storing in level 1");
+    if (!self->has_redis)
+        return;
+    char stamp[24];
+    int stamp_len = snprintf(stamp, sizeof stamp, "%" PRId64 "\n", s_wall_ms());
+    char *value = malloc((size_t)stamp_len + len);
+    if (!value) {
+        log_warn("recommendation cache: out of memory storing in Redis");
+        return;
+    }
+    memcpy(value, stamp, (size_t)stamp_len);
+    memcpy(value + stamp_len, body, len);
+    size_t value_len = (size_t)stamp_len + len;
+    char key[NAME_MAX_LEN + 32];
+    s_key(kind, name, key, sizeof key);
+    int ttl = kind == KIND_USER ? self->redis_ttl_s : self->segment_ttl_s;
+
+    slot_t *slot = s_acquire(self);
+    if (!slot)
+        goto done;
+    //  One round trip: the write, the key's TTL, and its size.
+    redisAppendCommand(slot->ctx, "HSET %s %s %b", key, variant, value, value_len);
+    redisAppendCommand(slot->ctx, "EXPIRE %s %d", key, ttl);
+    redisAppendCommand(slot->ctx, "HLEN %s", key);
+    long long fields = s_drain(self, slot, 3, "HSET");
+    if (fields > MAX_FIELDS) {
+        //  Too many variants (exclude lists) for one user: start over
+        //  rather than let a hot user's hash grow while its TTL is renewed.
+        redisAppendCommand(slot->ctx, "DEL %s", key);
+        redisAppendCommand(slot->ctx, "HSET %s %s %b", key, variant, value, value_len);
+        redisAppendCommand(slot->ctx, "EXPIRE %s %d", key, ttl);
+        s_drain(self, slot, 3, "HSET");
+    }
+    s_release(slot);
+done:
+    free(value);
+}
+
+char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char *variant,
+                             size_t *len, gateway_cache_level_t *level)
+{
+    return s_get(self, KIND_USER, user, variant, len, level);
+}
+
+void gateway_cache_set_user(gateway_cache_t *self, const char *user, const char *variant,
+                            const void *body, size_t len)
+{
+    s_set(self, KIND_USER, user, variant, body, len);
+}
+
+char *gateway_cache_get_segment(gateway_cache_t *self, const char *segment, const char *variant,
+                                size_t *len, gateway_cache_level_t *level)
+{
+    return s_get(self, KIND_SEGMENT, segment, variant, len, level);
+}
+
+void gateway_cache_set_segment(gateway_cache_t *self, const char *segment, const char *variant,
+                               const void *body, size_t len)
+{
+    s_set(self, KIND_SEGMENT, segment, variant, body, len);
+}
+
+size_t gateway_cache_invalidate_user(gateway_cache_t *self, const char *user)
+{
+    char group[NAME_MAX_LEN + 3];
+    if (s_group(KIND_USER, user, group, sizeof group) != 0)
+        return 0;
+    return lru_cache_drop_group(self->l1, group);
+}
+
+bool gateway_cache_redis_up(gateway_cache_t *self)
+{
+    return atomic_load(&self->up);
+}
+
+int gateway_cache_redis_probe(gateway_cache_t *self, char *detail, size_t detaillen)
+{
+    slot_t *slot = s_acquire(self);
+    if (!slot) {
+        pthread_mutex_lock(&self->error_mutex);
+        snprintf(detail, detaillen, "%s", self->last_error);
+        pthread_mutex_unlock(&self->error_mutex);
+        return -1;
+    }
+    redisReply *reply = redisCommand(slot->ctx, "PING");
+    int rc = -1;
+    if (!reply) {
+        snprintf(detail, detaillen, "PING: %s", slot->ctx->errstr);
+        s_slot_fail(self, slot, "PING");
+    } else if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0) {
+        snprintf(detail, detaillen, "PONG");
+        rc = 0;
+    } else
+        snprintf(detail, detaillen, "PING answered %.100s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "something unexpected");
+    s_release(slot);
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int gateway_cache_variant(char *out, size_t outlen, const char *type, int limit, bool explain,
+                          const char *exclude, const char *ab_variant)
+{
+    char hash[24] = "-";
+    if (exclude && *exclude) {
+        //  Sorted and deduplicated, so "a,b" and "b,a,a" share a list.
+        char *copy = strdup(exclude);
+        size_t cap = 1;
+        for (const char *p = exclude; *p; p++)
+            cap += *p == ',';
+        char **ids = calloc(cap, sizeof *ids);
+        if (!copy || !ids) {
+            free(copy);
+            free(ids);
+            return -1;
+        }
+        size_t n = 0;
+        char *save = NULL;
+        for (char *id = strtok_r(copy, ",", &save); id; id = strtok_r(NULL, ",", &save))
+            ids[n++] = id;
+        qsort(ids, n, sizeof *ids, s_cmp_str);
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (size_t i = 0; i < n; i++) {
+            if (i && strcmp(ids[i], ids[i - 1]) == 0)
+                continue;
+            for (const char *p = ids[i]; *p; p++)
+                h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+            h = (h ^ ',') * 0x100000001b3ULL;
+        }
+        if (n)
+            snprintf(hash, sizeof hash, "%016" PRIx64, h);
+        free(ids);
+        free(copy);
+    }
+    int written = snprintf(out, outlen, "t=%s;n=%d;e=%d;x=%s;v=%s", type ? type : "-", limit,
+                           explain ? 1 : 0, hash, ab_variant && *ab_variant ? ab_variant : "-");
+    return written < 0 || (size_t)written >= outlen ? -1 : 0;
+}
+
+int gateway_cache_metrics_write(gateway_cache_t *self, FILE *out)
+{
+    lru_cache_stats_t stats;
+    lru_cache_stats(self->l1, &stats);
+    fputs("# HELP recsd_gateway_cache_requests_total Recommendation cache lookups, by level "
+          "and result.\n# TYPE recsd_gateway_cache_requests_total counter\n",
+          out);
+    for (int l = 0; l < LEVEL_COUNT; l++)
+        for (int r = 0; r < RESULT_COUNT; r++)
+            fprintf(out, "recsd_gateway_cache_requests_total{level=\"%s\",result=\"%s\"} %llu\n",
+                    s_levels[l], s_results[r],
+                    (unsigned long long)atomic_load_explicit(&self->counts[l][r],
+                                                             memory_order_relaxed));
+    fprintf(out,
+            "# HELP recsd_gateway_cache_evictions_total Level-1 entries removed, by reason.\n"
+            "# TYPE recsd_gateway_cache_evictions_total counter\n"
+            "recsd_gateway_cache_evictions_total{reason=\"capacity\"} %llu\n"
+            "recsd_gateway_cache_evictions_total{reason=\"expired\"} %llu\n"
+            "recsd_gateway_cache_evictions_total{reason=\"invalidated\"} %llu\n",
+            (unsigned long long)stats.evictions, (unsigned long long)stats.expirations,
+            (unsigned long long)stats.dropped);
+    fprintf(out,
+            "# HELP recsd_gateway_cache_entries Entries in the level-1 cache.\n"
+            "# TYPE recsd_gateway_cache_entries gauge\n"
+            "recsd_gateway_cache_entries %llu\n",
+            (unsigned long long)stats.entries);
+    fprintf(out,
+            "# HELP recsd_gateway_cache_redis_errors_total Failed Redis connects and commands "
+            "of the recommendation cache.\n"
+            "# TYPE recsd_gateway_cache_redis_errors_total counter\n"
+            "recsd_gateway_cache_redis_errors_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&self->redis_errors, memory_order_relaxed));
+    fprintf(out,
+            "# HELP recsd_gateway_cache_redis_up 1 if the cache's last Redis call succeeded.\n"
+            "# TYPE recsd_gateway_cache_redis_up gauge\n"
+            "recsd_gateway_cache_redis_up %d\n",
+            atomic_load(&self->up) ? 1 : 0);
+    return ferror(out) ? -1 : 0;
+}
+
+uint64_t gateway_cache_count(gateway_cache_t *self, const char *level, const char *result)
+{
+    for (int l = 0; l < LEVEL_COUNT; l++)
+        for (int r = 0; r < RESULT_COUNT; r++)
+            if (level && result && strcmp(level, s_levels[l]) == 0 &&
+                strcmp(result, s_results[r]) == 0)
+                return atomic_load_explicit(&self->counts[l][r], memory_order_relaxed);
+    return 0;
+}
+
+uint64_t gateway_cache_redis_errors(gateway_cache_t *self)
+{
+    return atomic_load_explicit(&self->redis_errors, memory_order_relaxed);
+}
