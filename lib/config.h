@@ -100,6 +100,12 @@ typedef struct {
     char s3_access_key[128];
     char s3_secret_key[128];
 
+    //  Recommendation cache (gateway)
+    int cache_l1_entries;       //  in-process entries per gateway; 0 = off
+    int cache_l1_ttl_ms;        //  short: other replicas cannot evict it
+    int cache_ttl_s;            //  Redis level, user and segment lists
+    int cache_redis_timeout_ms; //  connect and each command
+
     log_level_t log_level;
 } config_t;
 

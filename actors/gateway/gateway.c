@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "actor_link.h"
+#include "gateway_cache.h"
 #include "gateway_health.h"
 #include "gateway_http.h"
 #include "gateway_metrics.h"
@@ -30,6 +31,7 @@
 #include "gateway_ranker.h"
 #include "gateway_state.h"
 #include "log.h"
+#include "proto/proto_zmq.h"
 
 //  The loop wakes at least this often; actor_link reads SIGTERM from a
 //  signalfd at each tick, so this bounds how late a signal is noticed.
@@ -50,6 +52,9 @@ typedef struct {
     gateway_ranker_t *ranker;
     gateway_probe_t *probe;
     gateway_models_t *models; //  training/model API; NULL if it could not be set up
+    gateway_cache_t *cache;   //  recommendation cache (in-process + Redis)
+    zsock_t *notices;         //  SUB to the ingestors: evict a user's cached lists
+    uint64_t invalidated;     //  notices that evicted at least one entry
     gateway_http_t *http;
 
     proto_msg_t *status;        //  latest supervisor status reply, or NULL
@@ -130,6 +135,64 @@ static void s_report(self_t *self)
     actor_link_set_queue_depth(self->link, gateway_state_in_flight(self->state));
 }
 
+//  Interaction notices from the ingestors: the user's lists cached in this
+//  process are stale now (the ingestor deleted the Redis ones itself).
+//  Bounded per round so heartbeats keep their pace under an event flood.
+static void s_handle_notices(self_t *self)
+{
+    for (int n = 0; n < 1000; n++) {
+        char err[256];
+        proto_msg_t *msg = proto_recv(self->notices, NULL, err, sizeof err);
+        if (!msg) {
+            if (errno == EAGAIN)
+                return;
+            log_warn("rejected malformed interaction notice: %s", err);
+            continue;
+        }
+        if (msg->header.type == PROTO_INTERACTION &&
+            gateway_cache_invalidate_user(self->cache, msg->body.interaction.user_id) > 0)
+            self->invalidated++;
+        proto_msg_destroy(&msg);
+    }
+}
+
+//  The cache and its invalidation feed. Neither is required to serve:
+//  without them every request goes to the ranker.
+static void s_start_cache(self_t *self)
+{
+    const config_t *cfg = self->cfg;
+    gateway_cache_config_t cc;
+    gateway_cache_config_defaults(&cc);
+    cc.l1_capacity = (size_t)cfg->cache_l1_entries;
+    cc.l1_ttl_ms = cfg->cache_l1_ttl_ms;
+    cc.redis_url = cfg->redis_url;
+    cc.redis_ttl_s = cfg->cache_ttl_s;
+    cc.segment_ttl_s = cfg->cache_ttl_s;
+    cc.redis_timeout_ms = cfg->cache_redis_timeout_ms;
+    char err[512];
+    self->cache = gateway_cache_new(&cc, err, sizeof err);
+    if (!self->cache) {
+        log_warn("recommendation cache unavailable (%s); serving without it", err);
+        return;
+    }
+    char ingestors[(CONFIG_PATH_MAX + 16) * CONFIG_MAX_INSTANCES];
+    if (config_endpoints(cfg, "event-ingestor", ingestors, sizeof ingestors) != 0)
+        return; //  no ingestor in this pod: lists expire by TTL only
+    self->notices = zsock_new(ZMQ_SUB);
+    if (!self->notices) {
+        log_warn("cannot create the notice socket; cached lists expire by TTL only");
+        return;
+    }
+    zsock_set_subscribe(self->notices, "");
+    zsock_set_maxmsgsize(self->notices, PROTO_MAX_MESSAGE);
+    zsock_set_rcvhwm(self->notices, 100000);
+    if (zsock_attach(self->notices, ingestors, false) != 0) {
+        log_warn("cannot connect to the ingestors at %s; cached lists expire by TTL only",
+                 ingestors);
+        zsock_destroy(&self->notices);
+    }
+}
+
 //  One round of the loop: wait for the supervisor or a timer, then do what
 //  is due. max_wait_ms caps the wait.
 static void s_turn(self_t *self, long max_wait_ms)
@@ -143,14 +206,18 @@ static void s_turn(self_t *self, long max_wait_ms)
     if (timeout > max_wait_ms)
         timeout = max_wait_ms;
 
-    zmq_pollitem_t item = {zsock_resolve(actor_link_socket(self->link)), 0, ZMQ_POLLIN, 0};
-    int rc = zmq_poll(&item, 1, timeout);
+    zmq_pollitem_t items[2] = {
+        {zsock_resolve(actor_link_socket(self->link)), 0, ZMQ_POLLIN, 0},
+        {self->notices ? zsock_resolve(self->notices) : NULL, 0, ZMQ_POLLIN, 0}};
+    int rc = zmq_poll(items, self->notices ? 2 : 1, timeout);
     if (rc < 0 && errno != EINTR) {
         log_warn("poll failed: %s", zmq_strerror(errno));
         zclock_sleep((int)timeout); //  do not spin on a persistent error
     }
-    if (rc > 0)
+    if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
         actor_link_handle(self->link);
+    if (rc > 0 && self->notices && (items[1].revents & ZMQ_POLLIN))
+        s_handle_notices(self);
 
     bool refresh = s_take_status(self);
     bool draining = actor_link_draining(self->link);
@@ -254,8 +321,12 @@ int gateway_main(const config_t *cfg, const char *instance)
     if (!self->models)
         log_warn("%s; the model routes will answer 503", err);
     gateway_state_set_models(self->state, self->models);
-    gateway_http_deps_t deps = {
-        .cfg = cfg, .state = self->state, .metrics = self->metrics, .ranker = self->ranker};
+    s_start_cache(self);
+    gateway_http_deps_t deps = {.cfg = cfg,
+                                .state = self->state,
+                                .metrics = self->metrics,
+                                .ranker = self->ranker,
+                                .cache = self->cache};
     self->http = gateway_http_new(&deps, err, sizeof err);
     if (!self->http) {
         log_error("%s", err);
@@ -273,6 +344,8 @@ int gateway_main(const config_t *cfg, const char *instance)
     rc = 0;
 done:
     gateway_http_destroy(&self->http);
+    zsock_destroy(&self->notices);
+    gateway_cache_destroy(&self->cache);
     if (self->state)
         gateway_state_set_models(self->state, NULL);
     gateway_models_destroy(&self->models);

@@ -30,6 +30,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "gateway_cache.h"
 #include "gateway_metrics.h"
 #include "gateway_ranker.h"
 #include "gateway_state.h"
@@ -39,6 +40,7 @@ typedef struct {
     gateway_state_t *state;
     gateway_metrics_t *metrics;
     gateway_ranker_t *ranker;
+    gateway_cache_t *cache; //  recommendation cache; NULL = none
 } gateway_http_deps_t;
 
 typedef struct gateway_http_t gateway_http_t;
