@@ -42,12 +42,23 @@
     2 s more for its reports, its delivered rows are marked (at most 1 s
     more), then the actor exits 0.
 
-    The bounded in-memory queue of DESIGN.md (events from other actors
-    that need no transaction) is not built yet: nothing produces into it.
+    Besides the outbox, the bounded in-memory queue of DESIGN.md: events
+    from other actors that need no transaction (RecommendationsRefreshed),
+    sent with lib/event_sender.h to a PULL socket at
+    ipc://<runtime_dir>/<instance>-events and produced with the same
+    producer (publisher_events.h). They are fire-and-forget, at most once:
+    the queue is bounded (ZeroMQ high-water marks on both sides, at most
+    PUBLISHER_EVENTS_QUEUE_MAX queued and PUBLISHER_EVENTS_INFLIGHT_MAX in
+    librdkafka, so they never crowd out outbox rows), what does not fit is
+    dropped and counted, a failed produce is not retried, and what is
+    queued when the process dies is lost. On stop the socket is no longer
+    read and queued events get the same 2 s as a page in flight.
 
-    Supervisor figures: handled = rows published (marked), queue depth =
-    rows claimed and not yet marked; metrics: published, failed (transient
-    failed attempts) and parked rows.
+    Supervisor figures: handled = rows published (marked) + events
+    produced, queue depth = rows claimed and not yet marked + events queued
+    or in flight; metrics: published, failed (transient failed attempts)
+    and parked rows; events received, invalid, dropped, produced, failed,
+    and queued (gauge).
 */
 #include "publisher.h"
 
@@ -58,6 +69,7 @@
 
 #include "actor_link.h"
 #include "log.h"
+#include "publisher_events.h"
 #include "publisher_headers.h"
 #include "publisher_outbox.h"
 #include "publisher_page.h"
@@ -84,6 +96,9 @@ typedef struct {
     publisher_outbox_t *outbox;
     publisher_producer_t *producer; //  NULL until created (and after a fatal error)
     publisher_page_t *page;
+    publisher_events_t *events;
+    publisher_events_stats_t events_last; //  the event figures at the last s_metrics
+    uint64_t events_handled;              //  events produced already counted as handled
     s_state_t state;
     bool mark_in_claim; //  MARKING: inside the claim transaction (else a retry of lost marks)
     uint64_t next_seq;  //  sequence number of the next message produced
@@ -133,6 +148,14 @@ static void s_on_delivery(void *arg, uint64_t seq, rd_kafka_resp_err_t err)
 {
     self_t *self = arg;
     bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (seq & PUBLISHER_EVENT_SEQ_BIT) {
+        publisher_events_delivered(self->events, seq, err);
+        if (ok && self->kafka_state == DEP_DOWN) {
+            log_info("kafka reachable again");
+            self->kafka_state = DEP_UP;
+        }
+        return;
+    }
     if (ok && self->kafka_state == DEP_DOWN) {
         log_info("kafka reachable again");
         self->kafka_state = DEP_UP;
@@ -308,8 +331,9 @@ static void s_log_parked(self_t *self)
 
 static void s_metrics(self_t *self)
 {
-    char text[1024];
+    char text[4096];
     const char *a = self->instance;
+    publisher_events_stats_t ev = publisher_events_stats(self->events);
     int n = snprintf(
         text, sizeof text,
         "# HELP recsd_publisher_published_total Outbox rows published to Kafka and marked.\n"
@@ -320,9 +344,31 @@ static void s_metrics(self_t *self)
         "recsd_publisher_failed_total{actor=\"%s\"} %llu\n"
         "# HELP recsd_publisher_parked_total Outbox rows parked: they can never be produced.\n"
         "# TYPE recsd_publisher_parked_total counter\n"
-        "recsd_publisher_parked_total{actor=\"%s\"} %llu\n",
+        "recsd_publisher_parked_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_events_received_total Events received from other actors.\n"
+        "# TYPE recsd_publisher_events_received_total counter\n"
+        "recsd_publisher_events_received_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_events_invalid_total Malformed events rejected.\n"
+        "# TYPE recsd_publisher_events_invalid_total counter\n"
+        "recsd_publisher_events_invalid_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_events_dropped_total Events dropped: the in-memory queue was"
+        " full.\n"
+        "# TYPE recsd_publisher_events_dropped_total counter\n"
+        "recsd_publisher_events_dropped_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_events_produced_total Events acknowledged by Kafka.\n"
+        "# TYPE recsd_publisher_events_produced_total counter\n"
+        "recsd_publisher_events_produced_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_events_failed_total Events Kafka did not take (not retried).\n"
+        "# TYPE recsd_publisher_events_failed_total counter\n"
+        "recsd_publisher_events_failed_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_events_queued Events queued or in flight to Kafka.\n"
+        "# TYPE recsd_publisher_events_queued gauge\n"
+        "recsd_publisher_events_queued{actor=\"%s\"} %zu\n",
         a, (unsigned long long)self->published, a, (unsigned long long)self->failed, a,
-        (unsigned long long)self->parked);
+        (unsigned long long)self->parked, a, (unsigned long long)ev.received, a,
+        (unsigned long long)ev.invalid, a, (unsigned long long)ev.dropped, a,
+        (unsigned long long)ev.produced, a, (unsigned long long)ev.failed, a,
+        ev.queued + ev.inflight);
     if (n > 0 && (size_t)n < sizeof text && actor_link_set_metrics(self->link, text) != 0)
         log_warn("metrics text too long for a heartbeat");
 }
@@ -461,7 +507,33 @@ static void s_step(self_t *self)
         break;
     }
     size_t depth = self->state == S_IDLE ? 0 : publisher_page_size(self->page);
-    actor_link_set_queue_depth(self->link, depth);
+    publisher_events_stats_t ev = publisher_events_stats(self->events);
+    actor_link_set_queue_depth(self->link, depth + ev.queued + ev.inflight);
+}
+
+//  The in-memory queue: read what arrived (not once stopping), produce
+//  what the in-flight bound allows, and refresh the figures when they
+//  moved.
+static void s_events(self_t *self, bool readable)
+{
+    if (readable && !self->stop_at)
+        publisher_events_receive(self->events);
+    if (self->producer && !publisher_producer_fatal(self->producer))
+        publisher_events_produce(self->events, self->producer);
+    publisher_events_stats_t ev = publisher_events_stats(self->events);
+    const publisher_events_stats_t *last = &self->events_last;
+    bool moved = ev.received != last->received || ev.invalid != last->invalid ||
+                 ev.dropped != last->dropped || ev.produced != last->produced ||
+                 ev.failed != last->failed || ev.queued != last->queued ||
+                 ev.inflight != last->inflight;
+    if (ev.produced > self->events_handled) {
+        actor_link_count_handled(self->link, ev.produced - self->events_handled);
+        self->events_handled = ev.produced;
+    }
+    if (moved) {
+        self->events_last = ev;
+        s_metrics(self);
+    }
 }
 
 static void s_summary(self_t *self)
@@ -470,11 +542,15 @@ static void s_summary(self_t *self)
     if (now < self->next_summary)
         return;
     self->next_summary = now + SUMMARY_MS;
+    publisher_events_stats_t ev = publisher_events_stats(self->events);
     log_info("outbox relay: published %" PRIu64 " (+%" PRIu64 " in the last %d s), failed %" PRIu64
-             ", parked %" PRIu64 ", batches %" PRIu64 ", postgres %s, kafka %s",
+             ", parked %" PRIu64 ", batches %" PRIu64 ", postgres %s, kafka %s; events: received"
+             " %" PRIu64 ", produced %" PRIu64 ", dropped %" PRIu64 ", invalid %" PRIu64
+             ", failed %" PRIu64 ", queued %zu",
              self->published, self->published - self->published_logged, SUMMARY_MS / 1000,
              self->failed, self->parked, self->batches, self->pg_state == DEP_DOWN ? "down" : "up",
-             self->kafka_state == DEP_DOWN ? "down" : "up");
+             self->kafka_state == DEP_DOWN ? "down" : "up", ev.received, ev.produced, ev.dropped,
+             ev.invalid, ev.failed, ev.queued + ev.inflight);
     self->published_logged = self->published;
 }
 
@@ -498,6 +574,11 @@ static bool s_finished(self_t *self)
 {
     if (!self->stop_at)
         return false;
+    //  Queued events get as long as a page in flight, then are lost.
+    publisher_events_stats_t ev = publisher_events_stats(self->events);
+    if ((ev.queued || ev.inflight) && self->producer &&
+        zclock_mono() < self->stop_at + STOP_DELIVERY_MS)
+        return false;
     if (self->state == S_IDLE || self->state == S_UNMARKED)
         return true;
     //  Hard bound, whatever the state: the supervisor's stop timeout follows.
@@ -518,19 +599,27 @@ int publisher_main(const config_t *cfg, const char *instance)
     self.outbox = publisher_outbox_new(cfg->pg_dsn);
     if (!self.link || !self.page || !self.outbox)
         goto done;
+    char err[512];
+    self.events = publisher_events_new(cfg, instance, 0, err, sizeof err);
+    if (!self.events) {
+        log_error("%s", err);
+        goto done;
+    }
     self.next_summary = zclock_mono() + SUMMARY_MS;
     //  Ready means supervised and relaying as soon as dependencies allow;
     //  PostgreSQL or Kafka being down is a degraded state, not unreadiness.
     actor_link_set_ready(self.link);
-    log_info("publisher ready: outbox -> kafka %s", cfg->kafka_brokers);
+    log_info("publisher ready: outbox and events -> kafka %s", cfg->kafka_brokers);
     while (!s_finished(&self)) {
         if (actor_link_stopping(self.link) && !self.stop_at) {
             self.stop_at = zclock_mono();
             log_info("publisher stopping: finishing the page in flight (%zu rows)",
                      self.state == S_IDLE ? (size_t)0 : publisher_page_size(self.page));
         }
-        zmq_pollitem_t items[3] = {{zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0}};
-        int count = 1;
+        zmq_pollitem_t items[4] = {{zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0},
+                                   {zsock_resolve(publisher_events_socket(self.events)), 0,
+                                    self.stop_at ? 0 : ZMQ_POLLIN, 0}};
+        int count = 2;
         if (self.producer)
             items[count++] =
                 (zmq_pollitem_t){NULL, publisher_producer_fd(self.producer), ZMQ_POLLIN, 0};
@@ -548,19 +637,27 @@ int publisher_main(const config_t *cfg, const char *instance)
             s_watch_kafka(&self, NULL);
         }
         s_step(&self);
+        s_events(&self, items[1].revents & ZMQ_POLLIN);
         s_summary(&self);
         actor_link_tick(self.link);
     }
     rc = 0;
+    publisher_events_stats_t ev = publisher_events_stats(self.events);
+    if (ev.queued || ev.inflight)
+        log_warn("%zu events still queued or in flight at stop are lost (at most once)",
+                 ev.queued + ev.inflight);
     if (self.state == S_UNMARKED)
         log_warn("%zu delivered outbox rows could not be marked; they will be sent again",
                  publisher_page_delivered(self.page));
     log_info("publisher stopped: published %" PRIu64 ", failed %" PRIu64 ", parked %" PRIu64
-             ", batches %" PRIu64,
-             self.published, self.failed, self.parked, self.batches);
+             ", batches %" PRIu64 "; events produced %" PRIu64 ", dropped %" PRIu64
+             ", invalid %" PRIu64 ", failed %" PRIu64,
+             self.published, self.failed, self.parked, self.batches, ev.produced, ev.dropped,
+             ev.invalid, ev.failed);
 done:
     //  The producer first: purging it reports into the page.
     publisher_producer_destroy(&self.producer);
+    publisher_events_destroy(&self.events);
     publisher_outbox_destroy(&self.outbox);
     publisher_page_destroy(&self.page);
     actor_link_destroy(&self.link);
