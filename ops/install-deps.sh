@@ -14,6 +14,7 @@ PACKAGES=(
     build-essential cmake pkg-config git
     clang clang-format clang-tidy cppcheck
     libclang-rt-14-dev # libFuzzer and LeakSanitizer runtimes for clang
+    libomp-dev         # OpenMP for FAISS when the fuzz build compiles C++ with clang
     # libraries
     libzmq3-dev libczmq-dev librdkafka-dev libpq-dev libhiredis-dev
     libjansson-dev libjwt-dev libcurl4-openssl-dev libopenblas-dev
