@@ -22,7 +22,7 @@
         also hold spaces (0x20..0x7e). Every string field, decoded or
         validated, must also fit its char array including the NUL.
       - user_id (both RECS types), video ids and actor names are non-empty;
-        request_id and model_id may be empty.
+        request_id, model_id, item reasons and RECS types may be empty.
       - heartbeat pid > 0; status row pid >= 0, uptime_ms and
         heartbeat_age_ms >= -1 (-1 = no process); supervisor uptime >= 0.
       - recommendation scores must be finite (NaN/inf cannot be rendered as
@@ -57,6 +57,19 @@ static const char *s_actor_states[] = {"starting", "running", "backoff", "failed
 static const char *s_sources[] = {"model", "cache", "fallback", NULL};
 static const char *s_interaction_kinds[] = {"watch", "rating", "watchlist_add", "watchlist_remove",
                                             NULL};
+static const char *s_recs_types[] = {"hybrid", "collaborative", "content", "popularity", NULL};
+
+bool proto_recs_type_valid(const char *type)
+{
+    if (!type)
+        return false;
+    if (!type[0])
+        return true;
+    for (size_t i = 0; s_recs_types[i]; i++)
+        if (strcmp(type, s_recs_types[i]) == 0)
+            return true;
+    return false;
+}
 
 static void s_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -394,14 +407,40 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
             s_seterr(err, errlen, "limit: %u not in 1..%d", rq->limit, PROTO_MAX_ITEMS);
             return -1;
         }
+        if (S_CHECK_ID(rq->type, true, "type") != 0)
+            return -1;
+        if (!proto_recs_type_valid(rq->type)) {
+            s_seterr(err, errlen, "type: unknown value \"%s\"", rq->type);
+            return -1;
+        }
+        if (rq->exclude_count > PROTO_EXCLUDE_MAX) {
+            s_seterr(err, errlen, "exclude: %u ids, at most %d", rq->exclude_count,
+                     PROTO_EXCLUDE_MAX);
+            return -1;
+        }
+        for (uint32_t i = 0; i < rq->exclude_count; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "exclude[%u]", i);
+            if (S_CHECK_ID(rq->exclude[i], false, name) != 0)
+                return -1;
+        }
         return 0;
     }
     case PROTO_RECS_REP: {
         const proto_recs_rep_t *rp = &msg->body.recs_rep;
         if (S_CHECK_ID(rp->user_id, false, "user_id") != 0 ||
             s_check_enum(rp->source, sizeof rp->source, s_sources, "source", err, errlen) != 0 ||
-            S_CHECK_ID(rp->model_id, true, "model_id") != 0)
+            S_CHECK_ID(rp->model_id, true, "model_id") != 0 ||
+            S_CHECK_ID(rp->type, true, "type") != 0)
             return -1;
+        if (!proto_recs_type_valid(rp->type)) {
+            s_seterr(err, errlen, "type: unknown value \"%s\"", rp->type);
+            return -1;
+        }
+        if (rp->model_version < 0) {
+            s_seterr(err, errlen, "model_version: negative");
+            return -1;
+        }
         if (rp->count > PROTO_MAX_ITEMS) {
             s_seterr(err, errlen, "items: %u items, at most %d", rp->count, PROTO_MAX_ITEMS);
             return -1;
@@ -414,6 +453,9 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
             char name[48];
             snprintf(name, sizeof name, "items[%u].video_id", i);
             if (S_CHECK_ID(rp->items[i].video_id, false, name) != 0)
+                return -1;
+            snprintf(name, sizeof name, "items[%u].reason", i);
+            if (S_CHECK_ID(rp->items[i].reason, true, name) != 0)
                 return -1;
             if (!isfinite(rp->items[i].score)) {
                 s_seterr(err, errlen, "items[%u].score: not finite", i);
@@ -552,22 +594,41 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
         rc |= s_kv_uint(pk, "occurred_ms", in->occurred_ms);
         break;
     }
-    case PROTO_RECS_REQ:
-        rc |= msgpack_pack_map(pk, 2);
-        rc |= s_kv_str(pk, "user_id", msg->body.recs_req.user_id);
-        rc |= s_kv_uint(pk, "limit", msg->body.recs_req.limit);
+    case PROTO_RECS_REQ: {
+        const proto_recs_req_t *rq = &msg->body.recs_req;
+        bool type = rq->type[0] != '\0', exclude = rq->exclude_count > 0;
+        rc |= msgpack_pack_map(pk, 2 + (uint32_t)type + (uint32_t)exclude + (uint32_t)rq->explain);
+        rc |= s_kv_str(pk, "user_id", rq->user_id);
+        rc |= s_kv_uint(pk, "limit", rq->limit);
+        if (type)
+            rc |= s_kv_str(pk, "type", rq->type);
+        if (exclude) {
+            rc |= s_kv_array(pk, "exclude", rq->exclude_count);
+            for (uint32_t i = 0; i < rq->exclude_count && rc == 0; i++)
+                rc |= s_pack_str(pk, rq->exclude[i]);
+        }
+        if (rq->explain) {
+            rc |= s_pack_str(pk, "explain");
+            rc |= msgpack_pack_true(pk);
+        }
         break;
+    }
     case PROTO_RECS_REP: {
         const proto_recs_rep_t *rp = &msg->body.recs_rep;
-        rc |= msgpack_pack_map(pk, 4);
+        rc |= msgpack_pack_map(pk, 6);
         rc |= s_kv_str(pk, "user_id", rp->user_id);
         rc |= s_kv_str(pk, "source", rp->source);
         rc |= s_kv_str(pk, "model_id", rp->model_id);
+        rc |= s_kv_str(pk, "type", rp->type);
+        rc |= s_kv_int(pk, "model_version", rp->model_version);
         rc |= s_kv_array(pk, "items", rp->count);
         for (uint32_t i = 0; i < rp->count && rc == 0; i++) {
-            rc |= msgpack_pack_array(pk, 2);
+            bool reason = rp->items[i].reason[0] != '\0';
+            rc |= msgpack_pack_array(pk, reason ? 3 : 2);
             rc |= s_pack_str(pk, rp->items[i].video_id);
             rc |= msgpack_pack_double(pk, rp->items[i].score);
+            if (reason)
+                rc |= s_pack_str(pk, rp->items[i].reason);
         }
         break;
     }
@@ -1022,6 +1083,27 @@ static int s_get_optional_text(const msgpack_object *map, const char *key, char 
     return 0;
 }
 
+//  An optional field: *value is NULL if key is absent. A key present twice
+//  is an error. Call after s_fields, which has checked that every key is a
+//  string.
+static int s_optional(const msgpack_object *map, const char *key, const msgpack_object **value,
+                      char *err, size_t errlen)
+{
+    *value = NULL;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.via.str.size != klen || memcmp(kv->key.via.str.ptr, key, klen) != 0)
+            continue;
+        if (*value) {
+            s_seterr(err, errlen, "body: key \"%s\" appears twice", key);
+            return -1;
+        }
+        *value = &kv->val;
+    }
+    return 0;
+}
+
 static int s_decode_heartbeat(const msgpack_object *body, proto_heartbeat_t *hb, char *err,
                               size_t errlen)
 {
@@ -1098,13 +1180,54 @@ static int s_decode_status(const msgpack_object *body, proto_status_rep_t *st, c
 static int s_decode_item(const msgpack_object *o, uint32_t i, proto_rec_item_t *item, char *err,
                          size_t errlen)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2) {
-        s_seterr(err, errlen, "items[%u]: not a [video_id, score] pair", i);
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2 || o->via.array.size > 3) {
+        s_seterr(err, errlen, "items[%u]: not a [video_id, score(, reason)] array", i);
         return -1;
     }
     if (S_GET_STR(&o->via.array.ptr[0], item->video_id, "items.video_id") != 0 ||
         s_get_double(&o->via.array.ptr[1], &item->score, "items.score", err, errlen) != 0)
         return -1;
+    if (o->via.array.size == 3 &&
+        S_GET_STR(&o->via.array.ptr[2], item->reason, "items.reason") != 0)
+        return -1;
+    return 0;
+}
+
+static int s_decode_recs_req(const msgpack_object *body, proto_recs_req_t *rq, char *err,
+                             size_t errlen)
+{
+    s_field_t f[] = {{"user_id", NULL}, {"limit", NULL}};
+    if (s_fields(body, f, S_NFIELDS(f), "body", err, errlen) != 0 ||
+        S_GET_STR(f[0].value, rq->user_id, "user_id") != 0)
+        return -1;
+    uint64_t limit;
+    if (s_get_uint(f[1].value, PROTO_MAX_ITEMS, &limit, "limit", err, errlen) != 0)
+        return -1;
+    rq->limit = (uint32_t)limit;
+    const msgpack_object *value;
+    if (s_optional(body, "type", &value, err, errlen) != 0 ||
+        (value && S_GET_STR(value, rq->type, "type") != 0))
+        return -1;
+    if (s_optional(body, "explain", &value, err, errlen) != 0 ||
+        (value && s_get_bool(value, &rq->explain, "explain", err, errlen) != 0))
+        return -1;
+    if (s_optional(body, "exclude", &value, err, errlen) != 0)
+        return -1;
+    if (!value)
+        return 0;
+    if (value->type != MSGPACK_OBJECT_ARRAY) {
+        s_seterr(err, errlen, "exclude: not an array");
+        return -1;
+    }
+    if (value->via.array.size > PROTO_EXCLUDE_MAX) {
+        s_seterr(err, errlen, "exclude: %u ids, at most %d", value->via.array.size,
+                 PROTO_EXCLUDE_MAX);
+        return -1;
+    }
+    for (uint32_t i = 0; i < value->via.array.size; i++)
+        if (S_GET_STR(&value->via.array.ptr[i], rq->exclude[i], "exclude") != 0)
+            return -1;
+    rq->exclude_count = value->via.array.size;
     return 0;
 }
 
@@ -1116,6 +1239,14 @@ static int s_decode_recs_rep(const msgpack_object *body, proto_recs_rep_t *rp, c
         S_GET_STR(f[0].value, rp->user_id, "user_id") != 0 ||
         S_GET_STR(f[1].value, rp->source, "source") != 0 ||
         S_GET_STR(f[2].value, rp->model_id, "model_id") != 0)
+        return -1;
+    const msgpack_object *value;
+    if (s_optional(body, "type", &value, err, errlen) != 0 ||
+        (value && S_GET_STR(value, rp->type, "type") != 0))
+        return -1;
+    if (s_optional(body, "model_version", &value, err, errlen) != 0 ||
+        (value &&
+         s_get_int(value, 0, INT64_MAX, &rp->model_version, "model_version", err, errlen) != 0))
         return -1;
     const msgpack_object *arr = f[3].value;
     if (arr->type != MSGPACK_OBJECT_ARRAY) {
@@ -1166,17 +1297,8 @@ static int s_decode_body(const msgpack_object *body, proto_msg_t *msg, char *err
             return -1;
         return S_GET_STR(f[1].value, msg->body.result.message, "message");
     }
-    case PROTO_RECS_REQ: {
-        s_field_t f[] = {{"user_id", NULL}, {"limit", NULL}};
-        if (s_fields(body, f, S_NFIELDS(f), "body", err, errlen) != 0 ||
-            S_GET_STR(f[0].value, msg->body.recs_req.user_id, "user_id") != 0)
-            return -1;
-        uint64_t limit;
-        if (s_get_uint(f[1].value, PROTO_MAX_ITEMS, &limit, "limit", err, errlen) != 0)
-            return -1;
-        msg->body.recs_req.limit = (uint32_t)limit;
-        return 0;
-    }
+    case PROTO_RECS_REQ:
+        return s_decode_recs_req(body, &msg->body.recs_req, err, errlen);
     case PROTO_RECS_REP:
         return s_decode_recs_rep(body, &msg->body.recs_rep, err, errlen);
     case PROTO_INTERACTION: {

@@ -38,6 +38,8 @@
 #define PROTO_MAX_ITEMS 1000     //  recommendation items per reply
 #define PROTO_MAX_ACTORS 64      //  actor rows per status reply
 #define PROTO_METRICS_MAX 12288  //  an actor's metrics text (see heartbeat)
+#define PROTO_EXCLUDE_MAX 100    //  video ids a RECS_REQ may exclude
+#define PROTO_RECS_TYPE_MAX 15   //  recommendation types ("collaborative")
 
 typedef enum {
     PROTO_HEARTBEAT = 1,    //  actor -> supervisor, on the control socket
@@ -112,26 +114,46 @@ typedef struct {
     char message[PROTO_TEXT_MAX + 1];
 } proto_result_t;
 
-//  PROTO_RECS_REQ body: {"user_id", "limit"}; limit 1..PROTO_MAX_ITEMS
+//  PROTO_RECS_REQ body: {"user_id", "limit"[, "type", "exclude", "explain"]};
+//  limit 1..PROTO_MAX_ITEMS. Optional (absent = the default):
+//    type     "" (default: hybrid), "hybrid", "collaborative", "content" or
+//             "popularity": the type the ranker serves first
+//    exclude  array of at most PROTO_EXCLUDE_MAX video ids never to return
+//    explain  bool: give each item a reason
+//  Encoded only when not the default, so an older ranker still decodes it.
 typedef struct {
     char user_id[PROTO_ID_MAX + 1];
     uint32_t limit;
+    char type[PROTO_RECS_TYPE_MAX + 1];
+    bool explain;
+    uint32_t exclude_count;
+    char exclude[PROTO_EXCLUDE_MAX][PROTO_ID_MAX + 1];
 } proto_recs_req_t;
 
+//  On the wire [video_id, score] or, with a reason, [video_id, score, reason].
 typedef struct {
     char video_id[PROTO_ID_MAX + 1];
     double score;
+    char reason[PROTO_ID_MAX + 1]; //  a watched video id explaining it, or ""
 } proto_rec_item_t;
 
-//  PROTO_RECS_REP body: {"user_id","source","model_id","items":[[video_id, score]...]}
-//  source is "model", "cache" or "fallback"; model_id may be "".
+//  PROTO_RECS_REP body: {"user_id","source","model_id","items":[item...]
+//  [, "type", "model_version"]}
+//  source is "model", "cache" or "fallback"; model_id may be "". type (absent
+//  = "") is "" or one of the RECS_REQ types: the one that served. model_version
+//  (absent = 0) is the serving model's registry version, 0 for none.
 typedef struct {
     char user_id[PROTO_ID_MAX + 1];
     char source[PROTO_STATE_MAX + 1];
     char model_id[PROTO_ID_MAX + 1];
+    char type[PROTO_RECS_TYPE_MAX + 1];
+    int64_t model_version; //  >= 0
     uint32_t count;
     proto_rec_item_t *items; //  owned by the message
 } proto_recs_rep_t;
+
+//  True if type is "" or one of the recommendation types above.
+bool proto_recs_type_valid(const char *type);
 
 //  PROTO_INTERACTION body: {"user_id","video_id","kind","weight","occurred_ms"}
 //  kind is "watch", "rating", "watchlist_add" or "watchlist_remove"; weight

@@ -90,8 +90,10 @@ static void s_problem(reply_t *reply, int status, const char *detail, const char
     s_reply_owned(reply, status, GATEWAY_PROBLEM_CONTENT_TYPE, body, len);
 }
 
-//  Fills items from the gateway's own popularity copy and renders.
-static char *s_render_fallback(gateway_http_t *self, const char *user_id, int limit,
+//  Fills items from the gateway's own popularity copy, skipping what the
+//  client excluded, and renders: type "popularity", no model, no reasons
+//  (the copy knows nothing of the user) even when they were asked for.
+static char *s_render_fallback(gateway_http_t *self, const proto_recs_req_t *query,
                                const char *request_id, size_t *len)
 {
     gateway_recs_item_t items[GATEWAY_LIMIT_MAX];
@@ -99,15 +101,51 @@ static char *s_render_fallback(gateway_http_t *self, const char *user_id, int li
     gateway_popular_t *ref = gateway_state_popular(self->deps.state);
     const popular_list_t *list = gateway_popular_list(ref);
     size_t size = list ? popular_list_size(list) : 0;
-    for (size_t i = 0; i < size && count < (size_t)limit; i++) {
+    for (size_t i = 0; i < size && count < query->limit && count < GATEWAY_LIMIT_MAX; i++) {
         const popular_item_t *item = popular_list_item(list, i);
-        items[count++] = (gateway_recs_item_t){item->video_id, item->score};
+        if (!gateway_recs_excluded(query, item->video_id))
+            items[count++] = (gateway_recs_item_t){item->video_id, item->score, NULL};
     }
+    gateway_recs_meta_t meta = {.source = "fallback",
+                                .type = "popularity",
+                                .explain = query->explain,
+                                .generated_at_ms = proto_now_ms(),
+                                .request_id = request_id};
     //  Render while holding the reference: items point into the list.
-    char *body = gateway_recs_render(user_id, items, count, "fallback", NULL, proto_now_ms(),
-                                     request_id, len);
+    char *body = gateway_recs_render_meta(query->user_id, items, count, &meta, len);
     gateway_popular_release(&ref);
     return body;
+}
+
+//  Reads limit, type, exclude and explain into query; on a bad one, a 400
+//  naming the parameter. Returns 0, or -1 with the reply set.
+static int s_recs_params(struct MHD_Connection *conn, const char *url, proto_recs_req_t *query,
+                         reply_t *reply)
+{
+    char why[160];
+    int limit;
+    const char *text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (gateway_route_limit_parse(text, &limit, why, sizeof why) != 0) {
+        s_problem(reply, 400, why, url, "limit");
+        return -1;
+    }
+    query->limit = (uint32_t)limit;
+    text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type");
+    if (gateway_recs_type_parse(text, query->type, sizeof query->type, why, sizeof why) != 0) {
+        s_problem(reply, 400, why, url, "type");
+        return -1;
+    }
+    text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "exclude");
+    if (gateway_recs_exclude_parse(text, query, why, sizeof why) != 0) {
+        s_problem(reply, 400, why, url, "exclude");
+        return -1;
+    }
+    text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "explain");
+    if (gateway_recs_explain_parse(text, &query->explain, why, sizeof why) != 0) {
+        s_problem(reply, 400, why, url, "explain");
+        return -1;
+    }
+    return 0;
 }
 
 static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
@@ -118,18 +156,25 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
         s_problem(reply, 400, why, url, "userId");
         return;
     }
-    int limit;
-    const char *limit_text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    if (gateway_route_limit_parse(limit_text, &limit, why, sizeof why) != 0) {
-        s_problem(reply, 400, why, url, "limit");
+    //  The query is ~7 KB with its exclude list: on the heap, not on an
+    //  HTTP thread's stack.
+    proto_msg_t *query = proto_msg_new(PROTO_RECS_REQ, request_id);
+    if (!query) {
+        s_reply_owned(reply, 500, JSON_CONTENT_TYPE, NULL, 0);
+        return;
+    }
+    proto_recs_req_t *q = &query->body.recs_req;
+    snprintf(q->user_id, sizeof q->user_id, "%s", user_id);
+    if (s_recs_params(conn, url, q, reply) != 0) {
+        proto_msg_destroy(&query);
         return;
     }
 
     proto_msg_t *answer = NULL;
     char detail[320];
     gateway_ranker_outcome_t outcome =
-        gateway_ranker_ask(self->deps.ranker, request_id, user_id, limit,
-                           self->deps.cfg->ranker_deadline_ms, &answer, detail, sizeof detail);
+        gateway_ranker_query(self->deps.ranker, request_id, q, self->deps.cfg->ranker_deadline_ms,
+                             &answer, detail, sizeof detail);
     gateway_metrics_count_ranker(self->deps.metrics, outcome);
 
     char *body = NULL;
@@ -139,21 +184,32 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
         const proto_recs_rep_t *rep = &answer->body.recs_rep;
         gateway_recs_item_t items[GATEWAY_LIMIT_MAX];
         size_t count = 0;
-        for (uint32_t i = 0; i < rep->count && count < (size_t)limit; i++)
-            items[count++] = (gateway_recs_item_t){rep->items[i].video_id, rep->items[i].score};
+        //  The ranker already left the excluded ids out; checking again
+        //  keeps the promise with an older ranker that ignores exclude.
+        for (uint32_t i = 0; i < rep->count && count < q->limit && count < GATEWAY_LIMIT_MAX; i++)
+            if (!gateway_recs_excluded(q, rep->items[i].video_id))
+                items[count++] = (gateway_recs_item_t){rep->items[i].video_id, rep->items[i].score,
+                                                       rep->items[i].reason};
         source = rep->source;
-        body = gateway_recs_render(user_id, items, count, rep->source, rep->model_id,
-                                   proto_now_ms(), request_id, &len);
+        gateway_recs_meta_t meta = {.source = rep->source,
+                                    .model_id = rep->model_id,
+                                    .type = rep->type,
+                                    .model_version = rep->model_version,
+                                    .explain = q->explain,
+                                    .generated_at_ms = proto_now_ms(),
+                                    .request_id = request_id};
+        body = gateway_recs_render_meta(user_id, items, count, &meta, &len);
     } else {
         uint64_t suppressed = 0;
         if (gateway_ranker_warn_due(self->deps.ranker, RANKER_WARN_INTERVAL_MS, &suppressed))
             log_write(LOG_LEVEL_WARN, request_id,
                       "ranker call %s (%s), serving fallback; %llu similar warnings suppressed",
                       gateway_ranker_outcome_name(outcome), detail, (unsigned long long)suppressed);
-        body = s_render_fallback(self, user_id, limit, request_id, &len);
+        body = s_render_fallback(self, q, request_id, &len);
     }
     gateway_metrics_count_source(self->deps.metrics, source);
     proto_msg_destroy(&answer);
+    proto_msg_destroy(&query);
     s_reply_owned(reply, 200, JSON_CONTENT_TYPE, body, len);
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "log.h"
 
 #include "proto/proto_zmq.h"
 
@@ -27,12 +28,22 @@
 #define RANKER_TRIP_TIMEOUTS 5
 #define RANKER_COOLDOWN_MS 1000
 
+//  A DEALER and the PAIR that receives its disconnect events (libzmq's
+//  socket monitor): a peer whose connection drops while a request is out
+//  has died (a ranker that is merely slow keeps its connection).
+typedef struct {
+    zsock_t *dealer;
+    zsock_t *monitor; //  NULL if the monitor could not be set up
+} s_conn_t;
+
 struct gateway_ranker_t {
     char endpoint[(CONFIG_PATH_MAX + 16) * CONFIG_MAX_INSTANCES]; //  comma-separated list
     pthread_mutex_t lock;
-    zsock_t **idle; //  under lock
+    s_conn_t *idle; //  under lock
     int idle_count; //  under lock
     int capacity;
+    atomic_uint_fast64_t monitors; //  names the monitor endpoints
+    atomic_uint_fast64_t retries;  //  requests re-sent after a ranker died
     atomic_uint_fast64_t last_warn_ms;
     atomic_uint_fast64_t suppressed;
     atomic_uint_fast32_t timeouts_in_a_row;
@@ -46,21 +57,79 @@ static uint64_t s_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static zsock_t *s_socket_new(const char *endpoint)
+static void s_conn_destroy(s_conn_t *conn)
 {
+    if (conn->monitor) {
+        //  Stop the monitor before closing its PAIR (libzmq's order).
+        if (conn->dealer && zmq_socket_monitor(zsock_resolve(conn->dealer), NULL, 0) != 0)
+            log_debug("stopping a ranker socket monitor failed: %s", zmq_strerror(errno));
+        zsock_destroy(&conn->monitor);
+    }
+    zsock_destroy(&conn->dealer);
+}
+
+//  A connected DEALER with its disconnect monitor. Returns 0, or -1 (errno
+//  set) when the DEALER cannot be made; a monitor that cannot be made only
+//  costs the retry on a dead ranker.
+static int s_conn_new(gateway_ranker_t *self, s_conn_t *conn)
+{
+    *conn = (s_conn_t){0};
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock)
-        return NULL;
+        return -1;
     zsock_set_immediate(sock, 1);
     zsock_set_linger(sock, 0);
     zsock_set_maxmsgsize(sock, PROTO_MAX_MESSAGE);
     zsock_set_sndhwm(sock, RANKER_HWM);
     zsock_set_rcvhwm(sock, RANKER_HWM);
-    if (zsock_attach(sock, endpoint, false) != 0) {
-        zsock_destroy(&sock);
-        return NULL;
+    //  The monitor first, so that no disconnect can be missed.
+    char name[96];
+    snprintf(name, sizeof name, "inproc://gateway-ranker-%p-%llu", (void *)self,
+             (unsigned long long)atomic_fetch_add(&self->monitors, 1));
+    if (zmq_socket_monitor(zsock_resolve(sock), name, ZMQ_EVENT_DISCONNECTED) == 0) {
+        conn->monitor = zsock_new(ZMQ_PAIR);
+        if (conn->monitor && zsock_connect(conn->monitor, "%s", name) != 0)
+            zsock_destroy(&conn->monitor);
+        if (!conn->monitor &&
+            zmq_socket_monitor(zsock_resolve(sock), NULL, 0) != 0) //  nobody would read it
+            log_debug("stopping a ranker socket monitor failed: %s", zmq_strerror(errno));
     }
-    return sock;
+    conn->dealer = sock;
+    if (zsock_attach(sock, self->endpoint, false) != 0) {
+        int saved = errno;
+        s_conn_destroy(conn);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+//  Reads every monitor event waiting; returns how many were disconnects.
+static int s_disconnects(s_conn_t *conn)
+{
+    int count = 0;
+    if (!conn->monitor)
+        return 0;
+    void *handle = zsock_resolve(conn->monitor);
+    for (;;) {
+        //  Two frames: 6 bytes (uint16 event, uint32 value), the endpoint.
+        uint8_t head[6];
+        int n = zmq_recv(handle, head, sizeof head, ZMQ_DONTWAIT);
+        if (n < 0)
+            break;
+        int more = 0;
+        size_t more_len = sizeof more;
+        while (zmq_getsockopt(handle, ZMQ_RCVMORE, &more, &more_len) == 0 && more) {
+            char skip[8];
+            if (zmq_recv(handle, skip, sizeof skip, ZMQ_DONTWAIT) < 0)
+                break;
+        }
+        uint16_t event;
+        memcpy(&event, head, sizeof event);
+        if (n >= 2 && event == ZMQ_EVENT_DISCONNECTED)
+            count++;
+    }
+    return count;
 }
 
 gateway_ranker_t *gateway_ranker_new(const char *endpoint, int sockets, char *err, size_t errlen)
@@ -79,26 +148,26 @@ gateway_ranker_t *gateway_ranker_new(const char *endpoint, int sockets, char *er
     atomic_init(&self->suppressed, 0);
     atomic_init(&self->timeouts_in_a_row, 0);
     atomic_init(&self->open_until_ms, 0);
+    atomic_init(&self->monitors, 0);
+    atomic_init(&self->retries, 0);
     self->capacity = sockets > 0 ? sockets : 1;
     if (snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint) >=
         (int)sizeof self->endpoint) {
         snprintf(err, errlen, "ranker endpoint too long");
         goto err;
     }
-    //  NOLINTNEXTLINE(bugprone-sizeof-expression): an array of zsock_t *, so sizeof a pointer.
     self->idle = calloc((size_t)self->capacity, sizeof *self->idle);
     if (!self->idle) {
         snprintf(err, errlen, "out of memory");
         goto err;
     }
     for (int i = 0; i < self->capacity; i++) {
-        zsock_t *sock = s_socket_new(self->endpoint);
-        if (!sock) {
+        if (s_conn_new(self, &self->idle[self->idle_count]) != 0) {
             snprintf(err, errlen, "cannot connect a DEALER to %s: %s", self->endpoint,
                      zmq_strerror(errno));
             goto err;
         }
-        self->idle[self->idle_count++] = sock;
+        self->idle_count++;
     }
     return self;
 err:
@@ -112,34 +181,40 @@ void gateway_ranker_destroy(gateway_ranker_t **self_p)
         return;
     gateway_ranker_t *self = *self_p;
     for (int i = 0; i < self->idle_count; i++)
-        zsock_destroy(&self->idle[i]);
+        s_conn_destroy(&self->idle[i]);
     free(self->idle);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
 
-//  Takes an idle socket, or makes a new one (*fresh = true) if all are busy.
-static zsock_t *s_acquire(gateway_ranker_t *self, bool *fresh)
+//  Takes an idle connection, or makes a new one (*fresh = true) if all are
+//  busy. Returns 0, or -1 (errno set).
+static int s_acquire(gateway_ranker_t *self, s_conn_t *conn, bool *fresh)
 {
-    zsock_t *sock = NULL;
+    bool found = false;
     pthread_mutex_lock(&self->lock);
-    if (self->idle_count > 0)
-        sock = self->idle[--self->idle_count];
-    pthread_mutex_unlock(&self->lock);
-    *fresh = sock == NULL;
-    return sock ? sock : s_socket_new(self->endpoint);
-}
-
-static void s_release(gateway_ranker_t *self, zsock_t **sock_p)
-{
-    pthread_mutex_lock(&self->lock);
-    if (self->idle_count < self->capacity) {
-        self->idle[self->idle_count++] = *sock_p;
-        *sock_p = NULL;
+    if (self->idle_count > 0) {
+        *conn = self->idle[--self->idle_count];
+        found = true;
     }
     pthread_mutex_unlock(&self->lock);
-    zsock_destroy(sock_p); //  no-op if it went back into the pool
+    *fresh = !found;
+    return found ? 0 : s_conn_new(self, conn);
+}
+
+static void s_release(gateway_ranker_t *self, s_conn_t *conn)
+{
+    bool kept = false;
+    pthread_mutex_lock(&self->lock);
+    if (self->idle_count < self->capacity) {
+        self->idle[self->idle_count++] = *conn;
+        kept = true;
+    }
+    pthread_mutex_unlock(&self->lock);
+    if (!kept)
+        s_conn_destroy(conn);
+    *conn = (s_conn_t){0};
 }
 
 //  Waits until sock can send or the deadline passes. Used only for a socket
@@ -159,11 +234,19 @@ static bool s_wait_writable(zsock_t *sock, uint64_t end_ms)
     }
 }
 
-//  Waits for the reply to request_id until end_ms.
-static gateway_ranker_outcome_t s_wait_reply(zsock_t *sock, const char *request_id,
-                                             const char *user_id, uint64_t end_ms,
-                                             proto_msg_t **reply_p, char *detail, size_t detaillen)
+//  Waits for the reply to msg until end_ms. When a ranker connection drops
+//  meanwhile (a ranker died, perhaps the one holding the request), msg is
+//  sent once more: with ZMQ_IMMEDIATE the DEALER has dropped the dead
+//  peer's pipe, so the copy goes to a live ranker. Whichever answer comes
+//  first is taken; a second one is dropped as a late answer by a later
+//  call. *retried says whether the copy went out.
+static gateway_ranker_outcome_t s_wait_reply(s_conn_t *conn, const proto_msg_t *msg,
+                                             uint64_t end_ms, bool *retried, proto_msg_t **reply_p,
+                                             char *detail, size_t detaillen)
 {
+    zsock_t *sock = conn->dealer;
+    const char *request_id = msg->header.request_id;
+    const char *user_id = msg->body.recs_req.user_id;
     for (;;) {
         char err[256];
         proto_msg_t *reply = proto_recv(sock, NULL, err, sizeof err);
@@ -192,12 +275,21 @@ static gateway_ranker_outcome_t s_wait_reply(zsock_t *sock, const char *request_
             proto_msg_destroy(&reply);
             return GATEWAY_RANKER_ERROR;
         }
+        if (!*retried && s_disconnects(conn) > 0) {
+            //  Sending may fail (no ranker left): then wait out the
+            //  first one, which may still answer if it was not the one.
+            *retried = true;
+            if (proto_send(sock, NULL, msg) != 0)
+                log_write(LOG_LEVEL_DEBUG, request_id, "retry not sent: %s", zmq_strerror(errno));
+        }
         //  Nothing waiting (EAGAIN): poll for the rest of the deadline.
         uint64_t now = s_monotonic_ms();
         if (now >= end_ms)
             break;
-        zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, (long)(end_ms - now));
+        zmq_pollitem_t items[2] = {
+            {zsock_resolve(sock), 0, ZMQ_POLLIN, 0},
+            {conn->monitor ? zsock_resolve(conn->monitor) : NULL, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, conn->monitor && !*retried ? 2 : 1, (long)(end_ms - now));
         if (rc < 0 && errno != EINTR) {
             snprintf(detail, detaillen, "poll failed: %s", zmq_strerror(errno));
             return GATEWAY_RANKER_ERROR;
@@ -213,6 +305,24 @@ gateway_ranker_outcome_t gateway_ranker_ask(gateway_ranker_t *self, const char *
                                             const char *user_id, int limit, int deadline_ms,
                                             proto_msg_t **reply_p, char *detail, size_t detaillen)
 {
+    proto_msg_t *query = proto_msg_new(PROTO_RECS_REQ, "");
+    if (!query) {
+        *reply_p = NULL;
+        snprintf(detail, detaillen, "out of memory");
+        return GATEWAY_RANKER_ERROR;
+    }
+    snprintf(query->body.recs_req.user_id, sizeof query->body.recs_req.user_id, "%s", user_id);
+    query->body.recs_req.limit = (uint32_t)limit;
+    gateway_ranker_outcome_t outcome = gateway_ranker_query(
+        self, request_id, &query->body.recs_req, deadline_ms, reply_p, detail, detaillen);
+    proto_msg_destroy(&query);
+    return outcome;
+}
+
+gateway_ranker_outcome_t gateway_ranker_query(gateway_ranker_t *self, const char *request_id,
+                                              const proto_recs_req_t *query, int deadline_ms,
+                                              proto_msg_t **reply_p, char *detail, size_t detaillen)
+{
     *reply_p = NULL;
     uint64_t start_ms = s_monotonic_ms();
     if (start_ms < atomic_load_explicit(&self->open_until_ms, memory_order_relaxed)) {
@@ -227,19 +337,20 @@ gateway_ranker_outcome_t gateway_ranker_ask(gateway_ranker_t *self, const char *
         return GATEWAY_RANKER_ERROR;
     }
     msg->header.deadline_ms = proto_now_ms() + (uint64_t)deadline_ms;
-    snprintf(msg->body.recs_req.user_id, sizeof msg->body.recs_req.user_id, "%s", user_id);
-    msg->body.recs_req.limit = (uint32_t)limit;
+    msg->body.recs_req = *query;
 
     gateway_ranker_outcome_t outcome = GATEWAY_RANKER_ERROR;
-    bool fresh = false;
-    zsock_t *sock = s_acquire(self, &fresh);
-    if (!sock) {
+    bool fresh = false, retried = false;
+    s_conn_t conn = {0};
+    if (s_acquire(self, &conn, &fresh) != 0) {
         snprintf(detail, detaillen, "cannot create a socket: %s", zmq_strerror(errno));
         goto done;
     }
-    int rc = proto_send(sock, NULL, msg);
-    if (rc != 0 && errno == EAGAIN && fresh && s_wait_writable(sock, end_ms))
-        rc = proto_send(sock, NULL, msg);
+    //  Disconnects from before this call are old news.
+    s_disconnects(&conn);
+    int rc = proto_send(conn.dealer, NULL, msg);
+    if (rc != 0 && errno == EAGAIN && fresh && s_wait_writable(conn.dealer, end_ms))
+        rc = proto_send(conn.dealer, NULL, msg);
     if (rc != 0) {
         if (errno == EAGAIN) {
             outcome = GATEWAY_RANKER_UNAVAILABLE;
@@ -248,18 +359,24 @@ gateway_ranker_outcome_t gateway_ranker_ask(gateway_ranker_t *self, const char *
             snprintf(detail, detaillen, "send failed: %s", zmq_strerror(errno));
         goto done;
     }
-    outcome =
-        s_wait_reply(sock, msg->header.request_id, user_id, end_ms, reply_p, detail, detaillen);
+    outcome = s_wait_reply(&conn, msg, end_ms, &retried, reply_p, detail, detaillen);
+    if (retried)
+        atomic_fetch_add(&self->retries, 1);
 done:
     proto_msg_destroy(&msg);
-    if (sock)
-        s_release(self, &sock);
+    if (conn.dealer)
+        s_release(self, &conn);
     if (outcome == GATEWAY_RANKER_TIMEOUT) {
         if (atomic_fetch_add(&self->timeouts_in_a_row, 1) + 1 >= RANKER_TRIP_TIMEOUTS)
             atomic_store(&self->open_until_ms, s_monotonic_ms() + RANKER_COOLDOWN_MS);
     } else if (outcome == GATEWAY_RANKER_OK)
         atomic_store(&self->timeouts_in_a_row, 0);
     return outcome;
+}
+
+uint64_t gateway_ranker_retries(gateway_ranker_t *self)
+{
+    return atomic_load(&self->retries);
 }
 
 bool gateway_ranker_warn_due(gateway_ranker_t *self, int interval_ms, uint64_t *suppressed)

@@ -12,7 +12,10 @@
 
     A call sends one PROTO_RECS_REQ whose envelope carries the request id
     and an absolute deadline, then polls until the reply with that request
-    id comes or the deadline passes. Replies with another id are late
+    id comes or the deadline passes. Each DEALER has a libzmq socket
+    monitor (an inproc PAIR) reporting disconnects; one seen during a call
+    means a ranker died, and the request is re-sent once (see
+    gateway_ranker_query). Replies with another id are late
     answers to earlier calls on the same socket and are dropped.
 
     Ownership: the gateway context owns the pool; HTTP threads borrow it
@@ -49,6 +52,19 @@ void gateway_ranker_destroy(gateway_ranker_t **self_p);
 gateway_ranker_outcome_t gateway_ranker_ask(gateway_ranker_t *self, const char *request_id,
                                             const char *user_id, int limit, int deadline_ms,
                                             proto_msg_t **reply_p, char *detail, size_t detaillen);
+
+//  Like gateway_ranker_ask, with every RECS_REQ field from query (type,
+//  exclude, explain; borrowed for the call). When a ranker connection
+//  drops while the request is out (a ranker died, not one that is merely
+//  slow: that keeps its connection), the request is sent once more, to a
+//  live ranker, within what is left of the deadline.
+gateway_ranker_outcome_t gateway_ranker_query(gateway_ranker_t *self, const char *request_id,
+                                              const proto_recs_req_t *query, int deadline_ms,
+                                              proto_msg_t **reply_p, char *detail,
+                                              size_t detaillen);
+
+//  Requests re-sent after a ranker died (see gateway_ranker_query).
+uint64_t gateway_ranker_retries(gateway_ranker_t *self);
 
 //  Rate limiter for warnings about failed calls: returns true at most once
 //  per interval_ms (and then *suppressed says how many were skipped since

@@ -331,15 +331,14 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
                                 .seen = self->seen,
                                 .retired = self->retired,
                                 .popular = self->popular};
-    if (ranker_serve_recommend(self->serve, &in, rep->user_id, req->body.recs_req.limit, rep) !=
-        0) {
+    if (ranker_serve_recommend(self->serve, &in, &req->body.recs_req, rep) != 0) {
         log_write(LOG_LEVEL_WARN, req->header.request_id, "recs for user %s: out of memory",
                   rep->user_id);
         proto_msg_destroy(&reply);
         return NULL;
     }
-    log_write(LOG_LEVEL_DEBUG, req->header.request_id, "recs for user %s: %u items from %s",
-              rep->user_id, rep->count, rep->model_id);
+    log_write(LOG_LEVEL_DEBUG, req->header.request_id, "recs for user %s: %u items from %s (%s)",
+              rep->user_id, rep->count, rep->model_id, rep->type);
     return reply;
 }
 

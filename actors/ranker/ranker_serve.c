@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ranker_explain.h"
 #include "topn.h"
 
 //  Candidates asked of the selection beyond `limit` at first, so that a
@@ -23,7 +24,7 @@ struct ranker_serve_t {
     bool *skip;
     int32_t *top;
     int32_t cap, top_cap;
-    int32_t *h_items, *h_seen;
+    int32_t *h_items, *h_seen, *h_liked;
     float *h_values;
     int32_t h_cap;
 };
@@ -44,6 +45,7 @@ void ranker_serve_destroy(ranker_serve_t **self_p)
     free(self->h_items);
     free(self->h_seen);
     free(self->h_values);
+    free(self->h_liked);
     free(self);
     *self_p = NULL;
 }
@@ -82,6 +84,9 @@ static int s_reserve(ranker_serve_t *self, int32_t n_items, int32_t max_events)
     h_cap = self->h_cap;
     if (s_grow((void **)&self->h_values, &h_cap, max_events, sizeof *self->h_values) != 0)
         return -1;
+    h_cap = self->h_cap;
+    if (s_grow((void **)&self->h_liked, &h_cap, max_events, sizeof *self->h_liked) != 0)
+        return -1;
     self->h_cap = h_cap;
     return 0;
 }
@@ -91,11 +96,19 @@ static int32_t s_index_of(const void *bundle, const char *video_id)
     return model_bundle_video_index((const model_bundle_t *)bundle, video_id);
 }
 
-//  Seen by the user, or retired: never recommended.
-static bool s_excluded(const ranker_serve_inputs_t *in, const char *user_id, const char *video_id)
+//  Seen by the user, retired, or excluded by the caller: never recommended.
+//  The exclude list is short (PROTO_EXCLUDE_MAX) and only candidates that
+//  made the selection are checked: a scan is cheaper than a hash.
+static bool s_excluded(const ranker_serve_inputs_t *in, const proto_recs_req_t *req,
+                       const char *video_id)
 {
-    return (in->seen && seen_set_contains(in->seen, user_id, video_id)) ||
-           (in->retired && zhashx_lookup(in->retired, video_id));
+    if ((in->seen && seen_set_contains(in->seen, req->user_id, video_id)) ||
+        (in->retired && zhashx_lookup(in->retired, video_id)))
+        return true;
+    for (uint32_t i = 0; i < req->exclude_count && i < PROTO_EXCLUDE_MAX; i++)
+        if (strcmp(req->exclude[i], video_id) == 0)
+            return true;
+    return false;
 }
 
 static void s_put(proto_recs_rep_t *rep, const char *video_id, double score)
@@ -106,13 +119,14 @@ static void s_put(proto_recs_rep_t *rep, const char *video_id, double score)
 }
 
 //  Tops rep up to limit from the popularity list (skipping what it holds).
-static void s_fill(ranker_serve_t *self, const ranker_serve_inputs_t *in, const char *user_id,
-                   uint32_t limit, proto_recs_rep_t *rep, bool list_scores)
+static void s_fill(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                   const proto_recs_req_t *req, proto_recs_rep_t *rep, bool list_scores)
 {
+    uint32_t limit = req->limit;
     size_t available = in->popular ? popular_list_size(in->popular) : 0;
     for (size_t i = 0; i < available && rep->count < limit; i++) {
         const popular_item_t *p = popular_list_item(in->popular, i);
-        if (s_excluded(in, user_id, p->video_id))
+        if (s_excluded(in, req, p->video_id))
             continue;
         bool dup = false;
         for (uint32_t j = 0; j < rep->count && !dup; j++)
@@ -129,9 +143,31 @@ static void s_fill(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
 //  Returns 0 with rep filled, 1 if the user has no liked video the
 //  personal model knows, -1 if the scorer (or an allocation) failed: rep
 //  is then empty.
-static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const ranker_model_t *m,
-                   bool personal, const char *user_id, uint32_t limit, proto_recs_rep_t *rep)
+//  Explains each item of rep with the liked history video (h_items[0..len)
+//  with a positive value) that links to it best in bundle b.
+static void s_explain(ranker_serve_t *self, const model_bundle_t *b, const user_history_t *h,
+                      proto_recs_rep_t *rep)
 {
+    //  Liked videos only: a video watched and disliked explains nothing.
+    int32_t n = 0;
+    for (int32_t i = 0; i < h->len; i++)
+        if (h->values[i] > 0)
+            self->h_liked[n++] = h->items[i];
+    for (uint32_t i = 0; i < rep->count; i++) {
+        rep->items[i].reason[0] = '\0';
+        int32_t item = model_bundle_video_index(b, rep->items[i].video_id);
+        int32_t best = item >= 0 ? ranker_explain(b, self->h_liked, n, item) : -1;
+        const char *id = best >= 0 ? model_bundle_video_id(b, self->h_liked[best]) : NULL;
+        if (id)
+            snprintf(rep->items[i].reason, sizeof rep->items[i].reason, "%s", id);
+    }
+}
+
+static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const ranker_model_t *m,
+                   bool personal, const proto_recs_req_t *req, proto_recs_rep_t *rep)
+{
+    const char *user_id = req->user_id;
+    uint32_t limit = req->limit;
     const model_bundle_t *b = m->bundle;
     scorer_t scorer = model_bundle_scorer(b);
     int32_t n = model_bundle_videos(b);
@@ -163,14 +199,16 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
         rep->count = 0;
         for (int32_t i = 0; i < got && rep->count < limit; i++) {
             const char *video_id = model_bundle_video_id(b, self->top[i]);
-            if (video_id && !s_excluded(in, user_id, video_id))
+            if (video_id && !s_excluded(in, req, video_id))
                 s_put(rep, video_id, self->scores[self->top[i]]);
         }
         if (rep->count == limit || got < k || k == n)
             break;
         want = want > n / 4 ? n : want * 4;
     }
-    s_fill(self, in, user_id, limit, rep, false);
+    s_fill(self, in, req, rep, false);
+    if (req->explain)
+        s_explain(self, b, &h, rep);
     return 0;
 }
 
@@ -185,44 +223,66 @@ static void s_observe(ranker_serve_t *self, int64_t started_us)
     self->stats.latency_count++;
 }
 
+//  Tries the active, then the previous bundle of type t. Returns 0 when one
+//  answered (rep filled), 1 when none could (rep empty).
+static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int t,
+                      const proto_recs_req_t *req, proto_recs_rep_t *rep, int64_t started)
+{
+    ranker_model_t m;
+    if (!ranker_models_get(in->models, t, false, &m)) {
+        self->stats.fallbacks[t][0][RANKER_SERVE_NOT_LOADED]++;
+        return 1;
+    }
+    for (int previous = 0; previous < 2; previous++) {
+        if (previous && !ranker_models_get(in->models, t, true, &m))
+            break;
+        bool personal = strcmp(ranker_models_types[t], "popularity") != 0;
+        int rc = s_score(self, in, &m, personal, req, rep);
+        if (rc == 0) {
+            snprintf(rep->model_id, sizeof rep->model_id, "%s", m.model_id);
+            snprintf(rep->type, sizeof rep->type, "%s", ranker_models_types[t]);
+            rep->model_version = m.version > 0 ? m.version : 0;
+            self->stats.requests[t]++;
+            s_observe(self, started);
+            return 0;
+        }
+        rep->count = 0;
+        if (rc > 0) {
+            self->stats.fallbacks[t][0][RANKER_SERVE_NO_HISTORY]++;
+            break; //  the previous version knows no more of this user
+        }
+        self->stats.fallbacks[t][previous][RANKER_SERVE_SCORER_ERROR]++;
+    }
+    return 1;
+}
+
 int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in,
-                           const char *user_id, uint32_t limit, proto_recs_rep_t *rep)
+                           const proto_recs_req_t *req, proto_recs_rep_t *rep)
 {
     int64_t started = zclock_usecs();
+    uint32_t limit = req->limit;
     rep->count = 0;
+    rep->model_version = 0;
     free(rep->items);
     rep->items = calloc(limit ? limit : 1, sizeof *rep->items);
     if (!rep->items)
         return -1;
     snprintf(rep->source, sizeof rep->source, "model");
-    for (int t = 0; t < RANKER_MODELS_TYPES; t++) {
-        ranker_model_t m;
-        if (!ranker_models_get(in->models, t, false, &m)) {
-            self->stats.fallbacks[t][0][RANKER_SERVE_NOT_LOADED]++;
-            continue;
-        }
-        for (int previous = 0; previous < 2; previous++) {
-            if (previous && !ranker_models_get(in->models, t, true, &m))
-                break;
-            bool personal = strcmp(ranker_models_types[t], "popularity") != 0;
-            int rc = s_score(self, in, &m, personal, user_id, limit, rep);
-            if (rc == 0) {
-                snprintf(rep->model_id, sizeof rep->model_id, "%s", m.model_id);
-                self->stats.requests[t]++;
-                s_observe(self, started);
-                return 0;
-            }
-            rep->count = 0;
-            if (rc > 0) {
-                self->stats.fallbacks[t][0][RANKER_SERVE_NO_HISTORY]++;
-                break; //  the previous version knows no more of this user
-            }
-            self->stats.fallbacks[t][previous][RANKER_SERVE_SCORER_ERROR]++;
-        }
-    }
+    //  The requested type first ("" = the head of the chain), then the
+    //  chain; popularity asked for is popularity only (bundle, then list).
+    int first = req->type[0] ? ranker_models_type_index(req->type) : 0;
+    if (first < 0)
+        first = 0;
+    bool popularity_only = strcmp(ranker_models_types[first], "popularity") == 0;
+    if (s_try_type(self, in, first, req, rep, started) == 0)
+        return 0;
+    for (int t = 0; t < RANKER_MODELS_TYPES && !popularity_only; t++)
+        if (t != first && s_try_type(self, in, t, req, rep, started) == 0)
+            return 0;
     //  No model could answer: the popularity list, most popular first.
     snprintf(rep->model_id, sizeof rep->model_id, "popularity");
-    s_fill(self, in, user_id, limit, rep, true);
+    snprintf(rep->type, sizeof rep->type, "popularity");
+    s_fill(self, in, req, rep, true);
     self->stats.requests[RANKER_SERVE_LIST]++;
     s_observe(self, started);
     return 0;

@@ -1,8 +1,10 @@
 /*  ranker_serve.h: one recommendation list, from the models the ranker
     holds down to its popularity list.
 
-    The chain, for a request: hybrid -> collaborative -> content ->
-    popularity bundle -> the popularity list from PostgreSQL. The first
+    The chain, for a request: the requested type (default hybrid), then
+    hybrid -> collaborative -> content -> popularity bundle -> the
+    popularity list from PostgreSQL (a request for popularity goes to the
+    popularity bundle, then the list). The first
     type with a bundle loaded scores the user, except that the personal
     types (all but popularity) are passed over for a user whose history
     holds no liked video they know: a cold user gets popularity, not the
@@ -76,13 +78,21 @@ ranker_serve_t *ranker_serve_new(void);
 //  Idempotent, sets *self_p to NULL.
 void ranker_serve_destroy(ranker_serve_t **self_p);
 
-//  Fills rep's source, model_id, items (allocated here, owned by rep) and
-//  count for user_id (rep->user_id is left alone) with at most limit
-//  items. model_id is the serving bundle's registry id, or "popularity"
-//  for the list. Returns 0, or -1 on allocation failure (rep may then
-//  hold a partial list, freed with the message).
+//  Fills rep's source, model_id, type, model_version, items (allocated
+//  here, owned by rep) and count for req->user_id (rep->user_id is left
+//  alone) with at most req->limit items, none of them in req->exclude.
+//  req->type is served first (its active, then previous bundle; "" =
+//  hybrid), then the rest of the chain; "popularity" asked for is served
+//  by the popularity bundle, else the list, never a personal model.
+//  rep->type is the type that served ("popularity" for the list);
+//  model_version the bundle's registry version, 0 for the list. model_id
+//  is the serving bundle's registry id, or "popularity" for the list.
+//  With req->explain each item's reason is the liked history video that
+//  explains it (ranker_explain.h), "" if none. Returns 0, or -1 on
+//  allocation failure (rep may then hold a partial list, freed with the
+//  message). req is borrowed for the call.
 int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in,
-                           const char *user_id, uint32_t limit, proto_recs_rep_t *rep);
+                           const proto_recs_req_t *req, proto_recs_rep_t *rep);
 
 //  Borrowed; valid while self lives.
 const ranker_serve_stats_t *ranker_serve_stats(const ranker_serve_t *self);

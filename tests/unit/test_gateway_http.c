@@ -146,7 +146,7 @@ static void s_setup(void)
     popular_list_t *list = popular_list_new(items, 3);
     gateway_state_set_popular(s.state, &list);
     cr_assert_null(list);
-    gateway_http_deps_t deps = {&s.cfg, s.state, s.metrics, s.ranker};
+    gateway_http_deps_t deps = {&s.cfg, s.state, s.metrics, s.ranker, NULL};
     s.http = gateway_http_new(&deps, err, sizeof err);
     cr_assert_not_null(s.http, "%s", err);
     s.port = gateway_http_port(s.http);
@@ -248,6 +248,36 @@ Test(gateway_http, recs_fall_back_to_the_popularity_copy)
     s_free(&r);
 }
 
+//  The fallback honours exclude, says type popularity, and with explain
+//  gives every item a null reason (the copy knows nothing of the user).
+Test(gateway_http, recs_fallback_honours_the_options)
+{
+    response_t r;
+    s_get("/api/v1/recs/user-1?limit=2&type=content&exclude=pop-a,zzz&explain=true", NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *doc = s_json(&r);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "source")), "fallback");
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "type")), "popularity");
+    cr_assert(json_is_null(json_object_get(doc, "model_version")));
+    json_t *items = json_object_get(doc, "items");
+    cr_assert_eq(json_array_size(items), 2);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 0), "video_id")),
+                     "pop-b");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(items, 1), "video_id")),
+                     "pop-c");
+    cr_assert(json_is_null(json_object_get(json_array_get(items, 0), "reason")));
+    cr_assert_not_null(json_object_get(json_array_get(items, 0), "reason"), "key present");
+    json_decref(doc);
+    s_free(&r);
+    s_get("/api/v1/recs/user-1?explain=0&type=popularity", NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    doc = s_json(&r);
+    cr_assert_null(json_object_get(json_array_get(json_object_get(doc, "items"), 0), "reason"),
+                   "no reason key without explain");
+    json_decref(doc);
+    s_free(&r);
+}
+
 Test(gateway_http, bad_parameters_are_400_problems)
 {
     const struct {
@@ -266,6 +296,14 @@ Test(gateway_http, bad_parameters_are_400_problems)
         {"/api/v1/recs/", "userId"},
         {"/api/v1/recs/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
          "userId"},
+        {"/api/v1/recs/1?type=fancy", "type"},
+        {"/api/v1/recs/1?type=", "type"},
+        {"/api/v1/recs/1?type=HYBRID", "type"},
+        {"/api/v1/recs/1?exclude=a,,b", "exclude"},
+        {"/api/v1/recs/1?exclude=a%20b", "exclude"},
+        {"/api/v1/recs/1?exclude=a,", "exclude"},
+        {"/api/v1/recs/1?explain=yes", "explain"},
+        {"/api/v1/recs/1?explain=", "explain"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         response_t r;
@@ -284,7 +322,20 @@ Test(gateway_http, bad_parameters_are_400_problems)
         json_decref(doc);
         s_free(&r);
     }
-    cr_assert_eq(gateway_metrics_requests(s.metrics, GATEWAY_ROUTE_RECS, 400), 11);
+    cr_assert_eq(gateway_metrics_requests(s.metrics, GATEWAY_ROUTE_RECS, 400), 19);
+    //  101 excluded ids.
+    char path[1024] = "/api/v1/recs/1?exclude=";
+    for (int i = 0; i <= PROTO_EXCLUDE_MAX; i++)
+        snprintf(path + strlen(path), sizeof path - strlen(path), "%s%d", i ? "," : "", i);
+    response_t r;
+    s_get(path, NULL, &r);
+    cr_assert_eq(r.status, 400, "%s", r.body);
+    cr_assert(strstr(r.body, "at most 100"), "%s", r.body);
+    s_free(&r);
+    *strrchr(path, ',') = '\0'; //  100: fine
+    s_get(path, NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    s_free(&r);
 }
 
 Test(gateway_http, unknown_route_404_and_wrong_method_405)
@@ -366,7 +417,7 @@ Test(gateway_http, busy_port_is_an_error_naming_the_address)
 {
     config_t cfg = s.cfg;
     cfg.http_port = s.port;
-    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker};
+    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker, NULL};
     char err[512] = "";
     gateway_http_t *second = gateway_http_new(&deps, err, sizeof err);
     cr_assert_null(second);
@@ -381,7 +432,7 @@ Test(gateway_http, stop_releases_the_port)
     gateway_http_destroy(&s.http);
     config_t cfg = s.cfg;
     cfg.http_port = port;
-    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker};
+    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker, NULL};
     char err[512] = "";
     s.http = gateway_http_new(&deps, err, sizeof err);
     cr_assert_not_null(s.http, "port not released: %s", err);

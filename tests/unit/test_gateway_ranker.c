@@ -1,7 +1,8 @@
 /*  test_gateway_ranker.c: the gateway's ranker client (gateway_ranker.c)
     against a real ROUTER on an ipc:// endpoint in a temp dir, speaking the
     real protocol, in the ways a ranker can behave: answer, answer late,
-    answer with an error, send garbage, not be there at all. */
+    answer with an error, send garbage, not be there at all, die holding a
+    request. */
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <pthread.h>
@@ -36,6 +37,9 @@ static struct {
     char last_request_id[PROTO_ID_MAX + 1];
     uint64_t last_deadline_ms;
     uint32_t last_limit;
+    char last_type[PROTO_RECS_TYPE_MAX + 1];
+    bool last_explain;
+    uint32_t last_exclude;
 } s_fake;
 
 static uint64_t s_mono_ms(void)
@@ -87,6 +91,9 @@ static void *s_ranker(void *arg)
                  req->header.request_id);
         s_fake.last_deadline_ms = req->header.deadline_ms;
         s_fake.last_limit = req->body.recs_req.limit;
+        snprintf(s_fake.last_type, sizeof s_fake.last_type, "%s", req->body.recs_req.type);
+        s_fake.last_explain = req->body.recs_req.explain;
+        s_fake.last_exclude = req->body.recs_req.exclude_count;
         atomic_fetch_add(&s_fake.requests, 1);
         switch (atomic_load(&s_fake.mode)) {
         case MODE_OK:
@@ -344,5 +351,109 @@ Test(gateway_ranker, warnings_are_rate_limited)
     zclock_sleep(120);
     cr_assert(gateway_ranker_warn_due(pool, 100, &suppressed));
     cr_assert_eq(suppressed, 5);
+    gateway_ranker_destroy(&pool);
+}
+
+//  A ranker that takes one request and dies with it (closes its socket
+//  without answering), as a killed ranker process does.
+typedef struct {
+    zsock_t *router;
+    atomic_int got;
+} s_doomed_t;
+
+static void *s_doomed_ranker(void *arg)
+{
+    s_doomed_t *d = arg;
+    uint64_t until = s_mono_ms() + 5000;
+    while (s_mono_ms() < until) {
+        zmq_pollitem_t item = {zsock_resolve(d->router), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 10) <= 0)
+            continue;
+        zframe_t *identity = NULL;
+        char err[256];
+        proto_msg_t *req = proto_recv(d->router, &identity, err, sizeof err);
+        zframe_destroy(&identity);
+        proto_msg_destroy(&req);
+        atomic_fetch_add(&d->got, 1);
+        break;
+    }
+    zsock_destroy(&d->router);
+    return NULL;
+}
+
+//  Two rankers behind one pool; one dies holding a request: the call is
+//  re-sent to the live one and answered long before the deadline.
+Test(gateway_ranker, a_dead_ranker_is_retried_on_a_live_one)
+{
+    char doomed_ep[160], both[400], err[256];
+    snprintf(doomed_ep, sizeof doomed_ep, "ipc://%s/doomed", s_fake.dir);
+    s_doomed_t d = {.router = zsock_new(ZMQ_ROUTER)};
+    cr_assert_eq(zsock_bind(d.router, "%s", doomed_ep), 0);
+    atomic_init(&d.got, 0);
+    snprintf(both, sizeof both, "%s,%s", s_fake.endpoint, doomed_ep);
+    gateway_ranker_t *pool = gateway_ranker_new(both, 1, err, sizeof err);
+    cr_assert_not_null(pool, "%s", err);
+    zclock_sleep(200);
+    pthread_t thread;
+    cr_assert_eq(pthread_create(&thread, NULL, s_doomed_ranker, &d), 0);
+    //  Round robin: one of the first two calls lands on the doomed ranker.
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "dead-%d", i);
+        proto_msg_t *reply = NULL;
+        char detail[256] = "";
+        uint64_t start = s_mono_ms();
+        cr_assert_eq(gateway_ranker_ask(pool, id, "7", 2, 3000, &reply, detail, sizeof detail),
+                     GATEWAY_RANKER_OK, "call %d: %s", i, detail);
+        cr_assert_lt(s_mono_ms() - start, 1500, "call %d waited for the deadline", i);
+        cr_assert_str_eq(reply->header.request_id, id);
+        proto_msg_destroy(&reply);
+    }
+    pthread_join(thread, NULL);
+    cr_assert_eq(atomic_load(&d.got), 1);
+    cr_assert_eq(gateway_ranker_retries(pool), 1, "exactly the call the dead ranker held");
+    gateway_ranker_destroy(&pool);
+    char path[200];
+    snprintf(path, sizeof path, "%s/doomed", s_fake.dir);
+    unlink(path);
+}
+
+//  A ranker that is only slow keeps its connection: no retry, a timeout.
+Test(gateway_ranker, a_late_ranker_is_not_retried)
+{
+    gateway_ranker_t *pool = s_pool();
+    atomic_store(&s_fake.mode, MODE_SILENT);
+    proto_msg_t *reply = NULL;
+    char detail[256] = "";
+    cr_assert_eq(gateway_ranker_ask(pool, "late", "7", 2, 100, &reply, detail, sizeof detail),
+                 GATEWAY_RANKER_TIMEOUT, "%s", detail);
+    cr_assert_eq(atomic_load(&s_fake.requests), 1, "sent once");
+    cr_assert_eq(gateway_ranker_retries(pool), 0);
+    gateway_ranker_destroy(&pool);
+}
+
+//  type, exclude and explain reach the ranker.
+Test(gateway_ranker, query_carries_the_options)
+{
+    gateway_ranker_t *pool = s_pool();
+    proto_msg_t *q = proto_msg_new(PROTO_RECS_REQ, "");
+    proto_recs_req_t *r = &q->body.recs_req;
+    snprintf(r->user_id, sizeof r->user_id, "7");
+    r->limit = 4;
+    snprintf(r->type, sizeof r->type, "content");
+    r->explain = true;
+    r->exclude_count = 2;
+    snprintf(r->exclude[0], PROTO_ID_MAX + 1, "v1");
+    snprintf(r->exclude[1], PROTO_ID_MAX + 1, "v9");
+    proto_msg_t *reply = NULL;
+    char detail[256] = "";
+    cr_assert_eq(gateway_ranker_query(pool, "opts", r, 1000, &reply, detail, sizeof detail),
+                 GATEWAY_RANKER_OK, "%s", detail);
+    cr_assert_eq(s_fake.last_limit, 4);
+    cr_assert_str_eq(s_fake.last_type, "content");
+    cr_assert(s_fake.last_explain);
+    cr_assert_eq(s_fake.last_exclude, 2);
+    proto_msg_destroy(&reply);
+    proto_msg_destroy(&q);
     gateway_ranker_destroy(&pool);
 }

@@ -71,17 +71,26 @@ static proto_msg_t *s_valid(proto_type_t type)
     case PROTO_RECS_REQ:
         snprintf(msg->body.recs_req.user_id, sizeof msg->body.recs_req.user_id, "user-42");
         msg->body.recs_req.limit = 20;
+        snprintf(msg->body.recs_req.type, sizeof msg->body.recs_req.type, "content");
+        msg->body.recs_req.explain = true;
+        msg->body.recs_req.exclude_count = 2;
+        snprintf(msg->body.recs_req.exclude[0], PROTO_ID_MAX + 1, "v7");
+        snprintf(msg->body.recs_req.exclude[1], PROTO_ID_MAX + 1, "v8");
         break;
     case PROTO_RECS_REP:
         snprintf(msg->body.recs_rep.user_id, sizeof msg->body.recs_rep.user_id, "user-42");
         snprintf(msg->body.recs_rep.source, sizeof msg->body.recs_rep.source, "model");
         snprintf(msg->body.recs_rep.model_id, sizeof msg->body.recs_rep.model_id, "als-v3");
+        snprintf(msg->body.recs_rep.type, sizeof msg->body.recs_rep.type, "collaborative");
+        msg->body.recs_rep.model_version = 3;
         msg->body.recs_rep.count = 3;
         msg->body.recs_rep.items = calloc(3, sizeof(proto_rec_item_t));
         cr_assert_not_null(msg->body.recs_rep.items);
         for (int i = 0; i < 3; i++) {
             snprintf(msg->body.recs_rep.items[i].video_id, PROTO_ID_MAX + 1, "v%d", i);
             msg->body.recs_rep.items[i].score = 0.9 - 0.45 * i; //  last one negative
+            if (i < 2) //  the last one has no reason: a [video_id, score] pair
+                snprintf(msg->body.recs_rep.items[i].reason, PROTO_ID_MAX + 1, "w%d", i);
         }
         break;
     default:
@@ -138,6 +147,11 @@ static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
     case PROTO_RECS_REQ:
         cr_assert_str_eq(a->body.recs_req.user_id, b->body.recs_req.user_id);
         cr_assert_eq(a->body.recs_req.limit, b->body.recs_req.limit);
+        cr_assert_str_eq(a->body.recs_req.type, b->body.recs_req.type);
+        cr_assert_eq(a->body.recs_req.explain, b->body.recs_req.explain);
+        cr_assert_eq(a->body.recs_req.exclude_count, b->body.recs_req.exclude_count);
+        for (uint32_t i = 0; i < a->body.recs_req.exclude_count; i++)
+            cr_assert_str_eq(a->body.recs_req.exclude[i], b->body.recs_req.exclude[i]);
         break;
     case PROTO_INTERACTION:
         cr_assert_str_eq(a->body.interaction.user_id, b->body.interaction.user_id);
@@ -150,11 +164,14 @@ static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
         cr_assert_str_eq(a->body.recs_rep.user_id, b->body.recs_rep.user_id);
         cr_assert_str_eq(a->body.recs_rep.source, b->body.recs_rep.source);
         cr_assert_str_eq(a->body.recs_rep.model_id, b->body.recs_rep.model_id);
+        cr_assert_str_eq(a->body.recs_rep.type, b->body.recs_rep.type);
+        cr_assert_eq(a->body.recs_rep.model_version, b->body.recs_rep.model_version);
         cr_assert_eq(a->body.recs_rep.count, b->body.recs_rep.count);
         for (uint32_t i = 0; i < a->body.recs_rep.count; i++) {
             cr_assert_str_eq(a->body.recs_rep.items[i].video_id,
                              b->body.recs_rep.items[i].video_id);
             cr_assert_eq(a->body.recs_rep.items[i].score, b->body.recs_rep.items[i].score);
+            cr_assert_str_eq(a->body.recs_rep.items[i].reason, b->body.recs_rep.items[i].reason);
         }
         break;
     default:
@@ -862,6 +879,19 @@ Test(proto, reject_wrong_header_types)
 //  Rejections: bodies
 
 //  Every documented key of every body, and of a status row, is required.
+//  The RECS fields added after version 1 shipped: optional on the wire.
+static bool s_optional_key(proto_type_t type, const msgpack_object *key)
+{
+    static const char *const keys[] = {"type", "exclude", "explain", "model_version", NULL};
+    if (type != PROTO_RECS_REQ && type != PROTO_RECS_REP)
+        return false;
+    for (size_t i = 0; keys[i]; i++)
+        if (key->via.str.size == strlen(keys[i]) &&
+            memcmp(key->via.str.ptr, keys[i], key->via.str.size) == 0)
+            return true;
+    return false;
+}
+
 Test(proto, reject_missing_key)
 {
     for (size_t i = 0; i < N_TYPES; i++) {
@@ -871,6 +901,9 @@ Test(proto, reject_missing_key)
         for (uint32_t k = 0; k < body->via.map.size; k++) {
             msgpack_object_kv *kv = body->via.map.ptr;
             msgpack_object_kv saved = kv[k];
+            if (s_optional_key(s_all_types[i], &saved.key))
+                continue; //  see recs_optional_fields_default
+
             char reason[64];
             snprintf(reason, sizeof reason, "missing key \"%.*s\"", (int)saved.key.via.str.size,
                      saved.key.via.str.ptr);
@@ -1002,10 +1035,10 @@ Test(proto, reject_wrong_value_types)
     tree_reject(&t, "items.video_id: not a string");
     pair->via.array.ptr[0] = s_obj_str("v");
     pair->via.array.size = 1;
-    tree_reject(&t, "items[2]: not a [video_id, score] pair");
+    tree_reject(&t, "items[2]: not a [video_id, score(, reason)] array");
     pair->via.array.size = 2;
     *pair = s_obj_str("v");
-    tree_reject(&t, "items[2]: not a [video_id, score] pair");
+    tree_reject(&t, "items[2]: not a [video_id, score(, reason)] array");
     tree_free(&t);
 
     //  non-finite scores cannot be shown to API clients
@@ -1436,4 +1469,133 @@ Test(proto, status_row_metrics_roundtrip)
     proto_msg_destroy(&back);
     proto_msg_destroy(&msg);
     free(data);
+}
+
+//  A sender that predates type/exclude/explain/model_version/reason (only
+//  the version 1 keys) still decodes, with the defaults.
+Test(proto, recs_optional_fields_default)
+{
+    proto_msg_t *msg = s_valid(PROTO_RECS_REQ);
+    msg->body.recs_req.type[0] = '\0';
+    msg->body.recs_req.explain = false;
+    msg->body.recs_req.exclude_count = 0;
+    char *data;
+    size_t size;
+    s_encode(msg, &data, &size);
+    proto_msg_destroy(&msg);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    cr_assert_eq(msgpack_unpack_next(&up, data, size, NULL), MSGPACK_UNPACK_SUCCESS);
+    cr_assert_eq(up.data.via.array.ptr[5].via.map.size, 2, "defaults are not sent");
+    msgpack_unpacked_destroy(&up);
+    char err[256];
+    msg = proto_decode(data, size, err, sizeof err);
+    cr_assert_not_null(msg, "%s", err);
+    cr_assert_str_empty(msg->body.recs_req.type);
+    cr_assert_not(msg->body.recs_req.explain);
+    cr_assert_eq(msg->body.recs_req.exclude_count, 0);
+    proto_msg_destroy(&msg);
+    free(data);
+
+    //  A version-1 reply: {user_id, source, model_id, items:[[id, score]]}.
+    craft_t c;
+    craft_init(&c);
+    msgpack_pack_array(&c.pk, 6);
+    msgpack_pack_uint32(&c.pk, PROTO_VERSION);
+    msgpack_pack_uint32(&c.pk, PROTO_RECS_REP);
+    msgpack_pack_str_with_body(&c.pk, "r", 1);
+    msgpack_pack_str_with_body(&c.pk, "", 0);
+    msgpack_pack_uint64(&c.pk, 0);
+    msgpack_pack_map(&c.pk, 4);
+    msgpack_pack_str_with_body(&c.pk, "user_id", 7);
+    msgpack_pack_str_with_body(&c.pk, "u", 1);
+    msgpack_pack_str_with_body(&c.pk, "source", 6);
+    msgpack_pack_str_with_body(&c.pk, "model", 5);
+    msgpack_pack_str_with_body(&c.pk, "model_id", 8);
+    msgpack_pack_str_with_body(&c.pk, "m", 1);
+    msgpack_pack_str_with_body(&c.pk, "items", 5);
+    msgpack_pack_array(&c.pk, 1);
+    msgpack_pack_array(&c.pk, 2);
+    msgpack_pack_str_with_body(&c.pk, "v", 1);
+    msgpack_pack_double(&c.pk, 1.5);
+    msg = craft_accept(&c);
+    cr_assert_str_empty(msg->body.recs_rep.type);
+    cr_assert_eq(msg->body.recs_rep.model_version, 0);
+    cr_assert_eq(msg->body.recs_rep.count, 1);
+    cr_assert_str_empty(msg->body.recs_rep.items[0].reason);
+    proto_msg_destroy(&msg);
+}
+
+Test(proto, reject_bad_recs_options)
+{
+    s_body_value_rejects(PROTO_RECS_REQ, "type", s_obj_str("fancy"), "type: unknown value");
+    s_body_value_rejects(PROTO_RECS_REQ, "type", s_obj_uint(1), "type: not a string");
+    s_body_value_rejects(PROTO_RECS_REQ, "explain", s_obj_uint(1), "explain");
+    s_body_value_rejects(PROTO_RECS_REQ, "exclude", s_obj_str("v7,v8"), "exclude: not an array");
+    s_body_value_rejects(PROTO_RECS_REP, "type", s_obj_str("fancy"), "type: unknown value");
+    s_body_value_rejects(PROTO_RECS_REP, "model_version", s_obj_int(-1), "model_version");
+    s_body_value_rejects(PROTO_RECS_REP, "model_version", s_obj_str("3"), "model_version");
+    s_body_value_accepts(PROTO_RECS_REQ, "type", s_obj_str(""));
+    s_body_value_accepts(PROTO_RECS_REQ, "type", s_obj_str("popularity"));
+
+    //  exclude elements: each a valid non-empty id.
+    tree_t t;
+    tree_of(&t, PROTO_RECS_REQ);
+    msgpack_object *ex = &map_kv(tree_env(&t, 5), "exclude")->val;
+    ex->via.array.ptr[1] = s_obj_str("");
+    tree_reject(&t, "exclude[1]: empty");
+    ex->via.array.ptr[1] = s_obj_uint(3);
+    tree_reject(&t, "exclude: not a string");
+    ex->via.array.ptr[1] = s_obj_str("has space");
+    tree_reject(&t, "exclude[1]: byte 0x20");
+    tree_free(&t);
+
+    //  Reasons: ids too; a fourth element is not an item.
+    tree_of(&t, PROTO_RECS_REP);
+    msgpack_object *item = &map_kv(tree_env(&t, 5), "items")->val.via.array.ptr[0];
+    cr_assert_eq(item->via.array.size, 3);
+    item->via.array.ptr[2] = s_obj_uint(1);
+    tree_reject(&t, "items.reason: not a string");
+    char long_id[PROTO_ID_MAX + 2];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    item->via.array.ptr[2] = s_obj_str(long_id);
+    tree_reject(&t, "items.reason: 65 bytes");
+    tree_free(&t);
+}
+
+//  exclude holds at most PROTO_EXCLUDE_MAX ids, on encode and on decode.
+Test(proto, recs_exclude_bounds)
+{
+    proto_msg_t *msg = s_valid(PROTO_RECS_REQ);
+    msg->body.recs_req.exclude_count = PROTO_EXCLUDE_MAX;
+    for (int i = 0; i < PROTO_EXCLUDE_MAX; i++)
+        snprintf(msg->body.recs_req.exclude[i], PROTO_ID_MAX + 1, "video-%d", i);
+    s_roundtrip(msg);
+    char *data = NULL;
+    size_t size = 0;
+    char err[256] = "";
+    msg->body.recs_req.exclude_count = PROTO_EXCLUDE_MAX + 1;
+    cr_assert_neq(proto_encode(msg, &data, &size, err, sizeof err), 0);
+    cr_assert(strstr(err, "exclude: 101 ids, at most 100"), "%s", err);
+    msg->body.recs_req.exclude_count = 1;
+    snprintf(msg->body.recs_req.type, sizeof msg->body.recs_req.type, "nope");
+    cr_assert_neq(proto_encode(msg, &data, &size, err, sizeof err), 0);
+    cr_assert(strstr(err, "type: unknown"), "%s", err);
+    proto_msg_destroy(&msg);
+
+    //  101 ids on the wire.
+    static msgpack_object ids[PROTO_EXCLUDE_MAX + 1];
+    for (int i = 0; i <= PROTO_EXCLUDE_MAX; i++)
+        ids[i] = s_obj_str("v");
+    msgpack_object arr = {.type = MSGPACK_OBJECT_ARRAY};
+    arr.via.array.ptr = ids;
+    arr.via.array.size = PROTO_EXCLUDE_MAX + 1;
+    s_body_value_rejects(PROTO_RECS_REQ, "exclude", arr, "exclude: 101 ids, at most 100");
+    arr.via.array.size = PROTO_EXCLUDE_MAX;
+    s_body_value_accepts(PROTO_RECS_REQ, "exclude", arr);
+    cr_assert(proto_recs_type_valid(""));
+    cr_assert(proto_recs_type_valid("collaborative"));
+    cr_assert_not(proto_recs_type_valid("Collaborative"));
+    cr_assert_not(proto_recs_type_valid(NULL));
 }

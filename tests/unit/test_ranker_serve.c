@@ -169,15 +169,38 @@ static void s_event(s_env_t *e, const char *user, const char *video, const char 
     cr_assert_geq(seen_set_record(e->seen, user, video, kind, weight), 0);
 }
 
-static void s_recommend(s_env_t *e, const char *user, uint32_t limit)
+//  A request with options: type ("" = default), explain, and a
+//  comma-separated exclude list (NULL = none).
+static void s_ask(s_env_t *e, const char *user, uint32_t limit, const char *type, bool explain,
+                  const char *exclude)
 {
     ranker_serve_inputs_t in = {.models = e->models,
                                 .history = e->history,
                                 .seen = e->seen,
                                 .retired = e->retired,
                                 .popular = e->popular};
-    cr_assert_eq(ranker_serve_recommend(e->serve, &in, user, limit, &e->rep), 0);
+    proto_recs_req_t *req = calloc(1, sizeof *req);
+    cr_assert_not_null(req);
+    snprintf(req->user_id, sizeof req->user_id, "%s", user);
+    snprintf(req->type, sizeof req->type, "%s", type);
+    req->limit = limit;
+    req->explain = explain;
+    for (const char *p = exclude; p && *p;) {
+        size_t n = strcspn(p, ",");
+        snprintf(req->exclude[req->exclude_count++], PROTO_ID_MAX + 1, "%.*s", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+    cr_assert_eq(ranker_serve_recommend(e->serve, &in, req, &e->rep), 0);
+    free(req);
     cr_assert_str_eq(e->rep.source, "model");
+    if (!explain)
+        for (uint32_t i = 0; i < e->rep.count; i++)
+            cr_assert_str_empty(e->rep.items[i].reason, "no reasons unless asked");
+}
+
+static void s_recommend(s_env_t *e, const char *user, uint32_t limit)
+{
+    s_ask(e, user, limit, "", false, NULL);
 }
 
 static bool s_listed(const proto_recs_rep_t *rep, const char *video)
@@ -355,5 +378,125 @@ Test(ranker_serve, previous_version_stays_loaded_after_a_swap)
     s_install(e.models, "collaborative", "als-2");
     s_recommend(&e, "u", 2);
     cr_assert_str_eq(e.rep.model_id, "als-2", "the next request sees the new version");
+    s_env_destroy(&e);
+}
+
+//  Every type loaded: each requested type answers as itself, with its
+//  registry version; the default is hybrid.
+Test(ranker_serve, the_requested_type_serves_first)
+{
+    s_env_t e = s_env();
+    for (int t = 0; t < RANKER_MODELS_TYPES; t++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s-1", ranker_models_types[t]);
+        s_install(e.models, ranker_models_types[t], id);
+    }
+    s_event(&e, "u", "v0", "watch", 1.0);
+    for (int t = 0; t < RANKER_MODELS_TYPES; t++) {
+        s_ask(&e, "u", 3, ranker_models_types[t], false, NULL);
+        cr_assert_str_eq(e.rep.type, ranker_models_types[t]);
+        cr_assert_eq(e.rep.model_version, 1);
+        char id[32];
+        snprintf(id, sizeof id, "%s-1", ranker_models_types[t]);
+        cr_assert_str_eq(e.rep.model_id, id);
+        cr_assert_not(s_listed(&e.rep, "v0"), "seen");
+    }
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.type, "hybrid", "the default");
+    s_env_destroy(&e);
+}
+
+//  A type with no bundle falls back down the chain, and the reply says
+//  which type served; popularity asked for never gets a personal model.
+Test(ranker_serve, a_missing_type_falls_back_and_says_so)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "collaborative", "als-1");
+    s_event(&e, "u", "v0", "watch", 1.0);
+    s_ask(&e, "u", 3, "content", false, NULL);
+    cr_assert_str_eq(e.rep.type, "collaborative");
+    cr_assert_str_eq(e.rep.model_id, "als-1");
+    s_ask(&e, "u", 3, "popularity", false, NULL);
+    cr_assert_str_eq(e.rep.type, "popularity", "the list, not ALS");
+    cr_assert_str_eq(e.rep.model_id, "popularity");
+    cr_assert_eq(e.rep.model_version, 0);
+    cr_assert_str_eq(e.rep.items[0].video_id, "p1");
+    s_env_destroy(&e);
+}
+
+//  Excluded ids never come back, from the model or from the top-up list.
+Test(ranker_serve, excluded_ids_are_never_returned)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "collaborative", "als-1");
+    s_event(&e, "u", "v0", "watch", 1.0);
+    s_ask(&e, "u", 3, "collaborative", false, "v1,zzz");
+    cr_assert_eq(e.rep.count, 3);
+    cr_assert_not(s_listed(&e.rep, "v1"));
+    cr_assert_str_eq(e.rep.items[0].video_id, "v2", "v1 would have been first");
+    //  The list's top-up honours it too: every model video but two excluded.
+    s_ask(&e, "u", 10, "collaborative", false, "v1,v2,v3,p1");
+    for (const char *x = "v1\0v2\0v3\0p1\0"; *x; x += strlen(x) + 1)
+        cr_assert_not(s_listed(&e.rep, x), "%s excluded", x);
+    cr_assert(s_listed(&e.rep, "p2"));
+    //  And the list itself, for a cold user.
+    s_ask(&e, "cold", 2, "", false, "p1");
+    cr_assert_str_eq(e.rep.type, "popularity");
+    cr_assert_str_eq(e.rep.items[0].video_id, "v0");
+    s_env_destroy(&e);
+}
+
+static const char *s_reason(const proto_recs_rep_t *rep, const char *video)
+{
+    for (uint32_t i = 0; i < rep->count; i++)
+        if (strcmp(rep->items[i].video_id, video) == 0)
+            return rep->items[i].reason;
+    cr_assert_fail("%s not listed", video);
+    return NULL;
+}
+
+//  ALS: the history video with the largest factor dot product.
+Test(ranker_serve, explain_collaborative_by_factors)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "collaborative", "als-1");
+    s_event(&e, "u", "v0", "watch", 1.0); //  factor 0
+    s_event(&e, "u", "v3", "watch", 1.0); //  factor 1
+    s_ask(&e, "u", 4, "collaborative", true, NULL);
+    cr_assert_str_eq(s_reason(&e.rep, "v1"), "v0");
+    cr_assert_str_eq(s_reason(&e.rep, "v4"), "v3");
+    //  A history the model does not know explains nothing.
+    s_event(&e, "x", "unknown-video", "watch", 1.0);
+    s_ask(&e, "x", 2, "collaborative", true, NULL);
+    for (uint32_t i = 0; i < e.rep.count; i++)
+        cr_assert_str_empty(e.rep.items[i].reason);
+    s_env_destroy(&e);
+}
+
+//  Content: the most similar history video by the neighbour tables, which
+//  may differ from the ALS answer; hybrid prefers the neighbour link and
+//  falls back to factors for a video no history video is a neighbour of.
+Test(ranker_serve, explain_content_and_hybrid_by_similarity)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "content", "content-1");
+    s_install(e.models, "hybrid", "hyb-1");
+    s_event(&e, "u", "v1", "watch", 1.0);
+    s_event(&e, "u", "v2", "watch", 1.0);
+    s_ask(&e, "u", 2, "content", true, NULL);
+    cr_assert_str_eq(e.rep.type, "content");
+    //  v0: 0.9 to v1, 0.5 to v2. (ALS would say v1 too; v2's dot with v0 is 0.8.)
+    cr_assert_str_eq(s_reason(&e.rep, "v0"), "v1");
+    s_ask(&e, "u", 4, "hybrid", true, NULL);
+    cr_assert_str_eq(e.rep.type, "hybrid");
+    cr_assert_str_eq(s_reason(&e.rep, "v0"), "v1");
+    //  v5 has no neighbour: explained by factors, by a history video.
+    const char *r5 = s_reason(&e.rep, "v5");
+    cr_assert(strcmp(r5, "v1") == 0 || strcmp(r5, "v2") == 0, "%s", r5);
+    //  The popularity type explains nothing.
+    s_install(e.models, "popularity", "pop-1");
+    s_ask(&e, "u", 3, "popularity", true, NULL);
+    for (uint32_t i = 0; i < e.rep.count; i++)
+        cr_assert_str_empty(e.rep.items[i].reason);
     s_env_destroy(&e);
 }
