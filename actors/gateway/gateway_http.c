@@ -2,6 +2,7 @@
 #include "gateway_http.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -36,6 +37,16 @@ struct gateway_http_t {
     bool quiesced;
     bool debug; //  log every request (cfg log level is debug)
 };
+
+static const char *s_types[4] = {"hybrid", "collaborative", "content", "popularity"};
+
+static int s_type_index(const char *type)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(type, s_types[i]) == 0)
+            return i;
+    return 0; //  "" is the default, hybrid
+}
 
 //  One answer being put together by a handler.
 typedef struct {
@@ -148,6 +159,31 @@ static int s_recs_params(struct MHD_Connection *conn, const char *url, proto_rec
     return 0;
 }
 
+//  A cached answer for user/variant, re-stamped for this request: source
+//  "cache", this request's id. Returns a body the caller owns, or NULL on
+//  a miss (or a cached body that no longer parses: treated as a miss).
+static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *variant,
+                         const char *request_id)
+{
+    size_t len = 0;
+    gateway_cache_level_t level;
+    char *cached = gateway_cache_get_user(self->deps.cache, user_id, variant, &len, &level);
+    if (!cached)
+        return NULL;
+    json_t *doc = json_loadb(cached, len, 0, NULL);
+    free(cached);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return NULL;
+    }
+    json_object_set_new(doc, "source", json_string("cache"));
+    if (request_id)
+        json_object_set_new(doc, "request_id", json_string(request_id));
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return body;
+}
+
 static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
                           const char *user_id, const char *request_id, reply_t *reply)
 {
@@ -168,6 +204,28 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
     if (s_recs_params(conn, url, q, reply) != 0) {
         proto_msg_destroy(&query);
         return;
+    }
+
+    //  The cache holds rendered answers per user and variant: everything
+    //  that changes the list, including the model that computed it. Lists
+    //  are looked up under the model the ranker serves for the type, which
+    //  is forgotten as soon as the registry's active model changes
+    //  (gateway_state.h), so a swap or a rollback is not hidden behind the
+    //  cache. A hit is re-stamped as source "cache" with this request's id.
+    int type_index = s_type_index(q->type);
+    const char *exclude = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "exclude");
+    char variant[256] = "", model[PROTO_ID_MAX + 1];
+    gateway_state_served_model(self->deps.state, s_types[type_index], model, sizeof model);
+    if (self->deps.cache && model[0] &&
+        gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
+                              q->explain, exclude, model) == 0) {
+        char *hit = s_cache_hit(self, user_id, variant, request_id);
+        if (hit) {
+            gateway_metrics_count_source(self->deps.metrics, "cache");
+            proto_msg_destroy(&query);
+            s_reply_owned(reply, 200, JSON_CONTENT_TYPE, hit, strlen(hit));
+            return;
+        }
     }
 
     proto_msg_t *answer = NULL;
@@ -199,6 +257,18 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
                                     .generated_at_ms = proto_now_ms(),
                                     .request_id = request_id};
         body = gateway_recs_render_meta(user_id, items, count, &meta, &len);
+        //  Only a model's list of the type asked for is kept: a fallback
+        //  (another type, the popularity list) must not outlive the reason
+        //  for it, and popularity answers are cheap anyway.
+        if (body && self->deps.cache && strcmp(rep->source, "model") == 0 && rep->model_id[0] &&
+            strcmp(rep->type, s_types[type_index]) == 0) {
+            if (strcmp(rep->model_id, model) != 0)
+                gateway_state_set_served_model(self->deps.state, s_types[type_index],
+                                               rep->model_id);
+            if (gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
+                                      q->explain, exclude, rep->model_id) == 0)
+                gateway_cache_set_user(self->deps.cache, user_id, variant, body, len);
+        }
     } else {
         uint64_t suppressed = 0;
         if (gateway_ranker_warn_due(self->deps.ranker, RANKER_WARN_INTERVAL_MS, &suppressed))
@@ -294,7 +364,8 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
     }
     case GATEWAY_ROUTE_METRICS: {
         size_t len = 0;
-        char *body = gateway_state_render_metrics(self->deps.state, self->deps.metrics, &len);
+        char *body = gateway_state_render_metrics(self->deps.state, self->deps.metrics,
+                                                  self->deps.cache, &len);
         s_reply_owned(reply, 200, GATEWAY_METRICS_CONTENT_TYPE, body, len);
         break;
     }

@@ -12,6 +12,7 @@
 
 #include "redis_conn.h"
 #include "log.h"
+#include "model_registry.h"
 #include "pg_conn.h"
 #include "popular_list.h"
 
@@ -101,6 +102,30 @@ static void s_reload_popular(gateway_probe_t *self)
     log_debug("popularity copy reloaded: %zu items", size);
 }
 
+//  The registry's active model per type: when it changes, the cache stops
+//  serving the lists of the model it trusted (gateway_state.h). On a
+//  failed query the last values stay (the next popularity reload
+//  reconnects).
+static void s_reload_active(gateway_probe_t *self)
+{
+    static const char *types[4] = {"hybrid", "collaborative", "content", "popularity"};
+    if (!self->conn)
+        return;
+    for (int i = 0; i < 4; i++) {
+        model_registry_active_t active;
+        char err[256];
+        int rc = model_registry_active(self->conn, types[i], &active, err, sizeof err);
+        if (rc == MODEL_REGISTRY_OK)
+            gateway_state_set_registry_model(self->state, types[i], active.model_id);
+        else if (rc == MODEL_REGISTRY_NOT_FOUND)
+            gateway_state_set_registry_model(self->state, types[i], "");
+        else {
+            log_debug("active models not refreshed: %s", err);
+            return;
+        }
+    }
+}
+
 //  Sleeps until deadline_ms (monotonic) or until stopped. Returns true if
 //  stopped.
 static bool s_sleep_until(gateway_probe_t *self, uint64_t deadline_ms)
@@ -140,6 +165,7 @@ static void *s_run(void *arg)
         }
         if (now >= next_check) {
             s_check_deps(self);
+            s_reload_active(self);
             next_check = s_now_ms() + (uint64_t)self->cfg->readiness_interval_ms;
         }
         uint64_t next = next_check < next_popular ? next_check : next_popular;

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ struct gateway_state_t {
     atomic_uint_fast64_t in_flight;
     atomic_uint_fast64_t handled;
     atomic_bool stopping;
+    char served_model[4][40];   //  under lock, by s_type_slot
+    char registry_model[4][40]; //  under lock
 };
 
 static const char s_starting[] = "{\"ready\":false,\"checks\":{\"startup\":"
@@ -169,18 +172,28 @@ void gateway_state_set_actor_metrics(gateway_state_t *self, char **text_p)
     free(old);
 }
 
-char *gateway_state_render_metrics(gateway_state_t *self, gateway_metrics_t *metrics, size_t *len)
+char *gateway_state_render_metrics(gateway_state_t *self, gateway_metrics_t *metrics,
+                                   gateway_cache_t *cache, size_t *len)
 {
-    //  Copy the actor section out first: rendering under the lock would make
-    //  the main loop wait on a slow scrape.
-    pthread_mutex_lock(&self->lock);
-    char *actors = self->actor_metrics ? strdup(self->actor_metrics) : NULL;
-    bool failed = self->actor_metrics && !actors;
-    pthread_mutex_unlock(&self->lock);
-    if (failed)
+    //  The extra section: the cache's series, then the actors' (copied out
+    //  under the lock first: rendering under it would make the main loop
+    //  wait on a slow scrape).
+    char *extra = NULL;
+    size_t extra_len = 0;
+    FILE *out = open_memstream(&extra, &extra_len);
+    if (!out)
         return NULL;
-    char *text = gateway_metrics_render(metrics, gateway_state_in_flight(self), actors, len);
-    free(actors);
+    int rc = cache ? gateway_cache_metrics_write(cache, out) : 0;
+    pthread_mutex_lock(&self->lock);
+    if (rc == 0 && self->actor_metrics && fputs(self->actor_metrics, out) == EOF)
+        rc = -1;
+    pthread_mutex_unlock(&self->lock);
+    if (fclose(out) != 0 || rc != 0) {
+        free(extra);
+        return NULL;
+    }
+    char *text = gateway_metrics_render(metrics, gateway_state_in_flight(self), extra, len);
+    free(extra);
     return text;
 }
 
@@ -232,4 +245,46 @@ void gateway_state_set_stopping(gateway_state_t *self)
 bool gateway_state_stopping(gateway_state_t *self)
 {
     return atomic_load_explicit(&self->stopping, memory_order_relaxed);
+}
+
+static int s_type_slot(const char *type)
+{
+    static const char *types[4] = {"hybrid", "collaborative", "content", "popularity"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(type, types[i]) == 0)
+            return i;
+    return -1;
+}
+
+void gateway_state_served_model(gateway_state_t *self, const char *type, char *out, size_t outlen)
+{
+    int slot = s_type_slot(type);
+    pthread_mutex_lock(&self->lock);
+    snprintf(out, outlen, "%s", slot >= 0 ? self->served_model[slot] : "");
+    pthread_mutex_unlock(&self->lock);
+}
+
+void gateway_state_set_served_model(gateway_state_t *self, const char *type, const char *model_id)
+{
+    int slot = s_type_slot(type);
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&self->lock);
+    snprintf(self->served_model[slot], sizeof self->served_model[slot], "%s",
+             model_id ? model_id : "");
+    pthread_mutex_unlock(&self->lock);
+}
+
+void gateway_state_set_registry_model(gateway_state_t *self, const char *type, const char *model_id)
+{
+    int slot = s_type_slot(type);
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&self->lock);
+    if (strcmp(self->registry_model[slot], model_id ? model_id : "") != 0) {
+        snprintf(self->registry_model[slot], sizeof self->registry_model[slot], "%s",
+                 model_id ? model_id : "");
+        self->served_model[slot][0] = '\0';
+    }
+    pthread_mutex_unlock(&self->lock);
 }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gateway_cache.h"
 #include "gateway_health.h"
 #include "gateway_metrics.h"
 #include "popular_list.h"
@@ -74,9 +75,23 @@ char *gateway_state_ready(gateway_state_t *self, int *http_status, size_t *len);
 //  (NULL text clears it).
 void gateway_state_set_actor_metrics(gateway_state_t *self, char **text_p);
 
+//  Which model's lists the cache may serve, per recommendation type
+//  (hybrid, collaborative, content, popularity). The served model comes
+//  from the ranker's answers (what it really serves: it may have refused
+//  a corrupt activation); the registry's active model, refreshed by the
+//  probe thread, only tells when to stop trusting it: when the registry
+//  changes, the served model is forgotten until the ranker's next answer
+//  names one. So a swap or a rollback is not hidden behind the cache's
+//  TTL. "" = unknown: no cache lookup. Thread-safe.
+void gateway_state_served_model(gateway_state_t *self, const char *type, char *out, size_t outlen);
+void gateway_state_set_served_model(gateway_state_t *self, const char *type, const char *model_id);
+void gateway_state_set_registry_model(gateway_state_t *self, const char *type,
+                                      const char *model_id);
+
 //  Renders the full /metrics text through gateway_metrics_render with the
 //  actor section appended; caller frees the result. NULL on failure.
-char *gateway_state_render_metrics(gateway_state_t *self, gateway_metrics_t *metrics, size_t *len);
+char *gateway_state_render_metrics(gateway_state_t *self, gateway_metrics_t *metrics,
+                                   gateway_cache_t *cache, size_t *len);
 
 //  In-flight requests (the queue depth reported to the supervisor).
 void gateway_state_enter(gateway_state_t *self);

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "actor_link.h"
+#include "event_sender.h"
 #include "log.h"
 #include "pg_conn.h"
 #include "popular_list.h"
@@ -63,6 +64,7 @@ typedef struct {
     actor_link_t *link;
     zsock_t *frontend;         //  ROUTER, requests from gateways
     zsock_t *notices;          //  SUB to every event-ingestor: stored interactions
+    event_sender_t *events;    //  RecommendationsRefreshed, through the publisher
     seen_set_t *seen;          //  what each user has consumed: never recommended
     ranker_history_t *history; //  each user's latest events, for scoring
     ranker_models_t *models;   //  active and previous bundle per type
@@ -190,6 +192,13 @@ static void s_update_metrics(self_t *self)
              "Interactions folded in from ingestors.");
     s_add(&t, "recsd_ranker_interaction_notices_total{actor=\"%s\"} %llu\n", a,
           (unsigned long long)self->notices_folded);
+    s_family(&t, "recsd_ranker_refreshed_events_total", "counter",
+             "RecommendationsRefreshed events handed to the publisher, or dropped (queue full, "
+             "no publisher).");
+    s_add(&t, "recsd_ranker_refreshed_events_total{actor=\"%s\",result=\"sent\"} %llu\n", a,
+          (unsigned long long)(self->events ? event_sender_sent(self->events) : 0));
+    s_add(&t, "recsd_ranker_refreshed_events_total{actor=\"%s\",result=\"dropped\"} %llu\n", a,
+          (unsigned long long)(self->events ? event_sender_dropped(self->events) : 0));
     s_family(&t, "recsd_ranker_popular_items", "gauge", "Items in the ranker's popularity list.");
     s_add(&t, "recsd_ranker_popular_items{actor=\"%s\"} %zu\n", a,
           popular_list_size(self->popular));
@@ -422,6 +431,13 @@ static void s_handle_request(self_t *self)
         if (reply && proto_send(self->frontend, identity, reply) != 0)
             log_write(LOG_LEVEL_DEBUG, req->header.request_id, "reply undeliverable: %s",
                       zmq_strerror(errno));
+        //  Every list computed here is fresh (cache hits never reach the
+        //  ranker). After the reply, so it adds nothing to its latency; a
+        //  full queue or no publisher drops it (counted), never blocks.
+        if (reply && reply->header.type == PROTO_RECS_REP && self->events)
+            event_sender_recommendations_refreshed(
+                self->events, reply->body.recs_rep.user_id, reply->body.recs_rep.items,
+                reply->body.recs_rep.count, reply->body.recs_rep.model_id, proto_now_ms());
         proto_msg_destroy(&reply);
         proto_msg_destroy(&req);
         zframe_destroy(&identity);
@@ -494,6 +510,11 @@ static int s_setup(self_t *self)
     }
     //  Notices from every event-ingestor this pod runs (none in a worker
     //  pod). SUB connects: the ingestors bind, and come and go by restart.
+    //  Optional: without a publisher the events are dropped and counted.
+    char why[256];
+    self->events = event_sender_new(self->cfg, why, sizeof why);
+    if (!self->events)
+        log_warn("RecommendationsRefreshed events off: %s", why);
     self->notices = zsock_new(ZMQ_SUB);
     if (!self->notices)
         return -1;
@@ -580,6 +601,7 @@ done:
     ranker_loader_destroy(&self.loader);
     zsock_destroy(&self.frontend);
     zsock_destroy(&self.notices);
+    event_sender_destroy(&self.events);
     seen_set_destroy(&self.seen);
     ranker_history_destroy(&self.history);
     ranker_models_destroy(&self.models);
