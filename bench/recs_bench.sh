@@ -43,11 +43,12 @@ trap cleanup EXIT
 
 cat >"$work/miss.lua" <<'LUA'
 -- A random user and a random excluded video per request: always a miss.
-math.randomseed(os.time())
+-- Each wrk thread seeds its own generator (setup numbers them), else both
+-- threads would send the same sequence and hit each other's entries.
 request = function()
   local u = math.random(0, 9999)
   local x = math.random(0, 999999999)
-  return wrk.format("GET", "/api/v1/recs/u" .. u .. "?limit=10&exclude=x" .. x)
+  return wrk.format("GET", "/api/v1/recs/u" .. u .. "?type=collaborative&limit=10&exclude=x" .. x)
 end
 LUA
 
@@ -63,16 +64,57 @@ run() { # name url [script]
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   p999=$(awk '/^p99.9/ {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-  printf '%-40s %10s %9s %9s %9s  %s\n' "$1" "$rps" "$p50" "$p99" "${p999:--}" "$errs"
+  local sources
+  sources=$(awk '/^sources/ {print $2 " answers, " $4 " cache, " $7 " fallback"}' <<<"$out")
+  [[ "$1" == nginx* ]] && sources=""
+  printf '%-40s %10s %9s %9s %9s  %s %s\n' "$1" "$rps" "$p50" "$p99" "${p999:--}" "$sources" "$errs"
 }
 cat >>"$work/miss.lua" <<'LUA'
+threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+  thread:set("seed", #threads)
+end
+init = function(args)
+  fallbacks = 0; hits = 0; responses = 0
+  math.randomseed(os.time() * 100 + seed)
+end
+response = function(status, headers, body)
+  responses = responses + 1
+  if body:find('"source":"fallback"', 1, true) then fallbacks = fallbacks + 1 end
+  if body:find('"source":"cache"', 1, true) then hits = hits + 1 end
+end
 done = function(summary, latency, requests)
+  local f, h, n = 0, 0, 0
+  for _, t in ipairs(threads) do
+    f = f + t:get("fallbacks"); h = h + t:get("hits"); n = n + t:get("responses")
+  end
   io.write(string.format("p99.9 %.2fms\n", latency:percentile(99.9) / 1000))
+  io.write(string.format("sources %d responses, %d from cache, %d fallback\n", n, h, f))
 end
 LUA
 cat >"$work/hit.lua" <<'LUA'
+threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+  thread:set("seed", #threads)
+end
+init = function(args)
+  fallbacks = 0; hits = 0; responses = 0
+  math.randomseed(os.time() * 100 + seed)
+end
+response = function(status, headers, body)
+  responses = responses + 1
+  if body:find('"source":"fallback"', 1, true) then fallbacks = fallbacks + 1 end
+  if body:find('"source":"cache"', 1, true) then hits = hits + 1 end
+end
 done = function(summary, latency, requests)
+  local f, h, n = 0, 0, 0
+  for _, t in ipairs(threads) do
+    f = f + t:get("fallbacks"); h = h + t:get("hits"); n = n + t:get("responses")
+  end
   io.write(string.format("p99.9 %.2fms\n", latency:percentile(99.9) / 1000))
+  io.write(string.format("sources %d responses, %d from cache, %d fallback\n", n, h, f))
 end
 LUA
 
@@ -89,15 +131,16 @@ for n in $sizes; do
     RECSD_ACTORS=ranker:$rankers,http-gateway RECSD_TRAIN_INTERVAL_S=0 \
     "$bin" run 2>"$work/recsd-$n.log" &
   sup_pid=$!
+  url="http://127.0.0.1:$port/api/v1/recs/u1?type=collaborative&limit=10"
   for _ in $(seq 600); do
-    curl -fs "http://127.0.0.1:$port/api/v1/recs/u1" 2>/dev/null | grep -q '"source":"model"' && break; sleep 0.1
+    curl -fs "$url" 2>/dev/null | grep -q '"source":"model"' && break; sleep 0.1
   done
-  curl -fs "http://127.0.0.1:$port/api/v1/recs/u1" >"$work/recs.json"
-  grep -q '"source":"model"' "$work/recs.json" || echo "warning: $n videos: the answer is not from the model" >&2
-  curl -fs "http://127.0.0.1:$port/api/v1/recs/u1" >/dev/null # now cached
+  curl -fs "$url" >"$work/recs.json"
+  grep -Eq '"source":"(model|cache)"' "$work/recs.json" || echo "warning: $n videos: the answer is not from the model" >&2
+  curl -fs "$url" >/dev/null # now cached
   [ "$n" = "$(echo "$sizes" | awk '{print $1}')" ] &&
-    run "(a) cache hit (same user)" "http://127.0.0.1:$port/api/v1/recs/u1" "$work/hit.lua"
-  run "(b) miss, $n videos, 64 factors" "http://127.0.0.1:$port/api/v1/recs/u1" "$work/miss.lua"
+    run "(a) cache hit (same user)" "$url" "$work/hit.lua"
+  run "(b) miss, $n videos, 64 factors" "$url" "$work/miss.lua"
   stop_recsd; drop_db
 done
 
