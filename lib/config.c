@@ -222,6 +222,7 @@ static void s_defaults(config_t *cfg)
     cfg->holdout_fraction = 0.2;
     cfg->quality_tolerance = 0.02;
     strcpy(cfg->s3_region, "us-east-1");
+    cfg->ann_min_videos = 50000; //  bench/scoring_bench: brute force wins below
     cfg->cache_l1_entries = 10000;
     cfg->cache_l1_ttl_ms = 60000;
     cfg->cache_ttl_s = 3600;
@@ -306,6 +307,7 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_str("AWS_ACCESS_KEY_ID", cfg->s3_access_key, sizeof cfg->s3_access_key, err, errlen) ||
         s_str("AWS_SECRET_ACCESS_KEY", cfg->s3_secret_key, sizeof cfg->s3_secret_key, err,
               errlen) ||
+        s_int("RECSD_ANN_MIN_VIDEOS", 0, 100000000, &cfg->ann_min_videos, err, errlen) ||
         s_int("RECSD_CACHE_L1_ENTRIES", 16, 10000000, &cfg->cache_l1_entries, err, errlen) ||
         s_int("RECSD_CACHE_L1_TTL_MS", 1, 86400000, &cfg->cache_l1_ttl_ms, err, errlen) ||
         s_int("RECSD_CACHE_TTL_S", 1, 86400 * 30, &cfg->cache_ttl_s, err, errlen) ||

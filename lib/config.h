@@ -100,6 +100,9 @@ typedef struct {
     char s3_access_key[128];
     char s3_secret_key[128];
 
+    //  Serving (ranker)
+    int ann_min_videos; //  collaborative catalogues this large are served through FAISS; 0 = never
+
     //  Recommendation cache (gateway)
     int cache_l1_entries;       //  in-process entries per gateway; 0 = off
     int cache_l1_ttl_ms;        //  short: other replicas cannot evict it

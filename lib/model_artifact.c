@@ -20,6 +20,8 @@ struct model_bundle_t {
     prior_scorer_t content;
     hybrid_t hybrid;
     scorer_t scorer;
+    faiss_index_t *ann; //  optional, model_bundle_build_ann
+    int ann_nprobe;
 };
 
 static int s_fail(char *err, size_t errlen, const char *what)
@@ -361,6 +363,7 @@ void model_bundle_destroy(model_bundle_t **self_p)
         return;
     model_bundle_t *b = *self_p;
     free(b->popularity.segment_names);
+    faiss_index_destroy(&b->ann);
     zhashx_destroy(&b->video_index);
     free(b->meta);
     artifact_destroy(&b->artifact);
@@ -409,4 +412,63 @@ int32_t model_bundle_video_index(const model_bundle_t *self, const char *video_i
 const popularity_model_t *model_bundle_popularity(const model_bundle_t *self)
 {
     return s_is(self->type, "popularity") ? &self->popularity : NULL;
+}
+
+const als_model_t *model_bundle_als(const model_bundle_t *self)
+{
+    return s_is(self->type, "collaborative") || s_is(self->type, "hybrid") ? &self->als : NULL;
+}
+
+int model_bundle_build_ann(model_bundle_t *self, char *err, size_t errlen)
+{
+    if (!s_is(self->type, "collaborative") || self->als.n_items <= 0)
+        return s_fail(err, errlen, "an ANN index needs a collaborative model with videos");
+    int64_t n = self->als.n_items;
+    int64_t nlist = 1;
+    while (nlist * nlist < 4 * n) //  nlist ~ 2 sqrt(n), a power of two
+        nlist *= 2;
+    if (nlist > n)
+        nlist = n;
+    char factory[64];
+    snprintf(factory, sizeof factory, "IVF%lld,Flat", (long long)nlist);
+    faiss_index_t *index = faiss_index_new(self->als.factors, factory, 1, err, errlen);
+    if (!index)
+        return -1;
+    //  Training on every vector of a large catalogue is wasted time: a
+    //  strided sample of 64 per list is what k-means needs.
+    int64_t sample = nlist * 64 < n ? nlist * 64 : n;
+    int64_t stride = n / sample;
+    float *train = NULL;
+    const float *vectors = self->als.item_factors;
+    if (stride > 1) {
+        train = malloc((size_t)sample * (size_t)self->als.factors * sizeof *train);
+        if (!train) {
+            faiss_index_destroy(&index);
+            return s_fail(err, errlen, "out of memory");
+        }
+        for (int64_t i = 0; i < sample; i++)
+            memcpy(train + i * self->als.factors, vectors + i * stride * self->als.factors,
+                   (size_t)self->als.factors * sizeof *train);
+    }
+    int rc = faiss_index_train(index, train ? train : vectors, sample, err, errlen) ||
+             faiss_index_add(index, vectors, n, err, errlen);
+    free(train);
+    if (rc != 0) {
+        faiss_index_destroy(&index);
+        return -1;
+    }
+    faiss_index_destroy(&self->ann);
+    self->ann = index;
+    self->ann_nprobe = (int)(nlist / 64 > 16 ? nlist / 64 : 16);
+    return 0;
+}
+
+const faiss_index_t *model_bundle_ann(const model_bundle_t *self)
+{
+    return self->ann;
+}
+
+int model_bundle_ann_nprobe(const model_bundle_t *self)
+{
+    return self->ann_nprobe;
 }

@@ -26,6 +26,7 @@
 
 #include "als.h"
 #include "ease.h"
+#include "faiss_index.h"
 #include "hybrid.h"
 #include "item_neighbours.h"
 #include "popularity_model.h"
@@ -81,6 +82,27 @@ const char *model_bundle_video_id(const model_bundle_t *self, int32_t index);
 //  Index of a video id in this model, or -1 if the model does not know it.
 //  Thread-safe (read-only hash built at open).
 int32_t model_bundle_video_index(const model_bundle_t *self, const char *video_id);
+
+//  The ALS model of a collaborative or hybrid bundle (a view over the
+//  mapping), else NULL. Borrowed.
+const als_model_t *model_bundle_als(const model_bundle_t *self);
+
+//  Builds an approximate nearest-neighbour index (FAISS IVF, inner
+//  product) over the item factors of a collaborative bundle, so that the
+//  ranker can take the top of a catalogue too large to score in full
+//  (bench/scoring_bench: brute force loses from ~50,000 videos). nlist is
+//  the power of two nearest 2 sqrt(n), trained on at most 64 vectors per
+//  list; searches probe max(16, nlist / 64) lists (recall@10 about 0.99 on
+//  the benchmark's data). Takes seconds for a million videos: call it
+//  where that does not block serving (the ranker's loader thread). Returns
+//  0, or -1 with the reason in err (not collaborative, FAISS failed).
+int model_bundle_build_ann(model_bundle_t *self, char *err, size_t errlen);
+
+//  The index built above, or NULL. Borrowed; searches are thread-safe.
+const faiss_index_t *model_bundle_ann(const model_bundle_t *self);
+
+//  Lists the ANN index probes per search (see model_bundle_build_ann).
+int model_bundle_ann_nprobe(const model_bundle_t *self);
 
 //  The popularity model of a popularity bundle (for segment lists), else
 //  NULL. Borrowed.

@@ -161,6 +161,20 @@ static void s_load(s_thread_t *self, int t, const model_registry_active_t *activ
                  model_bundle_type(bundle), type);
         model_bundle_destroy(&bundle);
     }
+    //  A catalogue too large to score in full gets its ANN index here, off
+    //  the serving loop; without one (FAISS failed) it is scored in full.
+    int ann_min = sh->opts.cfg->ann_min_videos;
+    if (bundle && ann_min > 0 && strcmp(type, "collaborative") == 0 &&
+        model_bundle_videos(bundle) >= ann_min) {
+        int64_t ann_started = zclock_mono();
+        char why[256];
+        if (model_bundle_build_ann(bundle, why, sizeof why) != 0)
+            log_warn("%s model %s: no ANN index, scoring in full: %s", type, active->model_id, why);
+        else
+            log_info("%s model %s: ANN index over %d videos built in %lld ms", type,
+                     active->model_id, model_bundle_videos(bundle),
+                     (long long)(zclock_mono() - ann_started));
+    }
     ranker_load_result_t *result = calloc(1, sizeof *result);
     if (!result) {
         log_error("%s model %s: out of memory", type, active->model_id);

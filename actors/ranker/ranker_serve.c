@@ -163,6 +163,50 @@ static void s_explain(ranker_serve_t *self, const model_bundle_t *b, const user_
     }
 }
 
+//  The most the ANN path asks FAISS for: beyond it the user's seen and
+//  excluded videos would crowd out the list and the full scan is better.
+#define S_ANN_MAX_K 4096
+
+//  A large collaborative catalogue (model_bundle_build_ann): the user's
+//  vector by fold-in, the nearest items by inner product from the IVF
+//  index, then the same filters as the full scan. Returns 0 with rep
+//  filled, 1 when the index cannot give enough (the caller scans in full),
+//  -1 on error.
+static int s_score_ann(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                       const model_bundle_t *b, const user_history_t *h, int32_t n_seen,
+                       const proto_recs_req_t *req, proto_recs_rep_t *rep)
+{
+    const als_model_t *als = model_bundle_als(b);
+    int32_t n = model_bundle_videos(b);
+    int64_t k = (int64_t)req->limit + req->exclude_count + n_seen + S_SLACK;
+    if (!als || k > S_ANN_MAX_K || k > n)
+        return 1;
+    float vec[ALS_MAX_FACTORS];
+    if (als_fold_in(als, h, vec) != 0)
+        return -1;
+    int64_t ids[S_ANN_MAX_K];
+    float scores[S_ANN_MAX_K];
+    faiss_search_params_t params = {.nprobe = model_bundle_ann_nprobe(b)};
+    char err[256];
+    int32_t got = faiss_index_search(model_bundle_ann(b), vec, (int32_t)k, &params, scores, ids,
+                                     err, sizeof err);
+    if (got < 0)
+        return -1;
+    rep->count = 0;
+    for (int32_t i = 0; i < got && rep->count < req->limit; i++) {
+        const char *video_id =
+            ids[i] >= 0 && ids[i] < n ? model_bundle_video_id(b, (int32_t)ids[i]) : NULL;
+        if (video_id && !s_excluded(in, req, video_id))
+            s_put(rep, video_id, scores[i]);
+    }
+    if (rep->count < req->limit && got == k) {
+        rep->count = 0; //  too many filtered out: the full scan finds the rest
+        return 1;
+    }
+    s_fill(self, in, req, rep, false);
+    return 0;
+}
+
 static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const ranker_model_t *m,
                    bool personal, const proto_recs_req_t *req, proto_recs_rep_t *rep)
 {
@@ -183,6 +227,14 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
         liked = h.values[i] > 0;
     if (personal && !liked)
         return 1;
+    if (model_bundle_ann(b)) {
+        int rc = s_score_ann(self, in, b, &h, n_seen, req, rep);
+        if (rc <= 0) {
+            if (rc == 0 && req->explain)
+                s_explain(self, b, &h, rep);
+            return rc;
+        }
+    }
     if (n > 0 && scorer.score(scorer.model, &h, self->scores) != 0)
         return -1;
     memset(self->skip, 0, (size_t)(n > 0 ? n : 1) * sizeof *self->skip);
