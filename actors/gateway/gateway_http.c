@@ -261,10 +261,9 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
         //  (another type, the popularity list) must not outlive the reason
         //  for it, and popularity answers are cheap anyway.
         if (body && self->deps.cache && strcmp(rep->source, "model") == 0 && rep->model_id[0] &&
-            strcmp(rep->type, s_types[type_index]) == 0) {
-            if (strcmp(rep->model_id, model) != 0)
-                gateway_state_set_served_model(self->deps.state, s_types[type_index],
-                                               rep->model_id);
+            strcmp(rep->type, s_types[type_index]) == 0 &&
+            gateway_state_confirm_served_model(self->deps.state, s_types[type_index],
+                                               rep->model_id)) {
             if (gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
                                       q->explain, exclude, rep->model_id) == 0)
                 gateway_cache_set_user(self->deps.cache, user_id, variant, body, len);

@@ -264,15 +264,18 @@ void gateway_state_served_model(gateway_state_t *self, const char *type, char *o
     pthread_mutex_unlock(&self->lock);
 }
 
-void gateway_state_set_served_model(gateway_state_t *self, const char *type, const char *model_id)
+bool gateway_state_confirm_served_model(gateway_state_t *self, const char *type,
+                                        const char *model_id)
 {
     int slot = s_type_slot(type);
-    if (slot < 0)
-        return;
+    if (slot < 0 || !model_id || !*model_id)
+        return false;
     pthread_mutex_lock(&self->lock);
-    snprintf(self->served_model[slot], sizeof self->served_model[slot], "%s",
-             model_id ? model_id : "");
+    bool active = strcmp(self->registry_model[slot], model_id) == 0;
+    if (active)
+        snprintf(self->served_model[slot], sizeof self->served_model[slot], "%s", model_id);
     pthread_mutex_unlock(&self->lock);
+    return active;
 }
 
 void gateway_state_set_registry_model(gateway_state_t *self, const char *type, const char *model_id)

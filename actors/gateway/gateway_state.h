@@ -76,15 +76,19 @@ char *gateway_state_ready(gateway_state_t *self, int *http_status, size_t *len);
 void gateway_state_set_actor_metrics(gateway_state_t *self, char **text_p);
 
 //  Which model's lists the cache may serve, per recommendation type
-//  (hybrid, collaborative, content, popularity). The served model comes
-//  from the ranker's answers (what it really serves: it may have refused
-//  a corrupt activation); the registry's active model, refreshed by the
-//  probe thread, only tells when to stop trusting it: when the registry
-//  changes, the served model is forgotten until the ranker's next answer
-//  names one. So a swap or a rollback is not hidden behind the cache's
-//  TTL. "" = unknown: no cache lookup. Thread-safe.
+//  (hybrid, collaborative, content, popularity). A list is cached, and its
+//  model becomes the served one, only when the model that computed it is
+//  the registry's active model (refreshed by the probe thread): an answer
+//  of a model the ranker still serves after a swap, or instead of a
+//  refused artifact, is never cached. When the registry's active model
+//  changes the served one is forgotten, so no list of the previous model
+//  is found after a swap or a rollback (at most one probe interval late).
+//  "" = none: no cache lookup. Thread-safe.
 void gateway_state_served_model(gateway_state_t *self, const char *type, char *out, size_t outlen);
-void gateway_state_set_served_model(gateway_state_t *self, const char *type, const char *model_id);
+//  True (and model_id is now the served one) if model_id is the
+//  registry's active model of type: its lists may be cached.
+bool gateway_state_confirm_served_model(gateway_state_t *self, const char *type,
+                                        const char *model_id);
 void gateway_state_set_registry_model(gateway_state_t *self, const char *type,
                                       const char *model_id);
 
