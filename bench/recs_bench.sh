@@ -56,8 +56,8 @@ run() { # name url [script]
   local out
   if [ -n "${3:-}" ]; then out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$3" "$2")
   else out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency "$2"); fi
-  # p99.9 needs wrk's full distribution: --latency prints 50/75/90/99 only,
-  # so the script variant reports it via a done() hook when available.
+  # --latency prints 50/75/90/99 only: p99.9 and the sources come from the
+  # scripts' done() hook.
   local rps p50 p99 p999 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -69,7 +69,9 @@ run() { # name url [script]
   [[ "$1" == nginx* ]] && sources=""
   printf '%-40s %10s %9s %9s %9s  %s %s\n' "$1" "$rps" "$p50" "$p99" "${p999:--}" "$sources" "$errs"
 }
-cat >>"$work/miss.lua" <<'LUA'
+# Hooks both scripts share: a p99.9 line and how many answers came from
+# the cache or the fallback (counted per wrk thread, summed in done()).
+cat >"$work/hooks.lua" <<'LUA'
 threads = {}
 setup = function(thread)
   table.insert(threads, thread)
@@ -93,30 +95,8 @@ done = function(summary, latency, requests)
   io.write(string.format("sources %d responses, %d from cache, %d fallback\n", n, h, f))
 end
 LUA
-cat >"$work/hit.lua" <<'LUA'
-threads = {}
-setup = function(thread)
-  table.insert(threads, thread)
-  thread:set("seed", #threads)
-end
-init = function(args)
-  fallbacks = 0; hits = 0; responses = 0
-  math.randomseed(os.time() * 100 + seed)
-end
-response = function(status, headers, body)
-  responses = responses + 1
-  if body:find('"source":"fallback"', 1, true) then fallbacks = fallbacks + 1 end
-  if body:find('"source":"cache"', 1, true) then hits = hits + 1 end
-end
-done = function(summary, latency, requests)
-  local f, h, n = 0, 0, 0
-  for _, t in ipairs(threads) do
-    f = f + t:get("fallbacks"); h = h + t:get("hits"); n = n + t:get("responses")
-  end
-  io.write(string.format("p99.9 %.2fms\n", latency:percentile(99.9) / 1000))
-  io.write(string.format("sources %d responses, %d from cache, %d fallback\n", n, h, f))
-end
-LUA
+cat "$work/hooks.lua" >>"$work/miss.lua"
+cp "$work/hooks.lua" "$work/hit.lua"
 
 echo "wrk -t2 -c$conns -d${dur}s; rankers=$rankers; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-40s %10s %9s %9s %9s\n' "target" "req/s" "p50" "p99" "p99.9"

@@ -119,9 +119,9 @@ int main(int argc, char **argv)
                 else
                     hi = mid;
             }
-            int len = snprintf(line, sizeof line,
-                               "synth:%d:%d\tu%d\tv%d\twatch\t0.5\t2024-01-01T00:00:00Z\n", u, h,
-                               u, lo);
+            int len =
+                snprintf(line, sizeof line,
+                         "synth:%d:%d\tu%d\tv%d\twatch\t0.5\t2024-01-01T00:00:00Z\n", u, h, u, lo);
             if (PQputCopyData(conn, line, len) != 1)
                 return 1;
         }

@@ -29,6 +29,7 @@ typedef struct {
     als_model_t *als;
     item_neighbours_t *neighbours; //  content, or item_knn for that type
     float *prior;                  //  content's popularity prior (prior_scorer.h)
+    float *prior_val;              //  the same from the tuning split's train part
     prior_scorer_t content;        //  neighbours x prior: the content model's scorer
     ease_model_t *ease;
     popularity_model_t *popularity;
@@ -302,6 +303,11 @@ static int s_tune_prior(s_run_t *r, const evaluation_split_t *val, float *beta, 
             *beta = s_betas[b];
         }
     }
+    //  Kept at the chosen beta: the hybrid tunes its blend on this split
+    //  with this prior.
+    prior_scorer_fill(pop->global, d->n_videos, *beta, prior);
+    r->prior_val = prior;
+    prior = NULL;
     rc = 0;
 done:
     popularity_model_destroy(&pop);
@@ -355,21 +361,11 @@ static int s_train_hybrid(s_run_t *r, char *err, size_t errlen)
     s_phase(r, 40, 50);
     if (s_progress(r, "tune", -1, 0) != 0)
         goto done;
-    //  Tuning uses content with the prior from val's train part: the
-    //  final prior (whole train part) would leak val's held-out events.
+    //  Tuning uses content with the prior from val's train part
+    //  (s_tune_prior): the final prior (whole train part) would leak val's
+    //  held-out events.
     prior_scorer_t content_v = r->content;
-    float *prior_v =
-        malloc((size_t)(r->in->data->n_videos > 0 ? r->in->data->n_videos : 1) * sizeof *prior_v);
-    popularity_model_t *pop_v =
-        prior_v ? s_popularity_on(r, val, r->half_life_s, err, errlen) : NULL;
-    if (!pop_v) {
-        free(prior_v);
-        goto done;
-    }
-    prior_scorer_fill(pop_v->global, r->in->data->n_videos,
-                      (float)json_real_value(json_object_get(r->params, "prior_beta")), prior_v);
-    popularity_model_destroy(&pop_v);
-    content_v.prior = prior_v;
+    content_v.prior = r->prior_val;
     scorer_t als_s = als_scorer(als_v), content_s = prior_scorer(&content_v);
     scorer_t ease_s = ease_v ? ease_scorer(ease_v) : (scorer_t){0};
     hybrid_t tuning;
@@ -377,7 +373,6 @@ static int s_train_hybrid(s_run_t *r, char *err, size_t errlen)
     int tuned_rc =
         hybrid_init(&tuning, &als_s, &content_s, ease_v ? &ease_s : NULL, NULL, err, errlen) != 0 ||
         hybrid_tune(&tuning, val, NULL, r->threads, &best, err, errlen) != 0;
-    free(prior_v);
     if (tuned_rc)
         goto done;
     r->hybrid_params = tuning.params;
@@ -520,6 +515,7 @@ static void s_run_clear(s_run_t *r)
     evaluation_split_destroy(&r->split);
     free(r->content_items);
     free(r->prior);
+    free(r->prior_val);
     als_model_destroy(&r->als);
     item_neighbours_destroy(&r->neighbours);
     ease_model_destroy(&r->ease);

@@ -294,6 +294,49 @@ class Load:
         return self
 
 
+MOVIELENS = os.path.join(os.environ.get("RECSD_SOURCE_DIR")
+                         or os.path.join(os.path.dirname(__file__), "..", ".."),
+                         "data", "ml-latest-small")
+
+
+def psql(dsn, sql):
+    """Runs sql with psql; its output (tab-separated, unaligned)."""
+    out = subprocess.run(["psql", dsn, "-XAtq", "-F", "\t", "-c", sql], capture_output=True,
+                         text=True, timeout=60)
+    if out.returncode != 0:
+        fail(f"psql {sql[:80]}: {out.stderr}")
+    return out.stdout
+
+
+class MovieLensDatabase:
+    """A fresh, migrated database with MovieLens latest-small imported, on
+    the test stack's server (RECSD_PG_DSN): the shared database keeps
+    other tests' rows, and a test's models and 100k ratings must not change
+    another test's answers. prefix names it (recsd_<prefix>_<random>)."""
+
+    def __init__(self, prefix):
+        import urllib.parse  # noqa: PLC0415 - only database tests need it
+        import uuid  # noqa: PLC0415
+        base = os.environ["RECSD_PG_DSN"]
+        parts = urllib.parse.urlsplit(base)
+        if not parts.scheme.startswith("postgres"):
+            fail(f"RECSD_PG_DSN must be a postgresql:// URI here, got {base}")
+        self.admin = base
+        self.name = f"recsd_{prefix}_{uuid.uuid4().hex[:10]}"
+        self.dsn = urllib.parse.urlunsplit(parts._replace(path="/" + self.name))
+        psql(self.admin, f"CREATE DATABASE {self.name}")
+        env = dict(os.environ, RECSD_PG_DSN=self.dsn)
+        for args in (["migrate"], ["import", "movielens", MOVIELENS]):
+            out = subprocess.run([BIN, *args], env=env, capture_output=True, text=True,
+                                 timeout=300)
+            if out.returncode != 0:
+                self.close()
+                fail(f"recsd {' '.join(args)}: {out.stderr[-2000:]}")
+
+    def close(self):
+        psql(self.admin, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
 class Redis:
     """A throw-away redis-server on a free loopback port, for tests that
     take Redis away from a running service."""

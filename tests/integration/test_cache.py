@@ -9,18 +9,15 @@ Speed: one small collaborative model (16 factors, 3 iterations).
 """
 import http.client
 import json
-import os
 import re
 import subprocess
 import time
 import uuid
 
-from harness import BIN, Redis, Service, check, fail, require_env
-from test_ingest import Database, Kafka, service_env, wait_assigned
+from harness import MovieLensDatabase, Redis, Service, check, require_env
+from test_ingest import Kafka, service_env, wait_assigned
 
 require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
-SOURCE = os.environ.get("RECSD_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
-MOVIELENS = os.path.join(SOURCE, "data", "ml-latest-small")
 
 
 def get(svc, path):
@@ -39,14 +36,9 @@ def metric(svc, pattern):
 
 def main():
     tag = uuid.uuid4().hex[:8]
-    kafka, db, redis = Kafka(f"cache_{tag}"), Database(f"cache_{tag}"), Redis()
+    kafka, db, redis = Kafka(f"cache_{tag}"), MovieLensDatabase("cache"), Redis()
     store = f"/tmp/recsd-it-cache-{tag}"
     try:
-        out = subprocess.run([BIN, "import", "movielens", MOVIELENS],
-                             env=dict(os.environ, RECSD_PG_DSN=db.dsn), capture_output=True,
-                             text=True, timeout=300)
-        if out.returncode != 0:
-            fail(f"import: {out.stderr[-2000:]}")
         env = service_env(kafka, db.dsn, {
             "RECSD_ACTORS": "trainer,ranker,event-ingestor,http-gateway",
             "RECSD_REDIS_URL": redis.url,

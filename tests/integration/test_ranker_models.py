@@ -16,55 +16,18 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
 
-from harness import BIN, Service, check, fail, require_env
+from harness import MovieLensDatabase, Service, check, fail, psql, require_env
 
 require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
 
-SOURCE = os.environ.get("RECSD_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
-MOVIELENS = os.path.join(SOURCE, "data", "ml-latest-small")
 TRAIN_TIMEOUT = 400  # seconds per model: the ASan build trains several times slower
 USER = "1"
-
-
-def psql(dsn, sql):
-    out = subprocess.run(["psql", dsn, "-XAtq", "-F", "\t", "-c", sql], capture_output=True,
-                         text=True, timeout=60)
-    if out.returncode != 0:
-        fail(f"psql {sql[:80]}: {out.stderr}")
-    return out.stdout
-
-
-class Database:
-    """A fresh, migrated database with MovieLens imported, on the test
-    stack's server: the shared database keeps other tests' rows, and this
-    one's models and 100k ratings must not change their answers."""
-
-    def __init__(self):
-        base = os.environ["RECSD_PG_DSN"]
-        parts = urllib.parse.urlsplit(base)
-        if not parts.scheme.startswith("postgres"):
-            fail(f"RECSD_PG_DSN must be a postgresql:// URI here, got {base}")
-        self.admin = base
-        self.name = f"recsd_rm_{uuid.uuid4().hex[:10]}"
-        self.dsn = urllib.parse.urlunsplit(parts._replace(path="/" + self.name))
-        psql(self.admin, f"CREATE DATABASE {self.name}")
-        env = dict(os.environ, RECSD_PG_DSN=self.dsn)
-        for args in (["migrate"], ["import", "movielens", MOVIELENS]):
-            out = subprocess.run([BIN, *args], env=env, capture_output=True, text=True,
-                                 timeout=300)
-            if out.returncode != 0:
-                self.close()
-                fail(f"recsd {' '.join(args)}: {out.stderr[-2000:]}")
-
-    def close(self):
-        psql(self.admin, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
 def request(svc, method, path, body=None, timeout=10):
@@ -181,7 +144,7 @@ def ranker_lines(svc, needle):
 
 
 def main():
-    db = Database()
+    db = MovieLensDatabase("rm")
     store = tempfile.mkdtemp(prefix="recsd-it-store-", dir="/tmp")
     env = {
         "RECSD_PG_DSN": db.dsn,

@@ -11,52 +11,15 @@
 
 #include "als.h"
 #include "leak_check.h"
+#include "triples.h"
 
 TestSuite(als, .fini = leak_check_fini, .timeout = 60);
-
-//  Growable triple list for building matrices.
-typedef struct {
-    int32_t rows[4096], cols[4096];
-    float vals[4096];
-    size_t n;
-} s_triples_t;
-
-static void s_add(s_triples_t *t, int32_t r, int32_t c, float v)
-{
-    cr_assert_lt(t->n, 4096);
-    t->rows[t->n] = r;
-    t->cols[t->n] = c;
-    t->vals[t->n] = v;
-    t->n++;
-}
-
-static feedback_matrix_t *s_matrix(const s_triples_t *t, int32_t n_rows, int32_t n_cols)
-{
-    feedback_matrix_t *m = feedback_matrix_new(n_rows, n_cols, t->rows, t->cols, t->vals, t->n);
-    cr_assert(m);
-    return m;
-}
-
-//  Two disjoint taste groups: users 0..9 watch videos 0..4, users 10..19
-//  videos 5..9, each user missing one video of the group (u % 5).
-static feedback_matrix_t *s_groups(void)
-{
-    static s_triples_t t;
-    t.n = 0;
-    for (int32_t u = 0; u < 20; u++) {
-        int32_t base = u < 10 ? 0 : 5;
-        for (int32_t k = 0; k < 5; k++)
-            if (k != u % 5)
-                s_add(&t, u, base + k, 1.0f);
-    }
-    return s_matrix(&t, 20, 10);
-}
 
 //  A random-ish matrix with more rows than one work chunk, so that several
 //  threads really share the rows.
 static feedback_matrix_t *s_random(int32_t n_users, int32_t n_items, int per_user)
 {
-    static s_triples_t t;
+    static triples_t t;
     t.n = 0;
     uint32_t x = 12345;
     for (int32_t u = 0; u < n_users; u++)
@@ -64,9 +27,9 @@ static feedback_matrix_t *s_random(int32_t n_users, int32_t n_items, int per_use
             x = x * 1664525u + 1013904223u;
             int32_t item = (int32_t)((x >> 8) % (uint32_t)n_items);
             float v = ((x >> 4) & 7) == 0 ? -1.0f : 1.0f + (float)((x >> 12) & 3);
-            s_add(&t, u, item, v);
+            triples_add(&t, u, item, v);
         }
-    return s_matrix(&t, n_users, n_items);
+    return triples_matrix(&t, n_users, n_items);
 }
 
 //  Exact equality, element by element (memcmp on floats is frowned upon:
@@ -130,7 +93,7 @@ Test(als, defaults_are_the_documented_ones)
 
 Test(als, unseen_video_of_own_group_ranks_above_other_group)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     als_params_t p = s_group_params();
     als_model_t *model = s_train(m, &p);
     cr_assert_eq(model->n_users, 20);
@@ -236,7 +199,7 @@ Test(als, fold_in_of_a_training_history_matches_its_trained_row)
 
 Test(als, fold_in_ignores_unknown_videos_and_empty_history_is_zero)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     als_params_t p = s_group_params();
     als_model_t *model = s_train(m, &p);
     int32_t items[] = {0, 1, 99, -3, 2};
@@ -260,7 +223,7 @@ Test(als, negative_history_value_pushes_the_video_down)
     //  A dislike is a confident 0: it pulls the video's score towards 0, so
     //  it pushes down a video the rest of the history makes likely (video 4
     //  after 0..3), and a watch pushes it up.
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     als_params_t p = s_group_params();
     als_model_t *model = s_train(m, &p);
     int32_t items[] = {0, 1, 2, 3, 4};
@@ -283,20 +246,20 @@ Test(als, negative_training_values_count_against_the_video)
     //  Group A users 0..9 all like videos 0..3; users 0..4 also like video
     //  4. In the second matrix users 5..9 disliked video 4, where in the
     //  first they simply never saw it.
-    s_triples_t *t = calloc(1, sizeof *t);
+    triples_t *t = calloc(1, sizeof *t);
     cr_assert(t);
     for (int32_t u = 0; u < 10; u++)
         for (int32_t k = 0; k < 4; k++)
-            s_add(t, u, k, 1.0f);
+            triples_add(t, u, k, 1.0f);
     for (int32_t u = 0; u < 5; u++)
-        s_add(t, u, 4, 1.0f);
+        triples_add(t, u, 4, 1.0f);
     for (int32_t u = 10; u < 20; u++)
         for (int32_t k = 5; k < 10; k++)
-            s_add(t, u, k, 1.0f);
-    feedback_matrix_t *neutral = s_matrix(t, 20, 10);
+            triples_add(t, u, k, 1.0f);
+    feedback_matrix_t *neutral = triples_matrix(t, 20, 10);
     for (int32_t u = 5; u < 10; u++)
-        s_add(t, u, 4, -1.0f);
-    feedback_matrix_t *against = s_matrix(t, 20, 10);
+        triples_add(t, u, 4, -1.0f);
+    feedback_matrix_t *against = triples_matrix(t, 20, 10);
     free(t);
 
     als_params_t p = s_group_params();
@@ -358,7 +321,7 @@ Test(als, progress_reports_a_falling_loss_and_can_cancel)
 
 Test(als, bad_parameters_and_bad_matrices_are_rejected)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     char err[256];
     struct {
         const char *what;
@@ -403,7 +366,7 @@ Test(als, bad_parameters_and_bad_matrices_are_rejected)
 
 Test(als, a_view_scores_like_the_model_and_destroy_leaves_its_arrays)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     als_params_t p = s_group_params();
     als_model_t *model = s_train(m, &p);
 

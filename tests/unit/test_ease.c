@@ -10,37 +10,9 @@
 
 #include "ease.h"
 #include "leak_check.h"
+#include "triples.h"
 
 TestSuite(ease, .fini = leak_check_fini, .timeout = 60);
-
-typedef struct {
-    int32_t rows[1024], cols[1024];
-    float vals[1024];
-    size_t n;
-} s_triples_t;
-
-static void s_add(s_triples_t *t, int32_t r, int32_t c, float v)
-{
-    cr_assert_lt(t->n, 1024);
-    t->rows[t->n] = r;
-    t->cols[t->n] = c;
-    t->vals[t->n] = v;
-    t->n++;
-}
-
-//  Users 0..9 like videos 0..4, users 10..19 videos 5..9, each missing
-//  video u % 5 of their group.
-static feedback_matrix_t *s_groups(void)
-{
-    s_triples_t t = {.n = 0};
-    for (int32_t u = 0; u < 20; u++)
-        for (int32_t k = 0; k < 5; k++)
-            if (k != u % 5)
-                s_add(&t, u, (u < 10 ? 0 : 5) + k, 1.0f);
-    feedback_matrix_t *m = feedback_matrix_new(20, 10, t.rows, t.cols, t.vals, t.n);
-    cr_assert(m);
-    return m;
-}
 
 //  Exact equality, element by element (memcmp on floats is frowned upon:
 //  +0 and -0 differ in bits).
@@ -71,7 +43,7 @@ static void s_score(const ease_model_t *model, const int32_t *items, const float
 
 Test(ease, unseen_video_of_own_group_ranks_above_other_group)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     ease_model_t *model = s_train(m, 1.0f, EASE_DEFAULT_MAX_ITEMS);
     cr_assert_eq(model->n_items, 10);
     cr_assert_eq(model->n_sub, 10);
@@ -117,12 +89,12 @@ Test(ease, matches_the_closed_form_and_has_a_zero_diagonal)
 {
     //  An irregular binary matrix with a dislike and a repeated weight, so
     //  that the Gram matrix has distinct entries.
-    s_triples_t t = {.n = 0};
+    triples_t t = {.n = 0};
     uint32_t x = 99;
     for (int32_t u = 0; u < 30; u++)
         for (int k = 0; k < 4; k++) {
             x = x * 1664525u + 1013904223u;
-            s_add(&t, u, (int32_t)((x >> 10) % 6), (x >> 5) % 9 == 0 ? -1.0f : 2.0f);
+            triples_add(&t, u, (int32_t)((x >> 10) % 6), (x >> 5) % 9 == 0 ? -1.0f : 2.0f);
         }
     feedback_matrix_t *m = feedback_matrix_new(30, 6, t.rows, t.cols, t.vals, t.n);
     cr_assert(m);
@@ -160,19 +132,19 @@ Test(ease, subset_keeps_the_most_liked_videos_and_the_rest_score_minus_infinity)
     //  Likes per video: 0:1, 1:3, 2:2, 3:3, 4:0 (only a dislike), 5:2.
     //  max_items 3 keeps 1 and 3 (3 likes) and 2 (2 likes, lower index
     //  than 5).
-    s_triples_t t = {.n = 0};
-    s_add(&t, 0, 0, 1);
-    s_add(&t, 0, 1, 1);
-    s_add(&t, 1, 1, 1);
-    s_add(&t, 2, 1, 1);
-    s_add(&t, 1, 2, 1);
-    s_add(&t, 2, 2, 1);
-    s_add(&t, 0, 3, 1);
-    s_add(&t, 1, 3, 1);
-    s_add(&t, 3, 3, 1);
-    s_add(&t, 3, 4, -1);
-    s_add(&t, 2, 5, 1);
-    s_add(&t, 3, 5, 1);
+    triples_t t = {.n = 0};
+    triples_add(&t, 0, 0, 1);
+    triples_add(&t, 0, 1, 1);
+    triples_add(&t, 1, 1, 1);
+    triples_add(&t, 2, 1, 1);
+    triples_add(&t, 1, 2, 1);
+    triples_add(&t, 2, 2, 1);
+    triples_add(&t, 0, 3, 1);
+    triples_add(&t, 1, 3, 1);
+    triples_add(&t, 3, 3, 1);
+    triples_add(&t, 3, 4, -1);
+    triples_add(&t, 2, 5, 1);
+    triples_add(&t, 3, 5, 1);
     feedback_matrix_t *m = feedback_matrix_new(4, 6, t.rows, t.cols, t.vals, t.n);
     cr_assert(m);
     ease_model_t *model = s_train(m, 1.0f, 3);
@@ -204,7 +176,7 @@ Test(ease, subset_keeps_the_most_liked_videos_and_the_rest_score_minus_infinity)
 
 Test(ease, dislikes_and_unknown_videos_in_the_history_contribute_nothing)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     ease_model_t *model = s_train(m, 1.0f, 100);
     int32_t items[] = {0, 1, 7, 42, -1};
     float values[] = {1, 1, -1, 1, 1};
@@ -222,7 +194,7 @@ Test(ease, dislikes_and_unknown_videos_in_the_history_contribute_nothing)
 
 Test(ease, bad_parameters_and_matrices_are_rejected)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     char err[256];
     struct {
         const char *what;
@@ -258,7 +230,7 @@ Test(ease, bad_parameters_and_matrices_are_rejected)
 
 Test(ease, a_view_scores_like_the_model_and_destroy_leaves_its_arrays)
 {
-    feedback_matrix_t *m = s_groups();
+    feedback_matrix_t *m = triples_two_groups();
     ease_model_t *model = s_train(m, 1.0f, 100);
     int32_t sub[10];
     float b[100];

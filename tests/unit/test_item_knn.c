@@ -11,30 +11,9 @@
 
 #include "item_knn.h"
 #include "leak_check.h"
+#include "triples.h"
 
 TestSuite(item_knn, .fini = leak_check_fini, .timeout = 60);
-
-typedef struct {
-    int32_t rows[8192], cols[8192];
-    float vals[8192];
-    size_t n;
-} s_triples_t;
-
-static void s_add(s_triples_t *t, int32_t r, int32_t c, float v)
-{
-    cr_assert_lt(t->n, 8192);
-    t->rows[t->n] = r;
-    t->cols[t->n] = c;
-    t->vals[t->n] = v;
-    t->n++;
-}
-
-static feedback_matrix_t *s_matrix(const s_triples_t *t, int32_t n_rows, int32_t n_cols)
-{
-    feedback_matrix_t *m = feedback_matrix_new(n_rows, n_cols, t->rows, t->cols, t->vals, t->n);
-    cr_assert(m);
-    return m;
-}
 
 //  Exact equality, element by element (memcmp on floats is frowned upon:
 //  +0 and -0 differ in bits).
@@ -59,18 +38,18 @@ Test(item_knn, hand_computed_cosines_ties_and_dislikes)
     //  Liked: video 0 by {0, 1}, video 1 by {0, 1}, video 2 by {1, 2, 3};
     //  user 3 disliked video 1 (not a co-consumption), video 3 was only
     //  disliked (no neighbours, nobody's neighbour).
-    s_triples_t *t = calloc(1, sizeof *t);
+    triples_t *t = calloc(1, sizeof *t);
     cr_assert(t);
-    s_add(t, 0, 0, 1);
-    s_add(t, 0, 1, 0.5f);
-    s_add(t, 1, 0, 1);
-    s_add(t, 1, 1, 1);
-    s_add(t, 1, 2, 3);
-    s_add(t, 2, 2, 1);
-    s_add(t, 2, 3, -1);
-    s_add(t, 3, 1, -1);
-    s_add(t, 3, 2, 1);
-    feedback_matrix_t *m = s_matrix(t, 4, 4);
+    triples_add(t, 0, 0, 1);
+    triples_add(t, 0, 1, 0.5f);
+    triples_add(t, 1, 0, 1);
+    triples_add(t, 1, 1, 1);
+    triples_add(t, 1, 2, 3);
+    triples_add(t, 2, 2, 1);
+    triples_add(t, 2, 3, -1);
+    triples_add(t, 3, 1, -1);
+    triples_add(t, 3, 2, 1);
+    feedback_matrix_t *m = triples_matrix(t, 4, 4);
     free(t);
     item_neighbours_t *nb = s_train(m, 3, 1);
     cr_assert_eq(nb->n_items, 4);
@@ -107,7 +86,7 @@ Test(item_knn, hand_computed_cosines_ties_and_dislikes)
 
 static feedback_matrix_t *s_random(int32_t n_users, int32_t n_items, int per_user)
 {
-    s_triples_t *t = calloc(1, sizeof *t);
+    triples_t *t = calloc(1, sizeof *t);
     cr_assert(t);
     uint32_t x = 4242;
     for (int32_t u = 0; u < n_users; u++)
@@ -116,9 +95,9 @@ static feedback_matrix_t *s_random(int32_t n_users, int32_t n_items, int per_use
             //  Squaring skews popularity towards low indexes.
             uint32_t r = (x >> 8) % 1000u;
             int32_t item = (int32_t)((r * r / 1000u) * (uint32_t)n_items / 1000u);
-            s_add(t, u, item, ((x >> 4) & 7) == 0 ? -1.0f : 1.0f);
+            triples_add(t, u, item, ((x >> 4) & 7) == 0 ? -1.0f : 1.0f);
         }
-    feedback_matrix_t *m = s_matrix(t, n_users, n_items);
+    feedback_matrix_t *m = triples_matrix(t, n_users, n_items);
     free(t);
     return m;
 }
@@ -171,13 +150,13 @@ Test(item_knn, agrees_with_dense_cosine_through_set_row_and_with_any_thread_coun
 
 Test(item_knn, unseen_video_of_own_group_ranks_above_other_group)
 {
-    s_triples_t *t = calloc(1, sizeof *t);
+    triples_t *t = calloc(1, sizeof *t);
     cr_assert(t);
     for (int32_t u = 0; u < 20; u++)
         for (int32_t k = 0; k < 5; k++)
             if (k != u % 5)
-                s_add(t, u, (u < 10 ? 0 : 5) + k, 1.0f);
-    feedback_matrix_t *m = s_matrix(t, 20, 10);
+                triples_add(t, u, (u < 10 ? 0 : 5) + k, 1.0f);
+    feedback_matrix_t *m = triples_matrix(t, 20, 10);
     free(t);
     item_neighbours_t *nb = s_train(m, 20, 0);
     scorer_t scorer = item_neighbours_scorer(nb);
