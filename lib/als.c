@@ -465,80 +465,59 @@ err:
 }
 
 //  ---------------------------------------------------------------------
-//  Fold-in: exact solve in double precision (f is small; Cholesky of an
-//  f x f system costs f^3 / 6).
+//  Fold-in: the exact least-squares solve for one user against the fixed
+//  item factors, with BLAS/LAPACK (it is on the ranker's request path):
+//      (Y^T Y + reg I + Y_u^T (C_u - I) Y_u) x = Y_u^T C_u p_u
+//  Y^T Y is the model's cached Gram matrix; the user's own rows are added
+//  by one rank-k update (ssyrk) and the system solved by Cholesky (sposv).
+//  Single precision: reg > 0 keeps the system well conditioned, and the
+//  factors themselves are float.
 
-//  In-place Cholesky of the n x n row-major a (lower triangle used), then
-//  solves a x = b into b. Returns -1 if a is not positive definite.
-static int s_cholesky_solve(double *a, double *b, int n)
-{
-    for (int j = 0; j < n; j++) {
-        double d = a[(size_t)j * n + j];
-        for (int k = 0; k < j; k++)
-            d -= a[(size_t)j * n + k] * a[(size_t)j * n + k];
-        if (!(d > 0.0))
-            return -1;
-        d = sqrt(d);
-        a[(size_t)j * n + j] = d;
-        for (int i = j + 1; i < n; i++) {
-            double s = a[(size_t)i * n + j];
-            for (int k = 0; k < j; k++)
-                s -= a[(size_t)i * n + k] * a[(size_t)j * n + k];
-            a[(size_t)i * n + j] = s / d;
-        }
-    }
-    for (int i = 0; i < n; i++) { //  L z = b
-        double s = b[i];
-        for (int k = 0; k < i; k++)
-            s -= a[(size_t)i * n + k] * b[k];
-        b[i] = s / a[(size_t)i * n + i];
-    }
-    for (int i = n - 1; i >= 0; i--) { //  L^T x = z
-        double s = b[i];
-        for (int k = i + 1; k < n; k++)
-            s -= a[(size_t)k * n + i] * b[k];
-        b[i] = s / a[(size_t)i * n + i];
-    }
-    return 0;
-}
+//  LAPACK (Fortran) from OpenBLAS, as in ease.c: column-major, by
+//  reference, the character argument's hidden length last.
+void sposv_(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda, float *b,
+            const int *ldb, int *info, size_t uplo_len);
 
 int als_fold_in(const als_model_t *self, const user_history_t *h, float *user_vec)
 {
     const int f = self->factors;
-    double *a = malloc(((size_t)f * f + f) * sizeof *a);
+    const int32_t len = h->len > 0 ? h->len : 0;
+    float *a = malloc(((size_t)f * f + (size_t)len * f) * sizeof *a);
     if (!a)
         return -1;
-    double *b = a + (size_t)f * f;
-    for (int r = 0; r < f; r++) {
-        for (int k = 0; k < f; k++)
-            a[(size_t)r * f + k] =
-                self->gram[(size_t)r * f + k] + (r == k ? self->regularization : 0.0);
-        b[r] = 0.0;
-    }
-    bool any = false;
-    for (int32_t e = 0; e < h->len; e++) {
+    float *w = a + (size_t)f * f; //  the user's rows, scaled by sqrt(c - 1)
+    memcpy(a, self->gram, (size_t)f * f * sizeof *a);
+    for (int r = 0; r < f; r++)
+        a[(size_t)r * f + r] += (float)self->regularization;
+    memset(user_vec, 0, (size_t)f * sizeof *user_vec);
+    int rows = 0;
+    for (int32_t e = 0; e < len; e++) {
         int32_t item = h->items[e];
         float v = h->values[e];
         if (item < 0 || item >= self->n_items || v == 0.0f || !isfinite(v))
             continue;
-        any = true;
         const float *y = self->item_factors + (size_t)item * f;
-        double c = s_confidence(self->alpha, v);
-        for (int r = 0; r < f; r++) {
-            double w = (c - 1.0) * y[r];
-            for (int k = 0; k <= r; k++)
-                a[(size_t)r * f + k] += w * y[k];
-            if (v > 0.0f)
-                b[r] += c * y[r];
-        }
+        float c = s_confidence(self->alpha, v);
+        float scale = sqrtf(c - 1.0f);
+        for (int k = 0; k < f; k++)
+            w[(size_t)rows * f + k] = scale * y[k];
+        rows++;
+        if (v > 0.0f)
+            cblas_saxpy(f, c, y, 1, user_vec, 1);
     }
+    if (rows == 0) {
+        free(a);
+        return 0;
+    }
+    //  Row-major lower triangle = column-major upper: hence "U" below.
+    cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, f, rows, 1.0f, w, f, 1.0f, a, f);
+    int one = 1, info = 0;
+    sposv_("U", &f, &one, a, &f, user_vec, &f, &info, 1);
     //  A is gram + reg I plus positive semi-definite terms with reg > 0, so
     //  Cholesky fails only on a model whose arrays are garbage; answer 0
     //  then, which scores every video alike.
-    if (!any || s_cholesky_solve(a, b, f) != 0)
-        memset(b, 0, (size_t)f * sizeof *b);
-    for (int k = 0; k < f; k++)
-        user_vec[k] = (float)b[k];
+    if (info != 0)
+        memset(user_vec, 0, (size_t)f * sizeof *user_vec);
     free(a);
     return 0;
 }

@@ -49,15 +49,23 @@ int32_t topn_select(const float *scores, int32_t count, const bool *skip, int32_
     if (n <= 0)
         return 0;
     int32_t len = 0;
+    //  Once the heap is full, most scores lose to its worst entry: compare
+    //  against a copy of that score before touching the heap. A tie goes
+    //  on to s_worse, which breaks it by index.
+    float floor = -INFINITY;
     for (int32_t i = 0; i < count; i++) {
-        if (!isfinite(scores[i]) || (skip && skip[i]))
+        float score = scores[i];
+        if (!isfinite(score) || (skip && skip[i]))
             continue;
         if (len < n) {
             out[len] = i;
             s_sift_up(scores, out, len++);
-        } else if (s_worse(scores, out[0], i)) {
+            if (len == n)
+                floor = scores[out[0]];
+        } else if (score >= floor && s_worse(scores, out[0], i)) {
             out[0] = i;
             s_sift_down(scores, out, len, 0);
+            floor = scores[out[0]];
         }
     }
     //  Heap sort in place: repeatedly move the worst to the end.

@@ -20,6 +20,11 @@
 #define VARIANT_MAX_LEN 512 //  longer variants are refused (miss, no store)
 #define MAX_FIELDS 64       //  per Redis hash before it is restarted
 #define POOL_MAX 64
+//  Redis writes wait here for the writer thread. A request never waits for
+//  a write; when the writer falls this far behind a write is dropped
+//  (counted): the list is still in level 1 and the next miss rewrites it.
+#define WRITE_QUEUE_MAX 4096
+#define WRITE_BATCH_MAX 64 //  writes per pipelined round trip
 
 enum { LEVEL_L1, LEVEL_REDIS, LEVEL_SEGMENT, LEVEL_COUNT };
 enum { RESULT_HIT, RESULT_MISS, RESULT_ERROR, RESULT_COUNT };
@@ -33,6 +38,19 @@ typedef struct {
 } slot_t;
 
 typedef enum { KIND_USER, KIND_SEGMENT } kind_t;
+
+//  One pending Redis write: key, field and stamped value, all owned.
+typedef struct {
+    char *group; //  the level-1 group (kind + name): invalidation matches on it
+    char *key;
+    char *variant;
+    char *value;
+    size_t value_len;
+    int ttl_s;
+} pending_write_t;
+
+enum { WRITE_WRITTEN, WRITE_DROPPED, WRITE_FAILED, WRITE_RESULTS };
+static const char *s_write_results[WRITE_RESULTS] = {"written", "dropped", "error"};
 
 struct gateway_cache_t {
     lru_cache_t *l1;
@@ -53,6 +71,19 @@ struct gateway_cache_t {
     char last_error[160];
     atomic_uint_fast64_t counts[LEVEL_COUNT][RESULT_COUNT];
     atomic_uint_fast64_t redis_errors;
+    //  Write-behind: a ring of pending writes and the thread that pipelines
+    //  them to Redis, so a miss costs the request one Redis round trip (the
+    //  lookup), not two, and Redis sees batches rather than one write per
+    //  request.
+    pthread_mutex_t queue_mutex;
+    pthread_cond_t queue_wake;    //  writes queued, or stop
+    pthread_cond_t queue_drained; //  the writer finished a batch
+    pending_write_t *queue;
+    size_t queue_head, queue_len;
+    size_t in_flight; //  taken by the writer, not yet written
+    bool writer_running, stopping;
+    pthread_t writer;
+    atomic_uint_fast64_t writes[WRITE_RESULTS];
 };
 
 static int64_t s_mono_ms(void)
@@ -72,6 +103,17 @@ static int64_t s_wall_ms(void)
 static void s_count(gateway_cache_t *self, int level, int result)
 {
     atomic_fetch_add_explicit(&self->counts[level][result], 1, memory_order_relaxed);
+}
+
+static void *s_writer_main(void *arg);
+
+static void s_pending_free(pending_write_t *w)
+{
+    free(w->group);
+    free(w->key);
+    free(w->variant);
+    free(w->value);
+    memset(w, 0, sizeof *w);
 }
 
 void gateway_cache_config_defaults(gateway_cache_config_t *cfg)
@@ -115,6 +157,11 @@ gateway_cache_t *gateway_cache_new(const gateway_cache_config_t *cfg, char *err,
         for (int r = 0; r < RESULT_COUNT; r++)
             atomic_init(&self->counts[l][r], 0);
     snprintf(self->last_error, sizeof self->last_error, "not connected yet");
+    pthread_mutex_init(&self->queue_mutex, NULL);
+    pthread_cond_init(&self->queue_wake, NULL);
+    pthread_cond_init(&self->queue_drained, NULL);
+    for (int w = 0; w < WRITE_RESULTS; w++)
+        atomic_init(&self->writes[w], 0);
 
     self->l1 = lru_cache_new(cfg->l1_capacity, cfg->l1_shards, cfg->l1_ttl_ms);
     if (!self->l1) {
@@ -137,6 +184,16 @@ gateway_cache_t *gateway_cache_new(const gateway_cache_config_t *cfg, char *err,
             pthread_mutex_init(&self->slots[i].mutex, NULL);
             self->slot_count++;
         }
+        self->queue = calloc(WRITE_QUEUE_MAX, sizeof *self->queue);
+        if (!self->queue) {
+            snprintf(err, errlen, "out of memory");
+            goto err;
+        }
+        if (pthread_create(&self->writer, NULL, s_writer_main, self) != 0) {
+            snprintf(err, errlen, "cannot start the Redis writer thread");
+            goto err;
+        }
+        self->writer_running = true;
     } else
         snprintf(self->last_error, sizeof self->last_error, "no Redis configured");
     return self;
@@ -150,6 +207,21 @@ void gateway_cache_destroy(gateway_cache_t **self_p)
     if (!self_p || !*self_p)
         return;
     gateway_cache_t *self = *self_p;
+    if (self->writer_running) {
+        //  The writer drains what is queued first (each write fails fast
+        //  while Redis is down), so a clean stop loses no list.
+        pthread_mutex_lock(&self->queue_mutex);
+        self->stopping = true;
+        pthread_cond_signal(&self->queue_wake);
+        pthread_mutex_unlock(&self->queue_mutex);
+        pthread_join(self->writer, NULL);
+    }
+    for (size_t i = 0; self->queue && i < self->queue_len; i++)
+        s_pending_free(&self->queue[(self->queue_head + i) % WRITE_QUEUE_MAX]);
+    free(self->queue);
+    pthread_cond_destroy(&self->queue_wake);
+    pthread_cond_destroy(&self->queue_drained);
+    pthread_mutex_destroy(&self->queue_mutex);
     for (int i = 0; i < self->slot_count; i++) {
         if (self->slots[i].ctx)
             redisFree(self->slots[i].ctx);
@@ -397,30 +469,120 @@ static void s_set(gateway_cache_t *self, kind_t kind, const char *name, const ch
     }
     memcpy(value, stamp, (size_t)stamp_len);
     memcpy(value + stamp_len, body, len);
-    size_t value_len = (size_t)stamp_len + len;
     char key[NAME_MAX_LEN + 32];
     s_key(kind, name, key, sizeof key);
-    int ttl = kind == KIND_USER ? self->redis_ttl_s : self->segment_ttl_s;
+    pending_write_t w = {.group = strdup(group),
+                         .key = strdup(key),
+                         .variant = strdup(variant),
+                         .value = value,
+                         .value_len = (size_t)stamp_len + len,
+                         .ttl_s = kind == KIND_USER ? self->redis_ttl_s : self->segment_ttl_s};
+    bool queued = false;
+    pthread_mutex_lock(&self->queue_mutex);
+    if (w.group && w.key && w.variant && self->queue_len < WRITE_QUEUE_MAX && !self->stopping) {
+        self->queue[(self->queue_head + self->queue_len) % WRITE_QUEUE_MAX] = w;
+        self->queue_len++;
+        pthread_cond_signal(&self->queue_wake);
+        queued = true;
+    }
+    pthread_mutex_unlock(&self->queue_mutex);
+    if (!queued) {
+        atomic_fetch_add_explicit(&self->writes[WRITE_DROPPED], 1, memory_order_relaxed);
+        s_pending_free(&w);
+    }
+}
 
+//  Writes a batch in one pipelined round trip: per list HSET, EXPIRE (the
+//  key's TTL renewed) and HLEN; a hash grown past MAX_FIELDS (many exclude
+//  lists) is deleted and restarted with just that list.
+static void s_write_batch(gateway_cache_t *self, pending_write_t *batch, size_t n)
+{
     slot_t *slot = s_acquire(self);
-    if (!slot)
-        goto done;
-    //  One round trip: the write, the key's TTL, and its size.
-    redisAppendCommand(slot->ctx, "HSET %s %s %b", key, variant, value, value_len);
-    redisAppendCommand(slot->ctx, "EXPIRE %s %d", key, ttl);
-    redisAppendCommand(slot->ctx, "HLEN %s", key);
-    long long fields = s_drain(self, slot, 3, "HSET");
-    if (fields > MAX_FIELDS) {
-        //  Too many variants (exclude lists) for one user: start over
-        //  rather than let a hot user's hash grow while its TTL is renewed.
-        redisAppendCommand(slot->ctx, "DEL %s", key);
-        redisAppendCommand(slot->ctx, "HSET %s %s %b", key, variant, value, value_len);
-        redisAppendCommand(slot->ctx, "EXPIRE %s %d", key, ttl);
-        s_drain(self, slot, 3, "HSET");
+    if (!slot) {
+        atomic_fetch_add_explicit(&self->writes[WRITE_FAILED], n, memory_order_relaxed);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pending_write_t *w = &batch[i];
+        redisAppendCommand(slot->ctx, "HSET %s %s %b", w->key, w->variant, w->value, w->value_len);
+        redisAppendCommand(slot->ctx, "EXPIRE %s %d", w->key, w->ttl_s);
+        redisAppendCommand(slot->ctx, "HLEN %s", w->key);
+    }
+    bool restart[WRITE_BATCH_MAX] = {false};
+    size_t restarts = 0;
+    for (size_t i = 0; i < n; i++) {
+        long long fields = s_drain(self, slot, 3, "HSET");
+        if (fields == -2) { //  the connection failed: the rest is lost
+            atomic_fetch_add_explicit(&self->writes[WRITE_FAILED], n - i, memory_order_relaxed);
+            s_release(slot);
+            return;
+        }
+        atomic_fetch_add_explicit(&self->writes[WRITE_WRITTEN], 1, memory_order_relaxed);
+        if (fields > MAX_FIELDS) {
+            restart[i] = true;
+            restarts++;
+        }
+    }
+    for (size_t i = 0; i < n && restarts > 0; i++) {
+        if (!restart[i])
+            continue;
+        pending_write_t *w = &batch[i];
+        redisAppendCommand(slot->ctx, "DEL %s", w->key);
+        redisAppendCommand(slot->ctx, "HSET %s %s %b", w->key, w->variant, w->value, w->value_len);
+        redisAppendCommand(slot->ctx, "EXPIRE %s %d", w->key, w->ttl_s);
+        if (s_drain(self, slot, 3, "HSET") == -2)
+            break;
     }
     s_release(slot);
-done:
-    free(value);
+}
+
+static void *s_writer_main(void *arg)
+{
+    gateway_cache_t *self = arg;
+    pending_write_t batch[WRITE_BATCH_MAX];
+    pthread_mutex_lock(&self->queue_mutex);
+    while (true) {
+        while (self->queue_len == 0 && !self->stopping)
+            pthread_cond_wait(&self->queue_wake, &self->queue_mutex);
+        if (self->queue_len == 0)
+            break; //  stopping, and everything is written
+        size_t n = 0;
+        while (n < WRITE_BATCH_MAX && self->queue_len > 0) {
+            batch[n++] = self->queue[self->queue_head];
+            self->queue_head = (self->queue_head + 1) % WRITE_QUEUE_MAX;
+            self->queue_len--;
+        }
+        self->in_flight = n;
+        pthread_mutex_unlock(&self->queue_mutex);
+        s_write_batch(self, batch, n);
+        for (size_t i = 0; i < n; i++)
+            s_pending_free(&batch[i]);
+        pthread_mutex_lock(&self->queue_mutex);
+        self->in_flight = 0;
+        pthread_cond_broadcast(&self->queue_drained);
+    }
+    pthread_cond_broadcast(&self->queue_drained);
+    pthread_mutex_unlock(&self->queue_mutex);
+    return NULL;
+}
+
+int gateway_cache_flush(gateway_cache_t *self, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&self->queue_mutex);
+    while ((self->queue_len > 0 || self->in_flight > 0) && self->writer_running && rc == 0)
+        if (pthread_cond_timedwait(&self->queue_drained, &self->queue_mutex, &deadline) != 0)
+            rc = -1;
+    pthread_mutex_unlock(&self->queue_mutex);
+    return rc;
 }
 
 char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char *variant,
@@ -452,6 +614,20 @@ size_t gateway_cache_invalidate_user(gateway_cache_t *self, const char *user)
     char group[NAME_MAX_LEN + 3];
     if (s_group(KIND_USER, user, group, sizeof group) != 0)
         return 0;
+    //  A list still queued for Redis was computed before the interaction:
+    //  it must not land after the ingestor's DEL of the user's key.
+    pthread_mutex_lock(&self->queue_mutex);
+    size_t kept = 0;
+    for (size_t i = 0; i < self->queue_len; i++) {
+        pending_write_t *w = &self->queue[(self->queue_head + i) % WRITE_QUEUE_MAX];
+        if (strcmp(w->group, group) == 0) {
+            s_pending_free(w);
+            atomic_fetch_add_explicit(&self->writes[WRITE_DROPPED], 1, memory_order_relaxed);
+        } else
+            self->queue[(self->queue_head + kept++) % WRITE_QUEUE_MAX] = *w;
+    }
+    self->queue_len = kept;
+    pthread_mutex_unlock(&self->queue_mutex);
     return lru_cache_drop_group(self->l1, group);
 }
 
@@ -567,6 +743,22 @@ int gateway_cache_metrics_write(gateway_cache_t *self, FILE *out)
             "# TYPE recsd_gateway_cache_redis_up gauge\n"
             "recsd_gateway_cache_redis_up %d\n",
             atomic_load(&self->up) ? 1 : 0);
+    fputs("# HELP recsd_gateway_cache_redis_writes_total Lists written to Redis behind the "
+          "request, by result (dropped: the queue was full or the user's lists were "
+          "invalidated first).\n# TYPE recsd_gateway_cache_redis_writes_total counter\n",
+          out);
+    for (int w = 0; w < WRITE_RESULTS; w++)
+        fprintf(out, "recsd_gateway_cache_redis_writes_total{result=\"%s\"} %llu\n",
+                s_write_results[w],
+                (unsigned long long)atomic_load_explicit(&self->writes[w], memory_order_relaxed));
+    pthread_mutex_lock(&self->queue_mutex);
+    size_t queued = self->queue_len;
+    pthread_mutex_unlock(&self->queue_mutex);
+    fprintf(out,
+            "# HELP recsd_gateway_cache_redis_write_queue Lists waiting to be written to Redis.\n"
+            "# TYPE recsd_gateway_cache_redis_write_queue gauge\n"
+            "recsd_gateway_cache_redis_write_queue %zu\n",
+            queued);
     return ferror(out) ? -1 : 0;
 }
 

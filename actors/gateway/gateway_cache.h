@@ -24,6 +24,14 @@
     that changes the list (type, limit, exclude, explain, A/B variant);
     gateway_cache_variant() builds one.
 
+    Writes to Redis are behind the request: a set stores in level 1 at
+    once and queues the Redis write (bounded, 4096; dropped and counted
+    when full) for one writer thread, which pipelines up to 64 of them per
+    round trip. A miss then costs the request one Redis round trip (the
+    lookup) instead of two. Invalidating a user also drops that user's
+    queued writes, so a list computed before an interaction cannot land in
+    Redis after the ingestor's DEL.
+
     Redis down or slow: every command has a short timeout (default 20 ms);
     after a failure no command is sent for a back-off (default 1 s), then
     one caller probes with a reconnect. Meanwhile a get is a miss and a set
@@ -40,6 +48,8 @@
         recsd_gateway_cache_entries                      gauge, level 1
         recsd_gateway_cache_redis_errors_total           failed Redis commands/connects
         recsd_gateway_cache_redis_up                     gauge 0/1
+        recsd_gateway_cache_redis_writes_total{result="written|dropped|error"}
+        recsd_gateway_cache_redis_write_queue            gauge, writes waiting
     "l1" counts level-1 lookups of user and segment lists; "redis" and
     "segment" count Redis lookups of user and segment lists; result "error"
     is a Redis lookup that failed or was skipped while Redis was down.
@@ -99,6 +109,10 @@ char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char
 //  Failures (Redis down, out of memory) are counted, not reported.
 void gateway_cache_set_user(gateway_cache_t *self, const char *user, const char *variant,
                             const void *body, size_t len);
+
+//  Waits until every queued Redis write has been attempted, at most
+//  timeout_ms. Returns 0, or -1 on timeout. For tests and orderly stops.
+int gateway_cache_flush(gateway_cache_t *self, int timeout_ms);
 
 //  The same for a segment's list (users with little history).
 char *gateway_cache_get_segment(gateway_cache_t *self, const char *segment, const char *variant,

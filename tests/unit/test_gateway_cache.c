@@ -136,6 +136,8 @@ Test(gateway_cache, user_round_trip_through_redis)
     const char *body = "{\"user_id\":\"x\",\"items\":[]}";
     gateway_cache_set_user(writer, user, "t=hybrid;n=10", body, strlen(body));
     gateway_cache_set_user(writer, user, "t=content;n=10", "other", 5);
+    //  Redis writes are behind the request: wait for them.
+    cr_assert_eq(gateway_cache_flush(writer, 2000), 0);
 
     size_t len = 0;
     gateway_cache_level_t level;
@@ -179,6 +181,7 @@ Test(gateway_cache, user_round_trip_through_redis)
     for (int i = 0; i < rounds; i++) {
         snprintf(variant, sizeof variant, "t=hybrid;n=%d", 100 + i);
         gateway_cache_set_user(writer, user, variant, body, strlen(body));
+        cr_assert_eq(gateway_cache_flush(writer, 2000), 0);
         int64_t t0 = s_now_us();
         got = gateway_cache_get_user(reader, user, variant, &len, &level);
         int64_t dt = s_now_us() - t0;
@@ -203,6 +206,18 @@ Test(gateway_cache, user_round_trip_through_redis)
     reply = redisCommand(r, "HLEN recsd:recs:%s", user);
     cr_assert_leq(reply->integer, 65);
     freeReplyObject(reply);
+    //  Every write made it, and the metrics say so.
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = open_memstream(&text, &text_len);
+    cr_assert_eq(gateway_cache_metrics_write(writer, mem), 0);
+    fclose(mem);
+    char want[96];
+    snprintf(want, sizeof want, "recsd_gateway_cache_redis_writes_total{result=\"written\"} %d\n",
+             2 + rounds);
+    cr_assert_not_null(strstr(text, want), "%s", text);
+    cr_assert_not_null(strstr(text, "recsd_gateway_cache_redis_write_queue 0\n"), "%s", text);
+    free(text);
 
     freeReplyObject(redisCommand(r, "DEL recsd:recs:%s", user));
     redisFree(r);
@@ -218,6 +233,7 @@ Test(gateway_cache, segment_round_trip_is_separate_from_users)
     gateway_cache_t *writer = s_cache(url, 60000);
     gateway_cache_t *reader = s_cache(url, 60000);
     gateway_cache_set_segment(writer, segment, "t=popularity;n=10", "seglist", 7);
+    cr_assert_eq(gateway_cache_flush(writer, 2000), 0);
     size_t len;
     gateway_cache_level_t level;
     //  A user named like the segment does not see its list.
@@ -259,6 +275,7 @@ Test(gateway_cache, ingestor_del_and_invalidate_user)
     gateway_cache_set_user(c, user, "t=hybrid", "A", 1);
     gateway_cache_set_user(c, user, "t=content", "B", 1);
     gateway_cache_set_user(c, "bystander", "t=hybrid", "C", 1);
+    cr_assert_eq(gateway_cache_flush(c, 2000), 0);
     //  What the ingestor does after storing the user's events...
     s_redis_cmd(url, "DEL recsd:recs:%s", user);
     //  ... level 1 still holds them until the notice arrives ...
@@ -294,6 +311,7 @@ Test(gateway_cache, stale_fields_and_level1_ttl_expire)
     gateway_cache_t *c = gateway_cache_new(&cfg, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     gateway_cache_set_user(c, user, "old", "1", 1);
+    cr_assert_eq(gateway_cache_flush(c, 2000), 0);
     usleep(150 * 1000);
     size_t len;
     gateway_cache_level_t level;
@@ -304,6 +322,7 @@ Test(gateway_cache, stale_fields_and_level1_ttl_expire)
     //  A sibling written now renews the key's TTL; the old field is past
     //  its own and must not be served.
     gateway_cache_set_user(c, user, "new", "2", 1);
+    cr_assert_eq(gateway_cache_flush(c, 2000), 0);
     usleep(150 * 1000);
     cr_assert_null(gateway_cache_get_user(c, user, "old", &len, &level));
     got = gateway_cache_get_user(c, user, "new", &len, &level);
@@ -503,6 +522,7 @@ Test(gateway_cache, redis_killed_frozen_and_back)
     pid = s_redis_start(dir, port);
     usleep(cfg.redis_backoff_ms * 1000 + 50000);
     gateway_cache_set_user(c, "u2", "t", "again", 5);
+    cr_assert_eq(gateway_cache_flush(c, 2000), 0);
     cr_assert(gateway_cache_redis_up(c));
     gateway_cache_t *other = s_cache(url, 60000);
     size_t len;
