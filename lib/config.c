@@ -226,6 +226,7 @@ static void s_defaults(config_t *cfg)
     cfg->cache_l1_entries = 10000;
     cfg->cache_l1_ttl_ms = 60000;
     cfg->cache_ttl_s = 3600;
+    cfg->cache_segment_ttl_s = 300;
     cfg->cache_redis_timeout_ms = 20;
     cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -311,6 +312,7 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_int("RECSD_CACHE_L1_ENTRIES", 16, 10000000, &cfg->cache_l1_entries, err, errlen) ||
         s_int("RECSD_CACHE_L1_TTL_MS", 1, 86400000, &cfg->cache_l1_ttl_ms, err, errlen) ||
         s_int("RECSD_CACHE_TTL_S", 1, 86400 * 30, &cfg->cache_ttl_s, err, errlen) ||
+        s_int("RECSD_CACHE_SEGMENT_TTL_S", 1, 86400 * 30, &cfg->cache_segment_ttl_s, err, errlen) ||
         s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err, errlen))
         return -1;
 

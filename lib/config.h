@@ -106,7 +106,8 @@ typedef struct {
     //  Recommendation cache (gateway)
     int cache_l1_entries;       //  in-process entries per gateway; 0 = off
     int cache_l1_ttl_ms;        //  short: other replicas cannot evict it
-    int cache_ttl_s;            //  Redis level, user and segment lists
+    int cache_ttl_s;            //  Redis level, user lists
+    int cache_segment_ttl_s;    //  Redis level, segment lists (shared: kept shorter)
     int cache_redis_timeout_ms; //  connect and each command
 
     log_level_t log_level;

@@ -431,7 +431,8 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
         if (S_CHECK_ID(rp->user_id, false, "user_id") != 0 ||
             s_check_enum(rp->source, sizeof rp->source, s_sources, "source", err, errlen) != 0 ||
             S_CHECK_ID(rp->model_id, true, "model_id") != 0 ||
-            S_CHECK_ID(rp->type, true, "type") != 0)
+            S_CHECK_ID(rp->type, true, "type") != 0 ||
+            S_CHECK_ID(rp->segment, true, "segment") != 0)
             return -1;
         if (!proto_recs_type_valid(rp->type)) {
             s_seterr(err, errlen, "type: unknown value \"%s\"", rp->type);
@@ -615,12 +616,14 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
     }
     case PROTO_RECS_REP: {
         const proto_recs_rep_t *rp = &msg->body.recs_rep;
-        rc |= msgpack_pack_map(pk, 6);
+        rc |= msgpack_pack_map(pk, rp->segment[0] ? 7 : 6);
         rc |= s_kv_str(pk, "user_id", rp->user_id);
         rc |= s_kv_str(pk, "source", rp->source);
         rc |= s_kv_str(pk, "model_id", rp->model_id);
         rc |= s_kv_str(pk, "type", rp->type);
         rc |= s_kv_int(pk, "model_version", rp->model_version);
+        if (rp->segment[0])
+            rc |= s_kv_str(pk, "segment", rp->segment);
         rc |= s_kv_array(pk, "items", rp->count);
         for (uint32_t i = 0; i < rp->count && rc == 0; i++) {
             bool reason = rp->items[i].reason[0] != '\0';
@@ -1247,6 +1250,9 @@ static int s_decode_recs_rep(const msgpack_object *body, proto_recs_rep_t *rp, c
     if (s_optional(body, "model_version", &value, err, errlen) != 0 ||
         (value &&
          s_get_int(value, 0, INT64_MAX, &rp->model_version, "model_version", err, errlen) != 0))
+        return -1;
+    if (s_optional(body, "segment", &value, err, errlen) != 0 ||
+        (value && S_GET_STR(value, rp->segment, "segment") != 0))
         return -1;
     const msgpack_object *arr = f[3].value;
     if (arr->type != MSGPACK_OBJECT_ARRAY) {

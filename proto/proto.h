@@ -138,16 +138,20 @@ typedef struct {
 } proto_rec_item_t;
 
 //  PROTO_RECS_REP body: {"user_id","source","model_id","items":[item...]
-//  [, "type", "model_version"]}
+//  [, "type", "model_version", "segment"]}
 //  source is "model", "cache" or "fallback"; model_id may be "". type (absent
 //  = "") is "" or one of the RECS_REQ types: the one that served. model_version
 //  (absent = 0) is the serving model's registry version, 0 for none.
+//  segment (absent = "") names the audience segment when the list is the
+//  same for every user of it (nothing personal filtered out), so that it
+//  may be cached once per segment rather than per user.
 typedef struct {
     char user_id[PROTO_ID_MAX + 1];
     char source[PROTO_STATE_MAX + 1];
     char model_id[PROTO_ID_MAX + 1];
     char type[PROTO_RECS_TYPE_MAX + 1];
     int64_t model_version; //  >= 0
+    char segment[PROTO_ID_MAX + 1];
     uint32_t count;
     proto_rec_item_t *items; //  owned by the message
 } proto_recs_rep_t;

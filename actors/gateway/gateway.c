@@ -167,7 +167,7 @@ static void s_start_cache(self_t *self)
     cc.l1_ttl_ms = cfg->cache_l1_ttl_ms;
     cc.redis_url = cfg->redis_url;
     cc.redis_ttl_s = cfg->cache_ttl_s;
-    cc.segment_ttl_s = cfg->cache_ttl_s;
+    cc.segment_ttl_s = cfg->cache_segment_ttl_s;
     cc.redis_timeout_ms = cfg->cache_redis_timeout_ms;
     char err[512];
     self->cache = gateway_cache_new(&cc, err, sizeof err);

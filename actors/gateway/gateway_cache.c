@@ -588,7 +588,26 @@ int gateway_cache_flush(gateway_cache_t *self, int timeout_ms)
 char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char *variant,
                              size_t *len, gateway_cache_level_t *level)
 {
-    return s_get(self, KIND_USER, user, variant, len, level);
+    char *body = s_get(self, KIND_USER, user, variant, len, level);
+    if (!body || body[0] != '@')
+        return body;
+    //  A reference: the user's list is their segment's (a rendered list is
+    //  JSON and never starts with '@').
+    char segment[NAME_MAX_LEN + 1];
+    snprintf(segment, sizeof segment, "%s", body + 1);
+    free(body);
+    return s_get(self, KIND_SEGMENT, segment, variant, len, level);
+}
+
+void gateway_cache_set_user_segment(gateway_cache_t *self, const char *user, const char *variant,
+                                    const char *segment, const void *body, size_t len)
+{
+    char ref[NAME_MAX_LEN + 2];
+    int n = snprintf(ref, sizeof ref, "@%s", segment ? segment : "");
+    if (!segment || !*segment || n < 0 || (size_t)n >= sizeof ref)
+        return;
+    s_set(self, KIND_SEGMENT, segment, variant, body, len);
+    s_set(self, KIND_USER, user, variant, ref, (size_t)n);
 }
 
 void gateway_cache_set_user(gateway_cache_t *self, const char *user, const char *variant,

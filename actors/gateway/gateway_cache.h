@@ -9,7 +9,9 @@
 
     Level 2, Redis (TTL 1 h by default). Key schema:
         recsd:recs:<user>                     HASH, field <variant>, value "<ms>\n<body>"
-        recsd:recs-segment:<segment>          HASH, same layout, for users with little history
+        recsd:recs-segment:<segment>          HASH, same layout, for lists shared by a segment
+    A user whose list is their segment's holds "@<segment>" in their own
+    hash instead of a copy (gateway_cache_set_user_segment).
     One HASH per user means the ingestor's `DEL recsd:recs:<user>` after a
     stored batch drops all of that user's lists at once. A set does
     HSET + EXPIRE (refreshing the key's TTL), so each field also carries
@@ -113,6 +115,14 @@ void gateway_cache_set_user(gateway_cache_t *self, const char *user, const char 
 //  Waits until every queued Redis write has been attempted, at most
 //  timeout_ms. Returns 0, or -1 on timeout. For tests and orderly stops.
 int gateway_cache_flush(gateway_cache_t *self, int timeout_ms);
+
+//  Stores body[0..len) as segment's list for variant, and for user a
+//  reference to it ("@<segment>" in the user's hash), so that every user
+//  of the segment shares one copy (segment TTL) while an interaction of
+//  the user still drops theirs (the ingestor's DEL of the user's key).
+//  gateway_cache_get_user follows the reference.
+void gateway_cache_set_user_segment(gateway_cache_t *self, const char *user, const char *variant,
+                                    const char *segment, const void *body, size_t len);
 
 //  The same for a segment's list (users with little history).
 char *gateway_cache_get_segment(gateway_cache_t *self, const char *segment, const char *variant,

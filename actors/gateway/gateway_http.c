@@ -160,8 +160,10 @@ static int s_recs_params(struct MHD_Connection *conn, const char *url, proto_rec
 }
 
 //  A cached answer for user/variant, re-stamped for this request: source
-//  "cache", this request's id. Returns a body the caller owns, or NULL on
-//  a miss (or a cached body that no longer parses: treated as a miss).
+//  "cache", this request's id, and this user (a segment's list was
+//  rendered for whichever user computed it first). Returns a body the
+//  caller owns, or NULL on a miss (or a cached body that no longer
+//  parses: treated as a miss).
 static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *variant,
                          const char *request_id)
 {
@@ -177,6 +179,12 @@ static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *
         return NULL;
     }
     json_object_set_new(doc, "source", json_string("cache"));
+    json_t *user = json_string(user_id);
+    if (!user) { //  ids were checked as printable ASCII: out of memory
+        json_decref(doc);
+        return NULL;
+    }
+    json_object_set_new(doc, "user_id", user);
     if (request_id)
         json_object_set_new(doc, "request_id", json_string(request_id));
     char *body = json_dumps(doc, JSON_COMPACT);
@@ -257,15 +265,28 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
                                     .generated_at_ms = proto_now_ms(),
                                     .request_id = request_id};
         body = gateway_recs_render_meta(user_id, items, count, &meta, &len);
-        //  Only a model's list of the type asked for is kept: a fallback
-        //  (another type, the popularity list) must not outlive the reason
-        //  for it, and popularity answers are cheap anyway.
-        if (body && self->deps.cache && strcmp(rep->source, "model") == 0 && rep->model_id[0] &&
-            strcmp(rep->type, s_types[type_index]) == 0 &&
+        //  Only a model's list is kept: a fallback must not outlive the
+        //  reason for it. The variant names the model the requested type
+        //  is served by, which must be the registry's active one.
+        //  A list of the type asked for is the user's own. A list the
+        //  ranker says is its segment's (nothing personal filtered out: a
+        //  user without history, a light user's genre) is stored once for
+        //  the segment (segment TTL) with a reference for this user, even
+        //  when another type served it: a cold user's hybrid request is
+        //  answered by popularity, and is the same for every cold user
+        //  while the hybrid model stays.
+        bool own = strcmp(rep->type, s_types[type_index]) == 0;
+        const char *variant_model = own && rep->model_id[0] ? rep->model_id : model;
+        if (body && self->deps.cache && strcmp(rep->source, "model") == 0 &&
+            (own || rep->segment[0]) && variant_model[0] &&
             gateway_state_confirm_served_model(self->deps.state, s_types[type_index],
-                                               rep->model_id)) {
-            if (gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
-                                      q->explain, exclude, rep->model_id) == 0)
+                                               variant_model) &&
+            gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
+                                  q->explain, exclude, variant_model) == 0) {
+            if (rep->segment[0])
+                gateway_cache_set_user_segment(self->deps.cache, user_id, variant, rep->segment,
+                                               body, len);
+            else
                 gateway_cache_set_user(self->deps.cache, user_id, variant, body, len);
         }
     } else {

@@ -70,9 +70,10 @@ typedef struct {
     ranker_models_t *models;   //  active and previous bundle per type
     ranker_loader_t *loader;   //  NULL if the artifact store is unusable
     ranker_serve_t *serve;
-    zhashx_t *retired;       //  retired video ids: never recommended
-    PGconn *pg;              //  NULL while PostgreSQL is unreachable
-    popular_list_t *popular; //  last good list, never NULL after start
+    zhashx_t *retired;              //  retired video ids: never recommended
+    PGconn *pg;                     //  NULL while PostgreSQL is unreachable
+    popular_list_t *popular;        //  last good list, never NULL after start
+    segment_popularity_t *segments; //  genre lists; NULL until the loader's first load
     int64_t next_refresh;
     int64_t next_retired;
     uint64_t dropped_late;
@@ -134,9 +135,11 @@ static void s_model_metrics(self_t *self, s_text_t *t)
     //  (its requests to the rankers, by outcome).
     s_family(t, "recsd_ranker_served_total", "counter",
              "Recommendation lists by what served them (type popularity_list: no model).");
-    for (int i = 0; i <= RANKER_MODELS_TYPES; i++)
+    for (int i = 0; i < RANKER_SERVE_ANSWERS; i++)
         s_add(t, "recsd_ranker_served_total{actor=\"%s\",source=\"model\",type=\"%s\"} %llu\n", a,
-              i < RANKER_MODELS_TYPES ? ranker_models_types[i] : "popularity_list",
+              i < RANKER_MODELS_TYPES  ? ranker_models_types[i]
+              : i == RANKER_SERVE_LIST ? "popularity_list"
+                                       : "segment_popularity",
               (unsigned long long)st->requests[i]);
     s_family(t, "recsd_ranker_fallbacks_total", "counter",
              "Steps down the serving chain, by model type, version and reason.");
@@ -149,6 +152,11 @@ static void s_model_metrics(self_t *self, s_text_t *t)
                           "reason=\"%s\"} %llu\n",
                           a, ranker_models_types[i], p ? "previous" : "active",
                           ranker_serve_reason_names[r], (unsigned long long)st->fallbacks[i][p][r]);
+    s_family(t, "recsd_ranker_segment_fallbacks_total", "counter",
+             "Users the segment-popularity step passed on to global popularity, by reason.");
+    for (int r = 0; r < RANKER_SERVE_SEGMENT_REASONS; r++)
+        s_add(t, "recsd_ranker_segment_fallbacks_total{actor=\"%s\",reason=\"%s\"} %llu\n", a,
+              ranker_serve_segment_reason_names[r], (unsigned long long)st->segment_fallbacks[r]);
     s_family(t, "recsd_ranker_filled_items_total", "counter",
              "Items a model's list was topped up with from the popularity list.");
     s_add(t, "recsd_ranker_filled_items_total{actor=\"%s\"} %llu\n", a,
@@ -339,7 +347,8 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
                                 .history = self->history,
                                 .seen = self->seen,
                                 .retired = self->retired,
-                                .popular = self->popular};
+                                .popular = self->popular,
+                                .segments = self->segments};
     if (ranker_serve_recommend(self->serve, &in, &req->body.recs_req, rep) != 0) {
         log_write(LOG_LEVEL_WARN, req->header.request_id, "recs for user %s: out of memory",
                   rep->user_id);
@@ -456,6 +465,10 @@ static void s_handle_models(self_t *self)
             self->popular = result->popular;
             result->popular = NULL;
             self->popular_loaded = true;
+        } else if (result->kind == RANKER_LOAD_SEGMENTS) {
+            segment_popularity_destroy(&self->segments);
+            self->segments = result->segments;
+            result->segments = NULL;
         } else if (result->kind == RANKER_LOAD_RETIRED) {
             zhashx_destroy(&self->retired);
             self->retired = result->retired;
@@ -538,6 +551,8 @@ static int s_setup(self_t *self)
                                   .n_types = RANKER_MODELS_TYPES,
                                   .popular_refresh_ms = self->cfg->popular_refresh_ms,
                                   .popular_max = RANKER_POPULAR_MAX,
+                                  .segments_refresh_ms = self->cfg->popular_refresh_ms,
+                                  .segments_max = RANKER_POPULAR_MAX,
                                   .retired_refresh_ms = RANKER_RETIRED_REFRESH_MS};
     self->loader = ranker_loader_new(&lo, err, sizeof err);
     if (!self->loader)
@@ -609,6 +624,7 @@ done:
     zhashx_destroy(&self.retired);
     actor_link_destroy(&self.link);
     popular_list_destroy(&self.popular);
+    segment_popularity_destroy(&self.segments);
     if (self.pg)
         PQfinish(self.pg);
     return rc;

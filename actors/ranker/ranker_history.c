@@ -328,6 +328,22 @@ static void s_sort(int32_t *items, float *values, int32_t n)
     }
 }
 
+int32_t ranker_history_events_of(const ranker_history_t *self, const char *user_id,
+                                 const char **video_ids, float *strengths, int32_t max)
+{
+    const s_user_t *u = (const s_user_t *)zhashx_lookup(self->users, user_id);
+    if (!u || max <= 0)
+        return 0;
+    int32_t skip = u->count > max ? u->count - max : 0, n = 0;
+    for (int32_t i = skip; i < u->count; i++) {
+        const s_event_t *e = &u->events[(u->start + i) % u->cap];
+        video_ids[n] = self->video_ids[e->video];
+        strengths[n] = e->value;
+        n++;
+    }
+    return n;
+}
+
 void ranker_history_user(const ranker_history_t *self, const char *user_id,
                          ranker_history_index_fn index_of, const void *arg, int32_t *items,
                          float *values, int32_t *seen, int32_t *n_seen, user_history_t *h)

@@ -83,6 +83,13 @@ void ranker_history_user(const ranker_history_t *self, const char *user_id,
                          ranker_history_index_fn index_of, const void *arg, int32_t *items,
                          float *values, int32_t *seen, int32_t *n_seen, user_history_t *h);
 
+//  The user's events as recorded, oldest first: video ids (borrowed from
+//  the history, valid until its next change) and signed strengths, at
+//  most max of the latest. Returns how many were written (0 for an
+//  unknown user).
+int32_t ranker_history_events_of(const ranker_history_t *self, const char *user_id,
+                                 const char **video_ids, float *strengths, int32_t max);
+
 //  The per-user bound this history was made with.
 int ranker_history_max_events(const ranker_history_t *self);
 

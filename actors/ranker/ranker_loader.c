@@ -38,7 +38,7 @@ typedef struct {
     s_shared_t *shared;
     zsock_t *pipe;
     PGconn *conn; //  NULL while disconnected
-    int64_t next_connect, next_check, next_popular, next_retired;
+    int64_t next_connect, next_check, next_popular, next_retired, next_segments;
     bool refresh_warned; //  a failed list refresh was logged; quiet until one works
     int backoff_ms;
     model_registry_id_t handled[S_MAX_TYPES];      //  last model loaded or refused, per type
@@ -52,6 +52,7 @@ void ranker_load_result_destroy(ranker_load_result_t **result_p)
     model_bundle_destroy(&(*result_p)->bundle);
     popular_list_destroy(&(*result_p)->popular);
     zhashx_destroy(&(*result_p)->retired);
+    segment_popularity_destroy(&(*result_p)->segments);
     free(*result_p);
     *result_p = NULL;
 }
@@ -243,32 +244,47 @@ zhashx_t *ranker_loader_retired(PGconn *conn, char *err, size_t errlen)
     return set;
 }
 
-//  Reloads the popularity list or the retired set when due and posts it.
+//  Reloads the popularity list, the retired set or the segment lists
+//  (one of them per call) when due and posts it.
 static void s_refresh(s_thread_t *self)
 {
     const ranker_loader_options_t *o = &self->shared->opts;
     int64_t now = zclock_mono();
-    bool popular = o->popular_refresh_ms > 0 && now >= self->next_popular;
-    bool retired = o->retired_refresh_ms > 0 && now >= self->next_retired;
-    if (!popular && !retired)
+    ranker_load_kind_t kind;
+    if (o->popular_refresh_ms > 0 && now >= self->next_popular) {
+        kind = RANKER_LOAD_POPULAR;
+        self->next_popular = now + o->popular_refresh_ms;
+    } else if (o->retired_refresh_ms > 0 && now >= self->next_retired) {
+        kind = RANKER_LOAD_RETIRED;
+        self->next_retired = now + o->retired_refresh_ms;
+    } else if (o->segments_refresh_ms > 0 && now >= self->next_segments) {
+        kind = RANKER_LOAD_SEGMENTS;
+        self->next_segments = now + o->segments_refresh_ms;
+    } else
         return;
+    static const char *const what[] = {[RANKER_LOAD_POPULAR] = "popularity list",
+                                       [RANKER_LOAD_RETIRED] = "retired videos",
+                                       [RANKER_LOAD_SEGMENTS] = "segment popularity lists"};
     ranker_load_result_t *result = calloc(1, sizeof *result);
     char err[512] = "out of memory";
-    if (result && popular) {
-        self->next_popular = now + o->popular_refresh_ms;
-        result->kind = RANKER_LOAD_POPULAR;
-        result->popular = popular_list_load(self->conn, o->popular_max, err, sizeof err);
-    } else if (result) {
-        self->next_retired = now + o->retired_refresh_ms;
-        result->kind = RANKER_LOAD_RETIRED;
-        result->retired = ranker_loader_retired(self->conn, err, sizeof err);
+    bool loaded = false;
+    if (result) {
+        result->kind = kind;
+        if (kind == RANKER_LOAD_POPULAR)
+            loaded = (result->popular =
+                          popular_list_load(self->conn, o->popular_max, err, sizeof err)) != NULL;
+        else if (kind == RANKER_LOAD_RETIRED)
+            loaded = (result->retired = ranker_loader_retired(self->conn, err, sizeof err)) != NULL;
+        else
+            loaded =
+                (result->segments = segment_popularity_load(
+                     self->conn, o->segments_max ? o->segments_max : 1, err, sizeof err)) != NULL;
     }
-    if (!result || (!result->popular && !result->retired)) {
+    if (!loaded) {
         free(result);
         err[strcspn(err, "\n")] = '\0';
         if (!self->refresh_warned)
-            log_warn("%s not refreshed, keeping the last one: %s",
-                     popular ? "popularity list" : "retired videos", err);
+            log_warn("%s not refreshed, keeping the last one: %s", what[kind], err);
         self->refresh_warned = true;
         if (PQstatus(self->conn) != CONNECTION_OK)
             s_disconnect(self, err);
@@ -285,6 +301,7 @@ static void s_thread(zsock_t *pipe, void *args)
     //  The loop loaded both at start: the first refreshes are a period away.
     self.next_popular = zclock_mono() + o->popular_refresh_ms;
     self.next_retired = zclock_mono() + o->retired_refresh_ms;
+    self.next_segments = zclock_mono(); //  not loaded by the loop: at once
     self.backoff_ms = o->reconnect_min_ms;
     zsock_signal(pipe, 0);
     while (true) {
@@ -299,6 +316,8 @@ static void s_thread(zsock_t *pipe, void *args)
                 wake = self.next_popular;
             if (o->retired_refresh_ms > 0 && self.next_retired < wake)
                 wake = self.next_retired;
+            if (o->segments_refresh_ms > 0 && self.next_segments < wake)
+                wake = self.next_segments;
         }
         long timeout = wake > now ? (long)(wake - now) : 0;
         zmq_pollitem_t items[] = {

@@ -41,6 +41,7 @@
 #include "model_artifact.h"
 #include "model_registry.h"
 #include "popular_list.h"
+#include "segment_popularity.h"
 
 typedef struct {
     const config_t *cfg;      //  pg_dsn, artifact store and cache (borrowed; outlives the loader)
@@ -53,12 +54,17 @@ typedef struct {
     int popular_refresh_ms; //  popularity list reload period; <= 0: never
     size_t popular_max;     //  its length
     int retired_refresh_ms; //  retired videos reload period; <= 0: never
+    //  Genre segments' popularity lists: loaded at once, then every period;
+    //  <= 0: never.
+    int segments_refresh_ms;
+    size_t segments_max; //  videos per segment list
 } ranker_loader_options_t;
 
 typedef enum {
     RANKER_LOAD_MODEL = 0, //  model_* fields, bundle (NULL: refused, see error)
     RANKER_LOAD_POPULAR,   //  popular
-    RANKER_LOAD_RETIRED    //  retired
+    RANKER_LOAD_RETIRED,   //  retired
+    RANKER_LOAD_SEGMENTS   //  segments
 } ranker_load_kind_t;
 
 //  One outcome, owned by whoever took it with everything in it (take a
@@ -67,6 +73,7 @@ typedef struct {
     ranker_load_kind_t kind;
     popular_list_t *popular;
     zhashx_t *retired; //  video id -> non-NULL
+    segment_popularity_t *segments;
     char model_type[MODEL_REGISTRY_TYPE_MAX];
     model_registry_id_t model_id;
     int version;

@@ -13,12 +13,24 @@
 //  few seen or retired videos filtered afterwards rarely need a second pass.
 #define S_SLACK 16
 
-const char *const ranker_serve_reason_names[RANKER_SERVE_REASONS] = {"not_loaded", "scorer_error"};
+const char *const ranker_serve_reason_names[RANKER_SERVE_REASONS] = {"not_loaded", "scorer_error",
+                                                                     "no_history"};
+const char *const ranker_serve_segment_reason_names[RANKER_SERVE_SEGMENT_REASONS] = {"not_loaded",
+                                                                                     "no_segment"};
+
+//  The latest events looked at to place a user in a segment.
+#define S_SEGMENT_EVENTS 64
 const double ranker_serve_buckets[RANKER_SERVE_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                                            0.005,  0.01,    0.025,  0.05,  0.1};
 
 struct ranker_serve_t {
     ranker_serve_stats_t stats;
+    //  This request's list lost a video because the user had seen it: the
+    //  list is the user's own, not their segment's.
+    bool seen_filtered;
+    //  A step of this request's chain failed (a model not loaded, a scorer
+    //  error): the list is a stopgap, not what the user's segment gets.
+    bool degraded;
     //  Scratch, grown to the largest model (the loop is single-threaded).
     float *scores;
     bool *skip;
@@ -99,11 +111,14 @@ static int32_t s_index_of(const void *bundle, const char *video_id)
 //  Seen by the user, retired, or excluded by the caller: never recommended.
 //  The exclude list is short (PROTO_EXCLUDE_MAX) and only candidates that
 //  made the selection are checked: a scan is cheaper than a hash.
-static bool s_excluded(const ranker_serve_inputs_t *in, const proto_recs_req_t *req,
-                       const char *video_id)
+static bool s_excluded(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                       const proto_recs_req_t *req, const char *video_id)
 {
-    if ((in->seen && seen_set_contains(in->seen, req->user_id, video_id)) ||
-        (in->retired && zhashx_lookup(in->retired, video_id)))
+    if (in->seen && seen_set_contains(in->seen, req->user_id, video_id)) {
+        self->seen_filtered = true;
+        return true;
+    }
+    if (in->retired && zhashx_lookup(in->retired, video_id))
         return true;
     for (uint32_t i = 0; i < req->exclude_count && i < PROTO_EXCLUDE_MAX; i++)
         if (strcmp(req->exclude[i], video_id) == 0)
@@ -118,15 +133,18 @@ static void s_put(proto_recs_rep_t *rep, const char *video_id, double score)
     item->score = score;
 }
 
-//  Tops rep up to limit from the popularity list (skipping what it holds).
-static void s_fill(ranker_serve_t *self, const ranker_serve_inputs_t *in,
-                   const proto_recs_req_t *req, proto_recs_rep_t *rep, bool list_scores)
+//  Tops rep up to limit from list (skipping what rep holds); list_scores:
+//  the items are the answer (their popularity is their score), else a
+//  top-up (score 0, counted).
+static void s_fill_from(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                        const proto_recs_req_t *req, proto_recs_rep_t *rep,
+                        const popular_list_t *list, bool list_scores)
 {
     uint32_t limit = req->limit;
-    size_t available = in->popular ? popular_list_size(in->popular) : 0;
+    size_t available = list ? popular_list_size(list) : 0;
     for (size_t i = 0; i < available && rep->count < limit; i++) {
-        const popular_item_t *p = popular_list_item(in->popular, i);
-        if (s_excluded(in, req, p->video_id))
+        const popular_item_t *p = popular_list_item(list, i);
+        if (s_excluded(self, in, req, p->video_id))
             continue;
         bool dup = false;
         for (uint32_t j = 0; j < rep->count && !dup; j++)
@@ -137,6 +155,13 @@ static void s_fill(ranker_serve_t *self, const ranker_serve_inputs_t *in,
         if (!list_scores)
             self->stats.filled++;
     }
+}
+
+//  Tops rep up from the global popularity list.
+static void s_fill(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                   const proto_recs_req_t *req, proto_recs_rep_t *rep, bool list_scores)
+{
+    s_fill_from(self, in, req, rep, in->popular, list_scores);
 }
 
 //  Scores with one bundle (personal: a type that needs a history).
@@ -196,7 +221,7 @@ static int s_score_ann(ranker_serve_t *self, const ranker_serve_inputs_t *in,
     for (int32_t i = 0; i < got && rep->count < req->limit; i++) {
         const char *video_id =
             ids[i] >= 0 && ids[i] < n ? model_bundle_video_id(b, (int32_t)ids[i]) : NULL;
-        if (video_id && !s_excluded(in, req, video_id))
+        if (video_id && !s_excluded(self, in, req, video_id))
             s_put(rep, video_id, scores[i]);
     }
     if (rep->count < req->limit && got == k) {
@@ -227,6 +252,8 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
         liked = h.values[i] > 0;
     if (personal && !liked)
         return 1;
+    if (n_seen > 0)
+        self->seen_filtered = true; //  conservative: they may have shaped the list
     if (model_bundle_ann(b)) {
         int rc = s_score_ann(self, in, b, &h, n_seen, req, rep);
         if (rc <= 0) {
@@ -251,7 +278,7 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
         rep->count = 0;
         for (int32_t i = 0; i < got && rep->count < limit; i++) {
             const char *video_id = model_bundle_video_id(b, self->top[i]);
-            if (video_id && !s_excluded(in, req, video_id))
+            if (video_id && !s_excluded(self, in, req, video_id))
                 s_put(rep, video_id, self->scores[self->top[i]]);
         }
         if (rep->count == limit || got < k || k == n)
@@ -283,17 +310,21 @@ static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int
     ranker_model_t m;
     if (!ranker_models_get(in->models, t, false, &m)) {
         self->stats.fallbacks[t][0][RANKER_SERVE_NOT_LOADED]++;
+        self->degraded = true;
         return 1;
     }
     for (int previous = 0; previous < 2; previous++) {
         if (previous && !ranker_models_get(in->models, t, true, &m))
             break;
         bool personal = strcmp(ranker_models_types[t], "popularity") != 0;
+        self->seen_filtered = false;
         int rc = s_score(self, in, &m, personal, req, rep);
         if (rc == 0) {
             snprintf(rep->model_id, sizeof rep->model_id, "%s", m.model_id);
             snprintf(rep->type, sizeof rep->type, "%s", ranker_models_types[t]);
             rep->model_version = m.version > 0 ? m.version : 0;
+            if (!personal && !self->seen_filtered && !self->degraded)
+                snprintf(rep->segment, sizeof rep->segment, "all");
             self->stats.requests[t]++;
             s_observe(self, started);
             return 0;
@@ -304,8 +335,45 @@ static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int
             break; //  the previous version knows no more of this user
         }
         self->stats.fallbacks[t][previous][RANKER_SERVE_SCORER_ERROR]++;
+        self->degraded = true;
     }
     return 1;
+}
+
+//  The segment step: the popularity list of the genre the user leans to.
+//  Returns 0 when it answered (rep filled), 1 when the user has no
+//  segment or the lists are not loaded (rep empty).
+static int s_try_segment(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                         const proto_recs_req_t *req, proto_recs_rep_t *rep, int64_t started)
+{
+    if (!in->segments || segment_popularity_segments(in->segments) == 0) {
+        self->stats.segment_fallbacks[RANKER_SERVE_SEGMENTS_NOT_LOADED]++;
+        return 1;
+    }
+    const char *ids[S_SEGMENT_EVENTS];
+    float strengths[S_SEGMENT_EVENTS];
+    int32_t n =
+        ranker_history_events_of(in->history, req->user_id, ids, strengths, S_SEGMENT_EVENTS);
+    const char *segment = segment_popularity_segment_of(in->segments, ids, strengths, (size_t)n);
+    const popular_list_t *list = segment ? segment_popularity_list(in->segments, segment) : NULL;
+    if (!list) {
+        self->stats.segment_fallbacks[RANKER_SERVE_NO_SEGMENT]++;
+        return 1;
+    }
+    rep->count = 0;
+    self->seen_filtered = false;
+    s_fill_from(self, in, req, rep, list, true);
+    s_fill(self, in, req, rep, false); //  a small genre: the rest from everything
+    snprintf(rep->model_id, sizeof rep->model_id, "segment:%.*s", SEGMENT_POPULARITY_NAME_MAX,
+             segment);
+    snprintf(rep->type, sizeof rep->type, "popularity");
+    rep->model_version = 0;
+    if (!self->seen_filtered && !self->degraded)
+        snprintf(rep->segment, sizeof rep->segment, "genre:%.*s", SEGMENT_POPULARITY_NAME_MAX,
+                 segment);
+    self->stats.requests[RANKER_SERVE_SEGMENT]++;
+    s_observe(self, started);
+    return 0;
 }
 
 int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in,
@@ -315,26 +383,40 @@ int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in
     uint32_t limit = req->limit;
     rep->count = 0;
     rep->model_version = 0;
+    rep->segment[0] = '\0';
+    self->seen_filtered = false;
+    self->degraded = false;
     free(rep->items);
     rep->items = calloc(limit ? limit : 1, sizeof *rep->items);
     if (!rep->items)
         return -1;
     snprintf(rep->source, sizeof rep->source, "model");
     //  The requested type first ("" = the head of the chain), then the
-    //  chain; popularity asked for is popularity only (bundle, then list).
+    //  personal types, the user's segment, global popularity (bundle, then
+    //  list); popularity asked for is popularity only.
     int first = req->type[0] ? ranker_models_type_index(req->type) : 0;
     if (first < 0)
         first = 0;
-    bool popularity_only = strcmp(ranker_models_types[first], "popularity") == 0;
+    int popularity = ranker_models_type_index("popularity");
+    bool popularity_only = first == popularity;
     if (s_try_type(self, in, first, req, rep, started) == 0)
         return 0;
-    for (int t = 0; t < RANKER_MODELS_TYPES && !popularity_only; t++)
-        if (t != first && s_try_type(self, in, t, req, rep, started) == 0)
+    if (!popularity_only) {
+        for (int t = 0; t < RANKER_MODELS_TYPES; t++)
+            if (t != first && t != popularity && s_try_type(self, in, t, req, rep, started) == 0)
+                return 0;
+        if (s_try_segment(self, in, req, rep, started) == 0)
             return 0;
+        if (popularity >= 0 && s_try_type(self, in, popularity, req, rep, started) == 0)
+            return 0;
+    }
     //  No model could answer: the popularity list, most popular first.
+    self->seen_filtered = false;
     snprintf(rep->model_id, sizeof rep->model_id, "popularity");
     snprintf(rep->type, sizeof rep->type, "popularity");
     s_fill(self, in, req, rep, true);
+    if (!self->seen_filtered && !self->degraded)
+        snprintf(rep->segment, sizeof rep->segment, "all");
     self->stats.requests[RANKER_SERVE_LIST]++;
     s_observe(self, started);
     return 0;

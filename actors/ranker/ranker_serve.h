@@ -2,9 +2,13 @@
     holds down to its popularity list.
 
     The chain, for a request: the requested type (default hybrid), then
-    hybrid -> collaborative -> content -> popularity bundle -> the
-    popularity list from PostgreSQL (a request for popularity goes to the
-    popularity bundle, then the list). The first
+    hybrid -> collaborative -> content -> segment popularity -> popularity
+    bundle -> the popularity list from PostgreSQL (a request for
+    popularity goes to the popularity bundle, then the list). Segment
+    popularity (segment_popularity.h) serves a user with liked videos
+    whom no personal model could score (none loaded, scorers failing, or
+    every liked video unknown to them): the most popular videos of the
+    genre the user leans to, rather than of the whole catalogue. The first
     type with a bundle loaded scores the user, except that the personal
     types (all but popularity) are passed over for a user whose history
     holds no liked video they know: a cold user gets popularity, not the
@@ -34,9 +38,13 @@
 #include "ranker_history.h"
 #include "ranker_models.h"
 #include "seen_set.h"
+#include "segment_popularity.h"
 
-//  requests[] index of answers from the popularity list.
+//  requests[] index of answers from the popularity list, and from a
+//  segment's popularity list.
 #define RANKER_SERVE_LIST RANKER_MODELS_TYPES
+#define RANKER_SERVE_SEGMENT (RANKER_MODELS_TYPES + 1)
+#define RANKER_SERVE_ANSWERS (RANKER_MODELS_TYPES + 2)
 #define RANKER_SERVE_BUCKETS 10 //  latency histogram buckets, +Inf excluded
 
 typedef enum {
@@ -47,13 +55,26 @@ typedef enum {
 } ranker_serve_reason_t;
 
 extern const char *const ranker_serve_reason_names[RANKER_SERVE_REASONS];
+
+//  Why the segment step passed a user on to global popularity.
+typedef enum {
+    RANKER_SERVE_SEGMENTS_NOT_LOADED = 0, //  no segment lists yet
+    RANKER_SERVE_NO_SEGMENT,              //  no liked video with a known genre
+    RANKER_SERVE_SEGMENT_REASONS
+} ranker_serve_segment_reason_t;
+
+extern const char *const ranker_serve_segment_reason_names[RANKER_SERVE_SEGMENT_REASONS];
 //  Upper bounds of the latency histogram's buckets, in seconds.
 extern const double ranker_serve_buckets[RANKER_SERVE_BUCKETS];
 
 typedef struct {
-    uint64_t requests[RANKER_MODELS_TYPES + 1]; //  answers by type; [RANKER_SERVE_LIST]: the list
+    //  Answers by type; [RANKER_SERVE_LIST]: the list; [RANKER_SERVE_SEGMENT]:
+    //  a segment's list.
+    uint64_t requests[RANKER_SERVE_ANSWERS];
     //  [type][0 = active, 1 = previous][reason]: a step down the chain.
     uint64_t fallbacks[RANKER_MODELS_TYPES][2][RANKER_SERVE_REASONS];
+    //  Users the segment step passed on to global popularity, by reason.
+    uint64_t segment_fallbacks[RANKER_SERVE_SEGMENT_REASONS];
     uint64_t filled; //  items topped up from the popularity list
     //  Time to build one answer (history, scoring, selection), seconds.
     uint64_t latency_buckets[RANKER_SERVE_BUCKETS + 1]; //  non-cumulative; last = +Inf
@@ -65,9 +86,10 @@ typedef struct {
 typedef struct {
     const ranker_models_t *models;
     const ranker_history_t *history;
-    seen_set_t *seen;              //  may be NULL
-    zhashx_t *retired;             //  video id -> anything; may be NULL
-    const popular_list_t *popular; //  may be NULL (no list yet)
+    seen_set_t *seen;                     //  may be NULL
+    zhashx_t *retired;                    //  video id -> anything; may be NULL
+    const popular_list_t *popular;        //  may be NULL (no list yet)
+    const segment_popularity_t *segments; //  may be NULL (not loaded yet)
 } ranker_serve_inputs_t;
 
 typedef struct ranker_serve_t ranker_serve_t;
@@ -86,7 +108,13 @@ void ranker_serve_destroy(ranker_serve_t **self_p);
 //  by the popularity bundle, else the list, never a personal model.
 //  rep->type is the type that served ("popularity" for the list);
 //  model_version the bundle's registry version, 0 for the list. model_id
-//  is the serving bundle's registry id, or "popularity" for the list.
+//  is the serving bundle's registry id, "popularity" for the list, or
+//  "segment:<genre>" for a segment's list (type "popularity"). rep->segment
+//  is set when the list is the same for every user of a segment: "new"
+//  for a user without any history served by popularity, "genre:<genre>"
+//  for a segment list from which nothing of the user's was filtered; never
+//  when a step of the chain failed (a model not loaded, a scorer error),
+//  since such a list is a stopgap the segment must not be stuck with.
 //  With req->explain each item's reason is the liked history video that
 //  explains it (ranker_explain.h), "" if none. Returns 0, or -1 on
 //  allocation failure (rep may then hold a partial list, freed with the

@@ -83,6 +83,7 @@ static proto_msg_t *s_valid(proto_type_t type)
         snprintf(msg->body.recs_rep.model_id, sizeof msg->body.recs_rep.model_id, "als-v3");
         snprintf(msg->body.recs_rep.type, sizeof msg->body.recs_rep.type, "collaborative");
         msg->body.recs_rep.model_version = 3;
+        snprintf(msg->body.recs_rep.segment, sizeof msg->body.recs_rep.segment, "genre:Drama");
         msg->body.recs_rep.count = 3;
         msg->body.recs_rep.items = calloc(3, sizeof(proto_rec_item_t));
         cr_assert_not_null(msg->body.recs_rep.items);
@@ -166,6 +167,7 @@ static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
         cr_assert_str_eq(a->body.recs_rep.model_id, b->body.recs_rep.model_id);
         cr_assert_str_eq(a->body.recs_rep.type, b->body.recs_rep.type);
         cr_assert_eq(a->body.recs_rep.model_version, b->body.recs_rep.model_version);
+        cr_assert_str_eq(a->body.recs_rep.segment, b->body.recs_rep.segment);
         cr_assert_eq(a->body.recs_rep.count, b->body.recs_rep.count);
         for (uint32_t i = 0; i < a->body.recs_rep.count; i++) {
             cr_assert_str_eq(a->body.recs_rep.items[i].video_id,
@@ -882,7 +884,8 @@ Test(proto, reject_wrong_header_types)
 //  The RECS fields added after version 1 shipped: optional on the wire.
 static bool s_optional_key(proto_type_t type, const msgpack_object *key)
 {
-    static const char *const keys[] = {"type", "exclude", "explain", "model_version", NULL};
+    static const char *const keys[] = {"type",          "exclude", "explain",
+                                       "model_version", "segment", NULL};
     if (type != PROTO_RECS_REQ && type != PROTO_RECS_REP)
         return false;
     for (size_t i = 0; keys[i]; i++)

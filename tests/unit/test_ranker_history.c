@@ -127,6 +127,17 @@ Test(ranker_history, bounded_to_the_latest_events)
     cr_assert_eq(v.h.items[1], 8);
     cr_assert_eq(v.h.items[2], 9);
     cr_assert_eq(v.n_seen, 3);
+    //  The raw events, oldest first, the latest `max` of them.
+    const char *ids[4];
+    float strengths[4];
+    cr_assert_eq(ranker_history_events_of(h, "u", ids, strengths, 4), 3);
+    cr_assert_str_eq(ids[0], "v7");
+    cr_assert_str_eq(ids[2], "v9");
+    cr_assert_gt(strengths[2], 0);
+    cr_assert_eq(ranker_history_events_of(h, "u", ids, strengths, 2), 2);
+    cr_assert_str_eq(ids[0], "v8", "the latest two");
+    cr_assert_str_eq(ids[1], "v9");
+    cr_assert_eq(ranker_history_events_of(h, "nobody", ids, strengths, 4), 0);
     cr_assert_null(ranker_history_new(&opts, 0.9, 0));
     ranker_history_destroy(&h);
 }
