@@ -39,6 +39,7 @@
 #include "pg_conn.h"
 #include "popular_list.h"
 #include "proto/proto_zmq.h"
+#include "ranker_cooc.h"
 #include "ranker_history.h"
 #include "ranker_loader.h"
 #include "ranker_models.h"
@@ -47,6 +48,7 @@
 #include "training_data.h"
 
 #define RANKER_POPULAR_MAX 500
+#define RANKER_BIND_WAIT_MS 8000 //  longest a starting ranker waits for its models
 //  Queries run inside the heartbeat loop: a lock or a slow plan must not
 //  hold it past the heartbeat timeout (connect <= 2 s, then a beat, then
 //  the query <= 1 s).
@@ -62,7 +64,10 @@ typedef struct {
     const config_t *cfg;
     const char *instance; //  "ranker", or "ranker.N" when several run
     actor_link_t *link;
-    zsock_t *frontend;         //  ROUTER, requests from gateways
+    zsock_t *frontend;  //  ROUTER, requests from gateways
+    char endpoint[160]; //  where it binds, once ready to serve (s_bind_when_ready)
+    bool bound;
+    int64_t bind_deadline;     //  bind by then whatever is still loading
     zsock_t *notices;          //  SUB to every event-ingestor: stored interactions
     event_sender_t *events;    //  RecommendationsRefreshed, through the publisher
     seen_set_t *seen;          //  what each user has consumed: never recommended
@@ -74,6 +79,7 @@ typedef struct {
     PGconn *pg;                     //  NULL while PostgreSQL is unreachable
     popular_list_t *popular;        //  last good list, never NULL after start
     segment_popularity_t *segments; //  genre lists; NULL until the loader's first load
+    cooccurrence_t *cooc;           //  item co-occurrence; NULL until the histories load
     int64_t next_refresh;
     int64_t next_retired;
     uint64_t dropped_late;
@@ -137,9 +143,10 @@ static void s_model_metrics(self_t *self, s_text_t *t)
              "Recommendation lists by what served them (type popularity_list: no model).");
     for (int i = 0; i < RANKER_SERVE_ANSWERS; i++)
         s_add(t, "recsd_ranker_served_total{actor=\"%s\",source=\"model\",type=\"%s\"} %llu\n", a,
-              i < RANKER_MODELS_TYPES  ? ranker_models_types[i]
-              : i == RANKER_SERVE_LIST ? "popularity_list"
-                                       : "segment_popularity",
+              i < RANKER_MODELS_TYPES     ? ranker_models_types[i]
+              : i == RANKER_SERVE_LIST    ? "popularity_list"
+              : i == RANKER_SERVE_SEGMENT ? "segment_popularity"
+                                          : "cooccurrence",
               (unsigned long long)st->requests[i]);
     s_family(t, "recsd_ranker_fallbacks_total", "counter",
              "Steps down the serving chain, by model type, version and reason.");
@@ -157,6 +164,18 @@ static void s_model_metrics(self_t *self, s_text_t *t)
     for (int r = 0; r < RANKER_SERVE_SEGMENT_REASONS; r++)
         s_add(t, "recsd_ranker_segment_fallbacks_total{actor=\"%s\",reason=\"%s\"} %llu\n", a,
               ranker_serve_segment_reason_names[r], (unsigned long long)st->segment_fallbacks[r]);
+    s_family(t, "recsd_ranker_cooccurrence_misses_total", "counter",
+             "Users with liked videos the co-occurrence step had nothing for.");
+    s_add(t, "recsd_ranker_cooccurrence_misses_total{actor=\"%s\"} %llu\n", a,
+          (unsigned long long)st->cooc_misses);
+    s_family(t, "recsd_ranker_cooccurrence_pairs", "gauge",
+             "Neighbour entries in the co-occurrence table (bounded per video).");
+    s_add(t, "recsd_ranker_cooccurrence_pairs{actor=\"%s\"} %zu\n", a,
+          self->cooc ? cooccurrence_pairs(self->cooc) : 0);
+    s_family(t, "recsd_ranker_cooccurrence_bytes", "gauge",
+             "Estimated memory of the co-occurrence table.");
+    s_add(t, "recsd_ranker_cooccurrence_bytes{actor=\"%s\"} %zu\n", a,
+          self->cooc ? cooccurrence_memory(self->cooc) : 0);
     s_family(t, "recsd_ranker_filled_items_total", "counter",
              "Items a model's list was topped up with from the popularity list.");
     s_add(t, "recsd_ranker_filled_items_total{actor=\"%s\"} %llu\n", a,
@@ -326,6 +345,10 @@ static void s_load_history(self_t *self)
     seen_set_destroy(&self->seen);
     self->seen = seen;
     self->history_loaded = true;
+    cooccurrence_destroy(&self->cooc);
+    self->cooc = ranker_cooc_build(self->history);
+    if (!self->cooc)
+        log_warn("co-occurrence not built: out of memory; serving without it");
     //  The integration tests look for this line's beginning.
     log_info("seen videos loaded for %zu users; %ld recent events for %zu users kept for "
              "scoring",
@@ -348,7 +371,8 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
                                 .seen = self->seen,
                                 .retired = self->retired,
                                 .popular = self->popular,
-                                .segments = self->segments};
+                                .segments = self->segments,
+                                .cooc = self->cooc};
     if (ranker_serve_recommend(self->serve, &in, &req->body.recs_req, rep) != 0) {
         log_write(LOG_LEVEL_WARN, req->header.request_id, "recs for user %s: out of memory",
                   rep->user_id);
@@ -376,9 +400,12 @@ static void s_handle_notice(self_t *self)
         if (msg->header.type == PROTO_INTERACTION) {
             const proto_interaction_t *in = &msg->body.interaction;
             self->notices_folded++;
+            int recorded = 0;
             if (seen_set_record(self->seen, in->user_id, in->video_id, in->kind, in->weight) < 0 ||
-                ranker_history_record_notice(self->history, in) < 0)
-                log_warn("seen set or history: out of memory");
+                (recorded = ranker_history_record_notice(self->history, in)) < 0 ||
+                (recorded > 0 && self->cooc &&
+                 ranker_cooc_notice(self->cooc, self->history, in->user_id, in->video_id) < 0))
+                log_warn("seen set, history or co-occurrence: out of memory");
         } else
             log_warn("unexpected %s message on the notice socket",
                      proto_type_name(msg->header.type));
@@ -517,10 +544,7 @@ static int s_setup(self_t *self)
     zsock_set_maxmsgsize(self->frontend, PROTO_MAX_MESSAGE);
     zsock_set_linger(self->frontend, 0);
     zsock_set_rcvhwm(self->frontend, 10000);
-    if (zsock_bind(self->frontend, "%s", endpoint) != 0) {
-        log_error("cannot bind %s: %s", endpoint, zmq_strerror(errno));
-        return -1;
-    }
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
     //  Notices from every event-ingestor this pod runs (none in a worker
     //  pod). SUB connects: the ingestors bind, and come and go by restart.
     //  Optional: without a publisher the events are dropped and counted.
@@ -560,6 +584,33 @@ static int s_setup(self_t *self)
     s_refresh_popular(self);
     s_refresh_retired(self);
     s_load_history(self);
+    self->bind_deadline = zclock_mono() + RANKER_BIND_WAIT_MS;
+    return 0;
+}
+
+//  The frontend is bound only once the histories are loaded and the
+//  loader has been through the registry once (every active model loaded
+//  or refused), or RANKER_BIND_WAIT_MS after start, whichever is first:
+//  until then the gateways, whose sockets only send to bound peers
+//  (ZMQ_IMMEDIATE), ask the other rankers, or answer from their own
+//  fallback, instead of queueing requests here that would come back
+//  after their deadline, or answered by a model-free step.
+static int s_bind_when_ready(self_t *self)
+{
+    if (self->bound)
+        return 0;
+    bool loaded = self->loader && ranker_loader_checked(self->loader) && self->history_loaded;
+    if (!loaded && zclock_mono() < self->bind_deadline)
+        return 0;
+    if (self->loader)
+        s_handle_models(self); //  what the first check loaded
+    if (zsock_bind(self->frontend, "%s", self->endpoint) != 0) {
+        log_error("cannot bind %s: %s", self->endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    self->bound = true;
+    log_info("serving requests on %s%s", self->endpoint,
+             loaded ? "" : " (models or histories still loading)");
     return 0;
 }
 
@@ -606,6 +657,8 @@ int ranker_main(const config_t *cfg, const char *instance)
         }
         if (!self.loader && zclock_mono() >= self.next_retired)
             s_refresh_retired(&self);
+        if (s_bind_when_ready(&self) != 0)
+            goto done;
         s_update_metrics(&self);
         actor_link_tick(self.link);
     }
@@ -625,6 +678,7 @@ done:
     actor_link_destroy(&self.link);
     popular_list_destroy(&self.popular);
     segment_popularity_destroy(&self.segments);
+    cooccurrence_destroy(&self.cooc);
     if (self.pg)
         PQfinish(self.pg);
     return rc;

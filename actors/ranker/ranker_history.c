@@ -344,6 +344,18 @@ int32_t ranker_history_events_of(const ranker_history_t *self, const char *user_
     return n;
 }
 
+void ranker_history_each_user(const ranker_history_t *self, ranker_history_user_fn fn, void *arg)
+{
+    //  A copy of the keys: zhashx's own cursor is reset by the lookups fn
+    //  makes (ranker_history_events_of), which would restart the walk.
+    zlistx_t *users = zhashx_keys(self->users);
+    if (!users)
+        return;
+    for (const char *u = zlistx_first(users); u; u = zlistx_next(users))
+        fn(u, arg);
+    zlistx_destroy(&users);
+}
+
 void ranker_history_user(const ranker_history_t *self, const char *user_id,
                          ranker_history_index_fn index_of, const void *arg, int32_t *items,
                          float *values, int32_t *seen, int32_t *n_seen, user_history_t *h)

@@ -90,6 +90,12 @@ void ranker_history_user(const ranker_history_t *self, const char *user_id,
 int32_t ranker_history_events_of(const ranker_history_t *self, const char *user_id,
                                  const char **video_ids, float *strengths, int32_t max);
 
+//  Calls fn(user_id, arg) for every user with events, in no particular
+//  order (over a copy of the user ids: nothing at all if that copy cannot
+//  be allocated). fn must not change the history.
+typedef void (*ranker_history_user_fn)(const char *user_id, void *arg);
+void ranker_history_each_user(const ranker_history_t *self, ranker_history_user_fn fn, void *arg);
+
 //  The per-user bound this history was made with.
 int ranker_history_max_events(const ranker_history_t *self);
 

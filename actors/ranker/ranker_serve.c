@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ranker_cooc.h"
 #include "ranker_explain.h"
 #include "topn.h"
 
@@ -340,6 +341,52 @@ static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int
     return 1;
 }
 
+typedef struct {
+    ranker_serve_t *self;
+    const ranker_serve_inputs_t *in;
+    const proto_recs_req_t *req;
+} s_skip_t;
+
+static bool s_cooc_skip(void *arg, const char *video_id)
+{
+    s_skip_t *s = arg;
+    return s_excluded(s->self, s->in, s->req, video_id);
+}
+
+//  The co-occurrence step: what users who liked the user's latest liked
+//  videos liked next, best first, topped up from global popularity.
+//  Returns 0 when it answered, 1 when it has nothing for the user.
+static int s_try_cooccurrence(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                              const proto_recs_req_t *req, proto_recs_rep_t *rep, int64_t started)
+{
+    if (!in->cooc)
+        return 1;
+    const char *recent[COOCCURRENCE_WINDOW];
+    float weights[COOCCURRENCE_WINDOW];
+    size_t n = ranker_cooc_recent(in->history, req->user_id, recent, weights, COOCCURRENCE_WINDOW);
+    if (n == 0)
+        return 1;
+    const char *ids[PROTO_MAX_ITEMS];
+    float scores[PROTO_MAX_ITEMS];
+    int k = req->limit < PROTO_MAX_ITEMS ? (int)req->limit : PROTO_MAX_ITEMS;
+    s_skip_t skip = {self, in, req};
+    int got = cooccurrence_score(in->cooc, recent, weights, n, s_cooc_skip, &skip, ids, scores, k);
+    if (got <= 0) {
+        self->stats.cooc_misses++;
+        return 1;
+    }
+    rep->count = 0;
+    for (int i = 0; i < got; i++)
+        s_put(rep, ids[i], scores[i]);
+    s_fill(self, in, req, rep, false);
+    snprintf(rep->model_id, sizeof rep->model_id, "cooccurrence");
+    snprintf(rep->type, sizeof rep->type, "collaborative");
+    rep->model_version = 0;
+    self->stats.requests[RANKER_SERVE_COOC]++;
+    s_observe(self, started);
+    return 0;
+}
+
 //  The segment step: the popularity list of the genre the user leans to.
 //  Returns 0 when it answered (rep filled), 1 when the user has no
 //  segment or the lists are not loaded (rep empty).
@@ -405,7 +452,8 @@ int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in
         for (int t = 0; t < RANKER_MODELS_TYPES; t++)
             if (t != first && t != popularity && s_try_type(self, in, t, req, rep, started) == 0)
                 return 0;
-        if (s_try_segment(self, in, req, rep, started) == 0)
+        if (s_try_cooccurrence(self, in, req, rep, started) == 0 ||
+            s_try_segment(self, in, req, rep, started) == 0)
             return 0;
         if (popularity >= 0 && s_try_type(self, in, popularity, req, rep, started) == 0)
             return 0;

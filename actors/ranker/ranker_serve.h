@@ -2,13 +2,17 @@
     holds down to its popularity list.
 
     The chain, for a request: the requested type (default hybrid), then
-    hybrid -> collaborative -> content -> segment popularity -> popularity
-    bundle -> the popularity list from PostgreSQL (a request for
-    popularity goes to the popularity bundle, then the list). Segment
-    popularity (segment_popularity.h) serves a user with liked videos
-    whom no personal model could score (none loaded, scorers failing, or
-    every liked video unknown to them): the most popular videos of the
-    genre the user leans to, rather than of the whole catalogue. The first
+    hybrid -> collaborative -> content -> co-occurrence -> segment
+    popularity -> popularity bundle -> the popularity list from PostgreSQL
+    (a request for popularity goes to the popularity bundle, then the
+    list). The two middle steps serve a user with liked videos whom no
+    personal model could score (none loaded, scorers failing, or every
+    liked video unknown to them, e.g. videos newer than the models):
+    co-occurrence (ranker_cooc.h) recommends what users who liked the same
+    videos liked next, kept in real time, so a video released after the
+    last training is recommended as soon as people watch it; segment
+    popularity (segment_popularity.h) the most popular videos of the genre
+    the user leans to, rather than of the whole catalogue. The first
     type with a bundle loaded scores the user, except that the personal
     types (all but popularity) are passed over for a user whose history
     holds no liked video they know: a cold user gets popularity, not the
@@ -38,13 +42,15 @@
 #include "ranker_history.h"
 #include "ranker_models.h"
 #include "seen_set.h"
+#include "cooccurrence.h"
 #include "segment_popularity.h"
 
 //  requests[] index of answers from the popularity list, and from a
 //  segment's popularity list.
 #define RANKER_SERVE_LIST RANKER_MODELS_TYPES
 #define RANKER_SERVE_SEGMENT (RANKER_MODELS_TYPES + 1)
-#define RANKER_SERVE_ANSWERS (RANKER_MODELS_TYPES + 2)
+#define RANKER_SERVE_COOC (RANKER_MODELS_TYPES + 2)
+#define RANKER_SERVE_ANSWERS (RANKER_MODELS_TYPES + 3)
 #define RANKER_SERVE_BUCKETS 10 //  latency histogram buckets, +Inf excluded
 
 typedef enum {
@@ -75,6 +81,8 @@ typedef struct {
     uint64_t fallbacks[RANKER_MODELS_TYPES][2][RANKER_SERVE_REASONS];
     //  Users the segment step passed on to global popularity, by reason.
     uint64_t segment_fallbacks[RANKER_SERVE_SEGMENT_REASONS];
+    //  Users with liked videos co-occurrence had nothing for.
+    uint64_t cooc_misses;
     uint64_t filled; //  items topped up from the popularity list
     //  Time to build one answer (history, scoring, selection), seconds.
     uint64_t latency_buckets[RANKER_SERVE_BUCKETS + 1]; //  non-cumulative; last = +Inf
@@ -90,6 +98,7 @@ typedef struct {
     zhashx_t *retired;                    //  video id -> anything; may be NULL
     const popular_list_t *popular;        //  may be NULL (no list yet)
     const segment_popularity_t *segments; //  may be NULL (not loaded yet)
+    cooccurrence_t *cooc;                 //  may be NULL; scoring uses its scratch
 } ranker_serve_inputs_t;
 
 typedef struct ranker_serve_t ranker_serve_t;
@@ -108,7 +117,8 @@ void ranker_serve_destroy(ranker_serve_t **self_p);
 //  by the popularity bundle, else the list, never a personal model.
 //  rep->type is the type that served ("popularity" for the list);
 //  model_version the bundle's registry version, 0 for the list. model_id
-//  is the serving bundle's registry id, "popularity" for the list, or
+//  is the serving bundle's registry id, "popularity" for the list,
+//  "cooccurrence" for co-occurrence (type "collaborative"), or
 //  "segment:<genre>" for a segment's list (type "popularity"). rep->segment
 //  is set when the list is the same for every user of a segment: "new"
 //  for a user without any history served by popularity, "genre:<genre>"

@@ -232,6 +232,7 @@ class Load:
     and record every outcome, for tests that break things under traffic."""
 
     def __init__(self, port, path="/api/v1/recs/1?limit=5", threads=4):
+        # path: a string, or a function returning each request's path.
         self.port, self.path, self.threads = port, path, threads
         self.stop_flag = threading.Event()
         self.lock = threading.Lock()
@@ -255,7 +256,7 @@ class Load:
                     time.sleep(0.01)
                     continue
             try:
-                conn.request("GET", self.path)
+                conn.request("GET", self.path() if callable(self.path) else self.path)
                 resp = conn.getresponse()
                 body = resp.read()
                 close = resp.getheader("Connection", "").lower() == "close"

@@ -62,6 +62,34 @@ try:
         rows = int(psql(db.dsn, "SELECT count(*) FROM features.interactions "
                         "WHERE video_id = 'fresh-a' AND user_id LIKE 'viewer-%'").strip())
         check(rows == USERS, f"each event stored once ({rows})")
+
+        # Real-time co-occurrence: two users watch n1 then n2, videos no
+        # history held at start; a third user who watches n1 is offered n2
+        # next, from the pairs the ranker recorded on the notices.
+        n1, n2 = f"new1-{tag}", f"new2-{tag}"
+
+        def watched(user, video, offset):
+            event = {"user_id": user, "video_id": video, "watched_duration": 600,
+                     "total_duration": 600,
+                     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                time.gmtime(time.time() - 60 + offset)),
+                     "device": "tv"}
+            return user + "\t" + json.dumps(event)
+        kafka.produce("watched", [watched(f"co-{tag}-{i}", v, j) for i in (1, 2)
+                                  for j, v in enumerate((n1, n2))])
+        svc.wait_for(lambda: int(psql(db.dsn, "SELECT count(*) FROM features.interactions "
+                                      f"WHERE user_id LIKE 'co-{tag}-%'").strip()) == 4, 10,
+                     "the four co-watching events stored")
+        kafka.produce("watched", [watched(f"co-{tag}-3", n1, 0)])
+
+        def next_for_third():
+            status, _, body = svc.get(f"/api/v1/recs/co-{tag}-3?limit=3")
+            doc = json.loads(body)
+            ids = [i["video_id"] for i in doc["items"]]
+            return doc if ids and ids[0] == n2 else None
+        doc = svc.wait_for(next_for_third, 10, f"{n2} offered first to the third user")
+        check(doc["model_id"] == "cooccurrence" and n1 not in [i["video_id"] for i in doc["items"]],
+              f"from co-occurrence, without the video watched: {doc['model_id']}")
 finally:
     kafka.close()
     db.close()

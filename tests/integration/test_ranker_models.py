@@ -163,10 +163,11 @@ def main():
                                      f"WHERE user_id = '{USER}'").split())
             check(len(rated) > 100, f"user {USER} has a history ({len(rated)} videos)")
             before = recs(svc)
-            # The user's genre segment once the ranker has loaded its lists,
-            # the global list before that.
-            check(before["model_id"] == "popularity" or before["model_id"].startswith("segment:"),
-                  f"no model yet: popularity ({before['model_id']})")
+            # No model: the chain's model-free steps (co-occurrence once the
+            # histories are loaded, the user's genre, the global list).
+            check(before["model_id"] in ("popularity", "cooccurrence")
+                  or before["model_id"].startswith("segment:"),
+                  f"no model yet: a model-free step ({before['model_id']})")
 
             # 1. The first trained model serves.
             a = train(svc)

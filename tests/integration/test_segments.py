@@ -1,10 +1,11 @@
 """Segment popularity and segment-level cache keys, end to end on MovieLens
 latest-small.
 
-1. No personal model: a user with a history is served the most popular
-   videos of the genre they lean to ("segment:<genre>"), none of which
-   they have seen, and the ranker counts the step in /metrics; a user
-   without history gets the global popularity list.
+1. No personal model: a user with a history is served co-occurrence
+   (what users who liked the same videos liked next); a user whose liked
+   video nobody else watched, the most popular videos of the genre they
+   lean to ("segment:<genre>"), none of which they have seen; both steps
+   counted in /metrics; a user without history gets the global list.
 2. With a popularity model: a user without history is served a list that
    is the same for every such user, so the gateway stores it once under
    the segment key recsd:recs-segment:all with a reference "@all" in the
@@ -19,6 +20,7 @@ import uuid
 from harness import MovieLensDatabase, Redis, Service, check, fail, psql, require_env
 
 require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
+LONER = None
 
 
 def get(svc, path):
@@ -37,6 +39,12 @@ def redis_cli(redis, *args):
 def main():
     tag = uuid.uuid4().hex[:8]
     db, redis = MovieLensDatabase("segments"), Redis()
+    global LONER
+    LONER = f"loner-{tag}"
+    psql(db.dsn, f"INSERT INTO features.videos (video_id, title, genres) VALUES "
+         f"('lonely-{tag}', 'Lonely', '{{Western}}');"
+         "INSERT INTO features.interactions (event_id, user_id, video_id, kind, weight, "
+         f"occurred_at) VALUES ('lonely-{tag}', '{LONER}', 'lonely-{tag}', 'watch', 1, now())")
     store = f"/tmp/recsd-it-segments-{tag}"
     try:
         env = {"RECSD_PG_DSN": db.dsn, "RECSD_REDIS_URL": redis.url,
@@ -44,37 +52,42 @@ def main():
                "RECSD_ACTORS": "trainer,ranker,http-gateway",
                "RECSD_RANKER_DEADLINE_MS": "2000"}
         with Service(env=env) as svc:
-            # 1. Segment popularity: no model is trained yet.
+            # 1. No model is trained yet. A user with a history: what users
+            # who liked the same videos liked next (co-occurrence).
             doc = svc.wait_for(
-                lambda: (d := get(svc, "/api/v1/recs/1?limit=10"))["model_id"].startswith(
-                    "segment:") and d, 30, "a segment list for user 1")
+                lambda: (d := get(svc, "/api/v1/recs/1?limit=10"))["model_id"] == "cooccurrence"
+                and d, 30, "a co-occurrence list for user 1")
+            ids = [item["video_id"] for item in doc["items"]]
+            print(f"user 1: co-occurrence: {ids}")
+            history = set(psql(db.dsn, "SELECT video_id FROM features.interactions "
+                               "WHERE user_id = '1'").split())
+            check(len(ids) == 10 and not history & set(ids), "ten items, none seen by user 1")
+            # A user whose one liked video nobody else watched: co-occurrence
+            # has nothing, so the most popular videos of its genre.
+            doc = svc.wait_for(
+                lambda: (d := get(svc, f"/api/v1/recs/{LONER}?limit=10"))["model_id"].startswith(
+                    "segment:") and d, 30, f"a segment list for {LONER}")
             genre = doc["model_id"][len("segment:"):]
             ids = [item["video_id"] for item in doc["items"]]
-            print(f"user 1: segment {genre}: {ids}")
-            check(len(ids) == 10 and doc["type"] == "popularity", f"ten items: {doc}")
+            print(f"{LONER}: segment {genre}: {ids}")
+            check(genre == "Western" and len(ids) == 10 and doc["type"] == "popularity",
+                  f"ten Western items: {doc}")
             rows = psql(db.dsn, "SELECT video_id FROM features.videos WHERE video_id IN ("
                         + ",".join(f"'{i}'" for i in ids) + f") AND '{genre}' = ANY(genres)")
             check(len(rows.split()) == 10, f"every item is a {genre} video: {rows.split()}")
-            history = set(psql(db.dsn, "SELECT video_id FROM features.interactions "
-                               "WHERE user_id = '1'").split())
-            check(not history & set(ids), "none of them seen by user 1")
-            mine = psql(db.dsn, "SELECT count(*) FROM features.interactions i JOIN "
-                        "features.videos v USING (video_id) WHERE i.user_id = '1' AND "
-                        f"'{genre}' = ANY(v.genres)").strip()
-            check(int(mine) > 0, f"{genre} is in user 1's history ({mine} events)")
-            other = get(svc, "/api/v1/recs/610?limit=10")
-            print(f"user 610: {other['model_id']}")
-            check(other["model_id"].startswith("segment:"), "user 610 too")
+            check(f"lonely-{tag}" not in ids, "not the video the user watched")
             new = get(svc, f"/api/v1/recs/nobody-{tag}?limit=10")
             check(new["model_id"] == "popularity" and len(new["items"]) == 10,
                   f"a user without history: the global list ({new['model_id']})")
             def segment_answers():
                 _, _, metrics = svc.get("/metrics")
-                m = re.search(r'recsd_ranker_served_total\{actor="ranker",source="model",'
-                              r'type="segment_popularity"\} (\d+)', metrics.decode())
-                return m and int(m.group(1)) >= 2
+                text = metrics.decode()
+                counts = [re.search(r'recsd_ranker_served_total\{actor="ranker",source="model",'
+                                    rf'type="{t}"\}} (\d+)', text)
+                          for t in ("segment_popularity", "cooccurrence")]
+                return all(m and int(m.group(1)) >= 1 for m in counts)
             # The ranker's series travel with its heartbeats: a moment late.
-            svc.wait_for(segment_answers, 10, "segment answers counted in /metrics")
+            svc.wait_for(segment_answers, 10, "segment and co-occurrence answers in /metrics")
 
             # 2. Segment-level cache keys, with a popularity model served.
             conn_body = json.dumps({"model_type": "popularity"})
