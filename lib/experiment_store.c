@@ -10,6 +10,7 @@
 
 #include "experiment_stats.h"
 #include "model_registry.h"
+#include "pg_conn.h"
 
 //  Microseconds since the epoch (extract gives numeric: exact).
 #define EPOCH_US(x) "(extract(epoch FROM (" x ")) * 1000000)::bigint"
@@ -139,12 +140,6 @@ static const char s_sql_results[] =
 
 //  ---- small helpers ---------------------------------------------------
 
-//  What a failed statement said, for mapping constraint violations.
-typedef struct {
-    char sqlstate[6];
-    char constraint[64];
-} s_pgfail_t;
-
 static void s_set(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void s_set(char *err, size_t errlen, const char *fmt, ...)
@@ -157,68 +152,11 @@ static void s_set(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-//  "what: <server message>" on one line.
-static void s_pg_err(char *err, size_t errlen, const char *what, PGconn *conn, const PGresult *res)
-{
-    const char *msg = res ? PQresultErrorMessage(res) : NULL;
-    if (!msg || !*msg)
-        msg = PQerrorMessage(conn);
-    s_set(err, errlen, "%s: %s", what, msg && *msg ? msg : "unknown error");
-    if (!err)
-        return;
-    size_t n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == '\r' || err[n - 1] == ' '))
-        err[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (err[i] == '\n' || err[i] == '\t' || err[i] == '\r')
-            err[i] = ' ';
-}
-
-//  Runs sql with text parameters. Returns the result if its status is
-//  want, else NULL with the reason in err and, if fail is not NULL, the
-//  SQLSTATE and constraint name in *fail (the result is cleared).
-static PGresult *s_query(PGconn *conn, const char *sql, int n, const char *const *params,
-                         ExecStatusType want, const char *what, s_pgfail_t *fail, char *err,
-                         size_t errlen)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) == want)
-        return res;
-    if (fail) {
-        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
-        snprintf(fail->sqlstate, sizeof fail->sqlstate, "%s", state ? state : "");
-        snprintf(fail->constraint, sizeof fail->constraint, "%s", constraint ? constraint : "");
-    }
-    s_pg_err(err, errlen, what, conn, res);
-    PQclear(res);
-    return NULL;
-}
-
-static int s_command(PGconn *conn, const char *sql, const char *what, s_pgfail_t *fail, char *err,
-                     size_t errlen)
-{
-    PGresult *res = s_query(conn, sql, 0, NULL, PGRES_COMMAND_OK, what, fail, err, errlen);
-    if (!res)
-        return EXPERIMENT_STORE_INTERNAL;
-    PQclear(res);
-    return EXPERIMENT_STORE_OK;
-}
-
-//  Best effort: after a failure, leave the connection outside any
-//  transaction. A dead connection needs nothing (the server rolled back).
-static void s_rollback(PGconn *conn)
-{
-    if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE)
-        return;
-    PQclear(PQexec(conn, "ROLLBACK"));
-}
-
 static int s_notify(PGconn *conn, const char *id, char *err, size_t errlen)
 {
     const char *p[] = {id};
-    PGresult *res = s_query(conn, s_sql_notify, 1, p, PGRES_TUPLES_OK, "notify experiment change",
-                            NULL, err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_notify, 1, p, PGRES_TUPLES_OK,
+                                  "notify experiment change", err, errlen);
     if (!res)
         return EXPERIMENT_STORE_INTERNAL;
     PQclear(res);
@@ -263,7 +201,7 @@ static int s_check_model(PGconn *conn, int i, const experiment_variant_t *v, cha
 {
     const char *p[] = {v->model_id};
     PGresult *res =
-        s_query(conn, s_sql_model, 1, p, PGRES_TUPLES_OK, "look up model", NULL, err, errlen);
+        pg_conn_query(conn, s_sql_model, 1, p, PGRES_TUPLES_OK, "look up model", err, errlen);
     if (!res)
         return EXPERIMENT_STORE_INTERNAL;
     int rc = EXPERIMENT_STORE_OK;
@@ -309,9 +247,9 @@ static int s_create_in_tx(PGconn *conn, const experiment_t *def, const char *who
                        def->has_start ? start : NULL,
                        def->has_end ? end : NULL,
                        who};
-    s_pgfail_t fail;
-    PGresult *res = s_query(conn, s_sql_insert_experiment, 7, p, PGRES_TUPLES_OK,
-                            "insert experiment", &fail, err, errlen);
+    pg_conn_diag_t fail;
+    PGresult *res = pg_conn_query_diag(conn, s_sql_insert_experiment, 7, p, PGRES_TUPLES_OK,
+                                       "insert experiment", &fail, err, errlen);
     if (!res) {
         if (strcmp(fail.sqlstate, SQLSTATE_UNIQUE) == 0 &&
             strcmp(fail.constraint, NAME_CONSTRAINT) == 0) {
@@ -338,8 +276,8 @@ static int s_create_in_tx(PGconn *conn, const experiment_t *def, const char *who
                             v->params_json[0] ? v->params_json : "{}",
                             v->is_control ? "true" : "false",
                             position};
-        res = s_query(conn, s_sql_insert_variant, 8, vp, PGRES_COMMAND_OK, "insert variant", &fail,
-                      err, errlen);
+        res = pg_conn_query_diag(conn, s_sql_insert_variant, 8, vp, PGRES_COMMAND_OK,
+                                 "insert variant", &fail, err, errlen);
         if (!res) {
             //  A model deleted since the check, or a CHECK the validation
             //  missed: the input's fault either way.
@@ -366,18 +304,21 @@ int experiment_store_create(PGconn *conn, const experiment_t *def, const char *c
         s_set(err, errlen, "created_by: must be 1..%d bytes", EXPERIMENT_WHO_MAX);
         return EXPERIMENT_STORE_INVALID;
     }
-    if (s_command(conn, "BEGIN", "begin", NULL, err, errlen) != 0)
+    if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
         return EXPERIMENT_STORE_INTERNAL;
     int rc = s_create_in_tx(conn, def, who, id_out, err, errlen);
     if (rc == EXPERIMENT_STORE_OK) {
-        s_pgfail_t fail;
+        pg_conn_diag_t fail;
         //  The deferred weights trigger runs here.
-        if (s_command(conn, "COMMIT", "commit experiment", &fail, err, errlen) != 0)
+        PGresult *res = pg_conn_query_diag(conn, "COMMIT", 0, NULL, PGRES_COMMAND_OK,
+                                           "commit experiment", &fail, err, errlen);
+        if (!res)
             rc = strcmp(fail.sqlstate, SQLSTATE_CHECK) == 0 ? EXPERIMENT_STORE_INVALID
                                                             : EXPERIMENT_STORE_INTERNAL;
+        PQclear(res);
     }
     if (rc != EXPERIMENT_STORE_OK) {
-        s_rollback(conn);
+        pg_conn_rollback(conn);
         id_out[0] = '\0';
     }
     return rc;
@@ -391,7 +332,7 @@ static int s_set_status_in_tx(PGconn *conn, const char *id, const char *status, 
 {
     const char *p[] = {id};
     PGresult *res =
-        s_query(conn, s_sql_lock, 1, p, PGRES_TUPLES_OK, "lock experiment", NULL, err, errlen);
+        pg_conn_query(conn, s_sql_lock, 1, p, PGRES_TUPLES_OK, "lock experiment", err, errlen);
     if (!res)
         return EXPERIMENT_STORE_INTERNAL;
     if (PQntuples(res) == 0) {
@@ -416,15 +357,15 @@ static int s_set_status_in_tx(PGconn *conn, const char *id, const char *status, 
         s_set(err, errlen, "end_at has already passed");
         return EXPERIMENT_STORE_CONFLICT;
     }
-    s_pgfail_t fail;
-    res = s_query(conn, start ? s_sql_start : s_sql_stop, 1, p, PGRES_COMMAND_OK,
-                  start ? "start experiment" : "stop experiment", &fail, err, errlen);
+    pg_conn_diag_t fail;
+    res = pg_conn_query_diag(conn, start ? s_sql_start : s_sql_stop, 1, p, PGRES_COMMAND_OK,
+                             start ? "start experiment" : "stop experiment", &fail, err, errlen);
     if (!res) {
         if (strcmp(fail.sqlstate, SQLSTATE_UNIQUE) == 0 &&
             strcmp(fail.constraint, LAYER_INDEX) == 0) {
             //  Name the one in the way; the transaction is aborted, so ask
             //  after the rollback (best effort: it may have stopped since).
-            s_rollback(conn);
+            pg_conn_rollback(conn);
             char other[EXPERIMENT_NAME_MAX + 1] = "another experiment";
             const char *lp[] = {layer};
             PGresult *o = PQexecParams(conn, s_sql_running_in_layer, 1, NULL, lp, NULL, NULL, 0);
@@ -455,14 +396,14 @@ int experiment_store_set_status(PGconn *conn, const char *id, const char *status
         s_set(err, errlen, "status: must be running or stopped");
         return EXPERIMENT_STORE_INVALID;
     }
-    if (s_command(conn, "BEGIN", "begin", NULL, err, errlen) != 0)
+    if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
         return EXPERIMENT_STORE_INTERNAL;
     rc = s_set_status_in_tx(conn, id, status, changed, err, errlen);
     if (rc == EXPERIMENT_STORE_OK &&
-        s_command(conn, "COMMIT", "commit experiment status", NULL, err, errlen) != 0)
+        pg_conn_command(conn, "COMMIT", "commit experiment status", err, errlen) != 0)
         rc = EXPERIMENT_STORE_INTERNAL;
     if (rc != EXPERIMENT_STORE_OK) {
-        s_rollback(conn);
+        pg_conn_rollback(conn);
         *changed = false;
     }
     return rc;
@@ -526,7 +467,7 @@ static int s_load(PGconn *conn, const char *id, const char *statuses, s_emit_fn 
 {
     const char *p[] = {id, statuses};
     PGresult *res =
-        s_query(conn, s_sql_load, 2, p, PGRES_TUPLES_OK, "load experiments", NULL, err, errlen);
+        pg_conn_query(conn, s_sql_load, 2, p, PGRES_TUPLES_OK, "load experiments", err, errlen);
     if (!res)
         return -1;
     int rc = 0;
@@ -709,7 +650,7 @@ static int s_bulk(PGconn *conn, const char *sql, json_t *doc, const char *second
     }
     const char *p[] = {text, second};
     PGresult *res =
-        s_query(conn, sql, second ? 2 : 1, p, PGRES_COMMAND_OK, what, NULL, err, errlen);
+        pg_conn_query(conn, sql, second ? 2 : 1, p, PGRES_COMMAND_OK, what, err, errlen);
     free(text);
     if (!res)
         return EXPERIMENT_STORE_INTERNAL;
@@ -888,8 +829,8 @@ int experiment_store_results(PGconn *conn, const char *id, json_t **out, char *e
     if (rc != EXPERIMENT_STORE_OK)
         return rc;
     const char *p[] = {id};
-    PGresult *head = s_query(conn, s_sql_results_head, 1, p, PGRES_TUPLES_OK, "read experiment",
-                             NULL, err, errlen);
+    PGresult *head = pg_conn_query(conn, s_sql_results_head, 1, p, PGRES_TUPLES_OK,
+                                   "read experiment", err, errlen);
     if (!head)
         return EXPERIMENT_STORE_INTERNAL;
     PGresult *res = NULL;
@@ -901,7 +842,7 @@ int experiment_store_results(PGconn *conn, const char *id, json_t **out, char *e
         goto done;
     }
     res =
-        s_query(conn, s_sql_results, 1, p, PGRES_TUPLES_OK, "aggregate results", NULL, err, errlen);
+        pg_conn_query(conn, s_sql_results, 1, p, PGRES_TUPLES_OK, "aggregate results", err, errlen);
     if (!res) {
         rc = EXPERIMENT_STORE_INTERNAL;
         goto done;

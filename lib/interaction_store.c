@@ -49,6 +49,8 @@ _Static_assert(EVENT_WATCHLIST_REMOVE < STORE_KINDS, "STORE_KINDS too small for 
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg_conn.h"
+
 #define S_COPY_FLUSH ((size_t)64 * 1024) //  bytes per PQputCopyData
 #define S_ROW_MAX ((size_t)4096)         //  a row never exceeds this (bounded fields)
 //  Dead letters are sent in groups of at most this many original bytes,
@@ -174,10 +176,8 @@ static int s_pg_error(PGconn *conn, const PGresult *res, const char *what, char 
     if (primary)
         return s_error(err, errlen, "%s: %s [%s]%s%s", what, primary, state ? state : "?",
                        detail ? "; " : "", detail ? detail : "");
-    const char *message = res ? PQresultErrorMessage(res) : "";
-    if (!message || !*message)
-        message = PQerrorMessage(conn);
-    return s_error(err, errlen, "%s: %s", what, message && *message ? message : "unknown error");
+    pg_conn_error_text(err, errlen, what, conn, res);
+    return -1;
 }
 
 //  Runs a statement (or several: the last one's result counts) that
@@ -254,21 +254,6 @@ static int s_insert_interactions(PGconn *conn, const size_t batch_kinds[STORE_KI
     }
     PQclear(res);
     return 0;
-}
-
-//  Ends whatever the failed call left behind so that the connection is
-//  usable again: results still pending, then the open transaction.
-static void s_rollback(PGconn *conn)
-{
-    if (PQstatus(conn) != CONNECTION_OK)
-        return;
-    PGresult *res;
-    //  Bounded: a lost connection makes libpq return an error, then NULL.
-    for (int i = 0; i < 16 && (res = PQgetResult(conn)) != NULL; i++)
-        PQclear(res);
-    PGTransactionStatusType status = PQtransactionStatus(conn);
-    if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR)
-        PQclear(PQexec(conn, "ROLLBACK"));
 }
 
 //  ---------------------------------------------------------------------
@@ -588,7 +573,7 @@ static int s_copy(PGconn *conn, const event_t *events, size_t count, const event
 abort:
     free(buf.data);
     //  Tells the server to fail the COPY; the error result is drained by
-    //  s_rollback.
+    //  pg_conn_rollback.
     if (PQputCopyEnd(conn, "recsd: COPY aborted by the client") == 1) {
         while ((res = PQgetResult(conn)) != NULL)
             PQclear(res);
@@ -917,6 +902,6 @@ int interaction_store_write_batch(PGconn *conn, const store_batch_t *batch,
     return 0;
 
 err:
-    s_rollback(conn);
+    pg_conn_rollback(conn);
     return -1;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg_conn.h"
+
 //  RFC 3339 UTC with milliseconds, NULL for NULL.
 #define TS(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 //  Microseconds since the epoch (extract gives numeric: exact).
@@ -273,52 +275,10 @@ static void s_set(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-//  "what: <server message>" on one line.
-static void s_pg_err(char *err, size_t errlen, const char *what, PGconn *conn, const PGresult *res)
+//  A pg_conn helper's 0 / -1 as a model_registry_rc_t.
+static int s_rc(int pg_rc)
 {
-    const char *msg = res ? PQresultErrorMessage(res) : NULL;
-    if (!msg || !*msg)
-        msg = PQerrorMessage(conn);
-    s_set(err, errlen, "%s: %s", what, msg && *msg ? msg : "unknown error");
-    if (!err)
-        return;
-    size_t n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == '\r' || err[n - 1] == ' '))
-        err[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (err[i] == '\n' || err[i] == '\t' || err[i] == '\r')
-            err[i] = ' ';
-}
-
-//  Runs sql with text parameters. Returns the result if its status is
-//  want, else NULL with the reason in err (the result is cleared).
-static PGresult *s_query(PGconn *conn, const char *sql, int n, const char *const *params,
-                         ExecStatusType want, const char *what, char *err, size_t errlen)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) == want)
-        return res;
-    s_pg_err(err, errlen, what, conn, res);
-    PQclear(res);
-    return NULL;
-}
-
-static int s_command(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
-{
-    PGresult *res = s_query(conn, sql, 0, NULL, PGRES_COMMAND_OK, what, err, errlen);
-    if (!res)
-        return MODEL_REGISTRY_ERROR;
-    PQclear(res);
-    return MODEL_REGISTRY_OK;
-}
-
-//  Best effort: after a failure, leave the connection outside any
-//  transaction. A dead connection needs nothing (the server rolled back).
-static void s_rollback(PGconn *conn)
-{
-    if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE)
-        return;
-    PQclear(PQexec(conn, "ROLLBACK"));
+    return pg_rc == 0 ? MODEL_REGISTRY_OK : MODEL_REGISTRY_ERROR;
 }
 
 static void s_copy(char *dst, size_t len, const char *src)
@@ -446,8 +406,8 @@ static int s_enqueue_in_tx(PGconn *conn, const model_registry_request_t *req,
     snprintf(end, sizeof end, "%" PRId64, req->end_us);
     const char *params[] = {req->trigger, req->requested_by, req->model_type,
                             req->has_start ? start : NULL, req->has_end ? end : NULL};
-    PGresult *res = s_query(conn, s_sql_insert_run, 5, params, PGRES_TUPLES_OK,
-                            "insert training run", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_insert_run, 5, params, PGRES_TUPLES_OK,
+                                  "insert training run", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     s_copy(out->training_id, sizeof out->training_id, PQgetvalue(res, 0, 0));
@@ -463,7 +423,8 @@ static int s_enqueue_in_tx(PGconn *conn, const model_registry_request_t *req,
     }
     for (size_t i = 0; i < count; i++) {
         const char *p[] = {out->training_id, types[i]};
-        res = s_query(conn, s_sql_queue_model, 2, p, PGRES_TUPLES_OK, "queue model", err, errlen);
+        res = pg_conn_query(conn, s_sql_queue_model, 2, p, PGRES_TUPLES_OK, "queue model", err,
+                            errlen);
         if (!res)
             return MODEL_REGISTRY_ERROR;
         s_copy(out->model_ids[i], sizeof out->model_ids[i], PQgetvalue(res, 0, 0));
@@ -473,8 +434,8 @@ static int s_enqueue_in_tx(PGconn *conn, const model_registry_request_t *req,
         PQclear(res);
     }
     const char *p[] = {out->training_id};
-    res =
-        s_query(conn, s_sql_notify_training, 1, p, PGRES_TUPLES_OK, "notify trainers", err, errlen);
+    res = pg_conn_query(conn, s_sql_notify_training, 1, p, PGRES_TUPLES_OK, "notify trainers", err,
+                        errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     PQclear(res);
@@ -511,11 +472,11 @@ int model_registry_enqueue(PGconn *conn, const model_registry_request_t *req,
     int rc = s_check_request(req, err, errlen);
     if (rc != MODEL_REGISTRY_OK)
         return rc;
-    if (s_command(conn, "BEGIN", "begin", err, errlen) != 0)
+    if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
         return MODEL_REGISTRY_ERROR;
     if (s_enqueue_in_tx(conn, req, out, err, errlen) != 0 ||
-        s_command(conn, "COMMIT", "commit training request", err, errlen) != 0) {
-        s_rollback(conn);
+        pg_conn_command(conn, "COMMIT", "commit training request", err, errlen) != 0) {
+        pg_conn_rollback(conn);
         memset(out, 0, sizeof *out);
         return MODEL_REGISTRY_ERROR;
     }
@@ -590,14 +551,15 @@ int model_registry_claim(PGconn *conn, const char *worker, const json_t *default
     int rc = MODEL_REGISTRY_ERROR;
     bool locked = false;
     PGresult *res = NULL;
-    if (s_command(conn, "BEGIN", "begin", err, errlen) != 0)
+    if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
         goto done;
     const char *p[] = {worker, defaults_text};
-    res = s_query(conn, s_sql_claim, 2, p, PGRES_TUPLES_OK, "claim next queued model", err, errlen);
+    res = pg_conn_query(conn, s_sql_claim, 2, p, PGRES_TUPLES_OK, "claim next queued model", err,
+                        errlen);
     if (!res)
         goto done;
     if (PQntuples(res) == 0) {
-        rc = s_command(conn, "COMMIT", "commit", err, errlen) == 0 ? 0 : MODEL_REGISTRY_ERROR;
+        rc = pg_conn_command(conn, "COMMIT", "commit", err, errlen) == 0 ? 0 : MODEL_REGISTRY_ERROR;
         goto done;
     }
     //  Filled (params parsed) before the commit: a claim the trainer could
@@ -607,8 +569,8 @@ int model_registry_claim(PGconn *conn, const char *worker, const json_t *default
     PQclear(res);
 
     const char *id[] = {out->model_id};
-    res =
-        s_query(conn, s_sql_lock_model, 1, id, PGRES_TUPLES_OK, "lock claimed model", err, errlen);
+    res = pg_conn_query(conn, s_sql_lock_model, 1, id, PGRES_TUPLES_OK, "lock claimed model", err,
+                        errlen);
     if (!res)
         goto done;
     //  A session-level lock taken in a transaction survives its rollback:
@@ -621,18 +583,18 @@ int model_registry_claim(PGconn *conn, const char *worker, const json_t *default
         goto done;
     }
     PQclear(res);
-    res = s_query(conn, s_sql_started_event, 1, id, PGRES_COMMAND_OK, "write ModelTrainingStarted",
-                  err, errlen);
+    res = pg_conn_query(conn, s_sql_started_event, 1, id, PGRES_COMMAND_OK,
+                        "write ModelTrainingStarted", err, errlen);
     if (!res)
         goto done;
-    if (s_command(conn, "COMMIT", "commit claim", err, errlen) != 0)
+    if (pg_conn_command(conn, "COMMIT", "commit claim", err, errlen) != 0)
         goto done;
     rc = 1;
 done:
     PQclear(res);
     free(defaults_text);
     if (rc != 1) {
-        s_rollback(conn);
+        pg_conn_rollback(conn);
         if (locked)
             s_unlock_model(conn, out->model_id);
         model_registry_claim_clear(out);
@@ -668,7 +630,7 @@ int model_registry_progress(PGconn *conn, const char *model_id, const char *phas
     snprintf(pct, sizeof pct, "%.3f", percent);
     const char *p[] = {model_id, phase, iteration >= 0 ? iter : NULL, percent >= 0 ? pct : NULL};
     PGresult *res =
-        s_query(conn, s_sql_progress, 4, p, PGRES_COMMAND_OK, "record progress", err, errlen);
+        pg_conn_query(conn, s_sql_progress, 4, p, PGRES_COMMAND_OK, "record progress", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     bool updated = strcmp(PQcmdTuples(res), "0") != 0;
@@ -689,8 +651,8 @@ static int s_completed_event(PGconn *conn, const char *model_id, const char *sta
                              size_t errlen)
 {
     const char *p[] = {model_id, status};
-    PGresult *res = s_query(conn, s_sql_completed_event, 2, p, PGRES_COMMAND_OK,
-                            "write ModelTrainingCompleted", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_completed_event, 2, p, PGRES_COMMAND_OK,
+                                  "write ModelTrainingCompleted", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     PQclear(res);
@@ -702,7 +664,8 @@ static int s_completed_event(PGconn *conn, const char *model_id, const char *sta
 static int s_finish_update(PGconn *conn, const char *sql, int n, const char *const *params,
                            const char *model_id, char *err, size_t errlen)
 {
-    PGresult *res = s_query(conn, sql, n, params, PGRES_COMMAND_OK, "record result", err, errlen);
+    PGresult *res =
+        pg_conn_query(conn, sql, n, params, PGRES_COMMAND_OK, "record result", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     bool updated = strcmp(PQcmdTuples(res), "0") != 0;
@@ -761,7 +724,7 @@ int model_registry_succeed(PGconn *conn, const char *model_id,
                        result->gate_decided ? (result->gate_passed ? "t" : "f") : NULL,
                        result->gate_decided ? result->gate_reason : NULL};
     bool activate = result->activate && result->gate_decided && result->gate_passed;
-    rc = s_command(conn, "BEGIN", "begin", err, errlen);
+    rc = s_rc(pg_conn_command(conn, "BEGIN", "begin", err, errlen));
     if (rc == MODEL_REGISTRY_OK)
         rc = s_finish_update(conn, s_sql_succeed, 6, p, model_id, err, errlen);
     if (rc == MODEL_REGISTRY_OK)
@@ -771,10 +734,10 @@ int model_registry_succeed(PGconn *conn, const char *model_id,
                               result->activated_by ? result->activated_by : "trainer", "gate", NULL,
                               err, errlen);
     if (rc == MODEL_REGISTRY_OK)
-        rc = s_command(conn, "COMMIT", "commit success", err, errlen);
+        rc = s_rc(pg_conn_command(conn, "COMMIT", "commit success", err, errlen));
     free(metrics);
     if (rc != MODEL_REGISTRY_OK)
-        s_rollback(conn);
+        pg_conn_rollback(conn);
     //  Done with the model either way (finished, or no longer ours): the
     //  lock has nothing left to guard. After a database error it stays,
     //  so that the caller can retry; it goes with the session otherwise.
@@ -793,15 +756,15 @@ int model_registry_fail(PGconn *conn, const char *model_id, const char *error, c
     char text[MODEL_REGISTRY_ERROR_MAX + 1];
     model_registry_sanitize_error(error, text, sizeof text);
     const char *p[] = {model_id, text};
-    int rc = s_command(conn, "BEGIN", "begin", err, errlen);
+    int rc = s_rc(pg_conn_command(conn, "BEGIN", "begin", err, errlen));
     if (rc == MODEL_REGISTRY_OK)
         rc = s_finish_update(conn, s_sql_fail, 2, p, model_id, err, errlen);
     if (rc == MODEL_REGISTRY_OK)
         rc = s_completed_event(conn, model_id, "failed", err, errlen);
     if (rc == MODEL_REGISTRY_OK)
-        rc = s_command(conn, "COMMIT", "commit failure", err, errlen);
+        rc = s_rc(pg_conn_command(conn, "COMMIT", "commit failure", err, errlen));
     if (rc != MODEL_REGISTRY_OK)
-        s_rollback(conn);
+        pg_conn_rollback(conn);
     if (rc == MODEL_REGISTRY_OK || rc == MODEL_REGISTRY_NOT_FOUND)
         s_unlock_model(conn, model_id);
     return rc;
@@ -815,8 +778,8 @@ int model_registry_recover(PGconn *conn, char *err, size_t errlen)
         s_set(err, errlen, "recover must not run inside a transaction");
         return MODEL_REGISTRY_INVALID;
     }
-    PGresult *res = s_query(conn, s_sql_orphan_candidates, 0, NULL, PGRES_TUPLES_OK,
-                            "list running models", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_orphan_candidates, 0, NULL, PGRES_TUPLES_OK,
+                                  "list running models", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     char *candidates =
@@ -825,8 +788,8 @@ int model_registry_recover(PGconn *conn, char *err, size_t errlen)
     if (!candidates)
         return 0; //  nothing running but our own claims (or out of memory: try next time)
     const char *p[] = {candidates};
-    res =
-        s_query(conn, s_sql_recover, 1, p, PGRES_TUPLES_OK, "recover orphaned models", err, errlen);
+    res = pg_conn_query(conn, s_sql_recover, 1, p, PGRES_TUPLES_OK, "recover orphaned models", err,
+                        errlen);
     free(candidates);
     if (!res)
         return MODEL_REGISTRY_ERROR;
@@ -837,8 +800,8 @@ int model_registry_recover(PGconn *conn, char *err, size_t errlen)
 
 int model_registry_queue_depth(PGconn *conn, long *queued, long *running, char *err, size_t errlen)
 {
-    PGresult *res =
-        s_query(conn, s_sql_queue_depth, 0, NULL, PGRES_TUPLES_OK, "queue depth", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_queue_depth, 0, NULL, PGRES_TUPLES_OK, "queue depth",
+                                  err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     if (queued)
@@ -859,8 +822,8 @@ static int s_activate_in_tx(PGconn *conn, const char *model_id, const char *who,
         out = &local;
     memset(out, 0, sizeof *out);
     const char *id[] = {model_id};
-    PGresult *res = s_query(conn, s_sql_lock_for_activation, 1, id, PGRES_TUPLES_OK,
-                            "look up model", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_lock_for_activation, 1, id, PGRES_TUPLES_OK,
+                                  "look up model", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     if (PQntuples(res) == 0) {
@@ -889,11 +852,13 @@ static int s_activate_in_tx(PGconn *conn, const char *model_id, const char *who,
     s_copy(out->reason, sizeof out->reason, reason);
 
     const char *type[] = {out->model_type};
-    res = s_query(conn, s_sql_lock_type, 1, type, PGRES_TUPLES_OK, "lock model type", err, errlen);
+    res = pg_conn_query(conn, s_sql_lock_type, 1, type, PGRES_TUPLES_OK, "lock model type", err,
+                        errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     PQclear(res);
-    res = s_query(conn, s_sql_retire, 1, type, PGRES_TUPLES_OK, "retire active model", err, errlen);
+    res = pg_conn_query(conn, s_sql_retire, 1, type, PGRES_TUPLES_OK, "retire active model", err,
+                        errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     if (PQntuples(res) > 0)
@@ -901,7 +866,7 @@ static int s_activate_in_tx(PGconn *conn, const char *model_id, const char *who,
     PQclear(res);
     const char *p[] = {model_id, out->model_type,
                        out->previous_model_id[0] ? out->previous_model_id : NULL, who, reason};
-    res = s_query(conn, s_sql_activate, 5, p, PGRES_TUPLES_OK, "activate model", err, errlen);
+    res = pg_conn_query(conn, s_sql_activate, 5, p, PGRES_TUPLES_OK, "activate model", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     PQclear(res);
@@ -927,13 +892,13 @@ int model_registry_activate(PGconn *conn, const char *model_id, const char *who,
         s_set(err, errlen, "reason must be gate, manual or rollback");
         return MODEL_REGISTRY_INVALID;
     }
-    if (s_command(conn, "BEGIN", "begin", err, errlen) != 0)
+    if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
         return MODEL_REGISTRY_ERROR;
     int rc = s_activate_in_tx(conn, model_id, who, reason, out, err, errlen);
     if (rc == MODEL_REGISTRY_OK)
-        rc = s_command(conn, "COMMIT", "commit activation", err, errlen);
+        rc = s_rc(pg_conn_command(conn, "COMMIT", "commit activation", err, errlen));
     if (rc != MODEL_REGISTRY_OK) {
-        s_rollback(conn);
+        pg_conn_rollback(conn);
         if (out)
             out->changed = false;
     }
@@ -949,7 +914,8 @@ int model_registry_active(PGconn *conn, const char *model_type, model_registry_a
         return MODEL_REGISTRY_INVALID;
     }
     const char *p[] = {model_type};
-    PGresult *res = s_query(conn, s_sql_active, 1, p, PGRES_TUPLES_OK, "active model", err, errlen);
+    PGresult *res =
+        pg_conn_query(conn, s_sql_active, 1, p, PGRES_TUPLES_OK, "active model", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     int rc = MODEL_REGISTRY_NOT_FOUND;
@@ -996,7 +962,8 @@ json_t *model_registry_list(PGconn *conn, const char *model_type, int limit, int
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[] = {model_type, lim};
-    PGresult *res = s_query(conn, s_sql_list, 2, p, PGRES_TUPLES_OK, "list models", err, errlen);
+    PGresult *res =
+        pg_conn_query(conn, s_sql_list, 2, p, PGRES_TUPLES_OK, "list models", err, errlen);
     if (!res)
         return NULL;
     json_t *doc = s_json(res, err, errlen);
@@ -1014,7 +981,7 @@ int model_registry_get(PGconn *conn, const char *model_id, json_t **out, char *e
         return MODEL_REGISTRY_INVALID;
     }
     const char *p[] = {model_id};
-    PGresult *res = s_query(conn, s_sql_get, 1, p, PGRES_TUPLES_OK, "get model", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_get, 1, p, PGRES_TUPLES_OK, "get model", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     int rc = MODEL_REGISTRY_NOT_FOUND;
@@ -1034,7 +1001,7 @@ int model_registry_get(PGconn *conn, const char *model_id, json_t **out, char *e
 static int s_bool_query(PGconn *conn, const char *sql, const char *what, bool *value, char *err,
                         size_t errlen)
 {
-    PGresult *res = s_query(conn, sql, 0, NULL, PGRES_TUPLES_OK, what, err, errlen);
+    PGresult *res = pg_conn_query(conn, sql, 0, NULL, PGRES_TUPLES_OK, what, err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     *value = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -1056,8 +1023,8 @@ int model_registry_leader_release(PGconn *conn, char *err, size_t errlen)
 
 int model_registry_last_scheduled(PGconn *conn, bool *any, int64_t *at_us, char *err, size_t errlen)
 {
-    PGresult *res = s_query(conn, s_sql_last_scheduled, 0, NULL, PGRES_TUPLES_OK,
-                            "last scheduled run", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_last_scheduled, 0, NULL, PGRES_TUPLES_OK,
+                                  "last scheduled run", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
     *any = !PQgetisnull(res, 0, 0);
@@ -1084,16 +1051,16 @@ int model_registry_schedule_if_due(PGconn *conn, int interval_s, const char *req
     snprintf(interval, sizeof interval, "%d", interval_s);
     const char *p[] = {interval};
     bool due = false;
-    rc = s_command(conn, "BEGIN", "begin", err, errlen);
+    rc = s_rc(pg_conn_command(conn, "BEGIN", "begin", err, errlen));
     if (rc == MODEL_REGISTRY_OK) {
-        PGresult *res = s_query(conn, s_sql_lock_schedule, 0, NULL, PGRES_TUPLES_OK,
-                                "lock schedule", err, errlen);
+        PGresult *res = pg_conn_query(conn, s_sql_lock_schedule, 0, NULL, PGRES_TUPLES_OK,
+                                      "lock schedule", err, errlen);
         rc = res ? MODEL_REGISTRY_OK : MODEL_REGISTRY_ERROR;
         PQclear(res);
     }
     if (rc == MODEL_REGISTRY_OK) {
-        PGresult *res =
-            s_query(conn, s_sql_schedule_due, 1, p, PGRES_TUPLES_OK, "check schedule", err, errlen);
+        PGresult *res = pg_conn_query(conn, s_sql_schedule_due, 1, p, PGRES_TUPLES_OK,
+                                      "check schedule", err, errlen);
         rc = res ? MODEL_REGISTRY_OK : MODEL_REGISTRY_ERROR;
         due = res && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
@@ -1101,9 +1068,9 @@ int model_registry_schedule_if_due(PGconn *conn, int interval_s, const char *req
     if (rc == MODEL_REGISTRY_OK && due)
         rc = s_enqueue_in_tx(conn, &req, out, err, errlen);
     if (rc == MODEL_REGISTRY_OK)
-        rc = s_command(conn, "COMMIT", "commit schedule", err, errlen);
+        rc = s_rc(pg_conn_command(conn, "COMMIT", "commit schedule", err, errlen));
     if (rc != MODEL_REGISTRY_OK) {
-        s_rollback(conn);
+        pg_conn_rollback(conn);
         memset(out, 0, sizeof *out);
         return rc;
     }

@@ -22,20 +22,26 @@ static void s_notice(void *arg, const PGresult *res)
               text ? text : "(no message)");
 }
 
-//  Copies libpq's message into err without its trailing newline(s).
+//  libpq's multi-line messages ("...failed: refused\n\tIs the server
+//  running...") read better as one log line: drops the trailing line
+//  breaks and spaces, turns the inner ones (and tabs) into spaces.
+static void s_one_line(char *text)
+{
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (text[i] == '\n' || text[i] == '\t' || text[i] == '\r')
+            text[i] = ' ';
+}
+
+//  Copies libpq's message into err as one line.
 static void s_set_err(char *err, size_t errlen, const char *prefix, const char *msg)
 {
     if (!err || errlen == 0)
         return;
     snprintf(err, errlen, "%s%s", prefix, msg && *msg ? msg : "unknown error");
-    size_t n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == '\r'))
-        err[--n] = '\0';
-    //  libpq's multi-line messages ("...failed: refused\n\tIs the server
-    //  running...") read better as one log line.
-    for (size_t i = 0; i < n; i++)
-        if (err[i] == '\n' || err[i] == '\t')
-            err[i] = ' ';
+    s_one_line(err);
 }
 
 //  Fills the keyword/value arrays. Our defaults come first and dbname (the
@@ -108,4 +114,62 @@ int pg_conn_statement_timeout(PGconn *conn, int timeout_ms, char *err, size_t er
         s_set_err(err, errlen, "cannot set statement_timeout: ", PQerrorMessage(conn));
     PQclear(res);
     return rc;
+}
+
+void pg_conn_error_text(char *err, size_t errlen, const char *what, PGconn *conn,
+                        const PGresult *res)
+{
+    if (!err || errlen == 0)
+        return;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (!msg || !*msg)
+        msg = conn ? PQerrorMessage(conn) : NULL;
+    snprintf(err, errlen, "%s: %s", what, msg && *msg ? msg : "unknown error");
+    s_one_line(err);
+}
+
+PGresult *pg_conn_query_diag(PGconn *conn, const char *sql, int n, const char *const *params,
+                             ExecStatusType want, const char *what, pg_conn_diag_t *diag, char *err,
+                             size_t errlen)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == want)
+        return res;
+    if (diag) {
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+        snprintf(diag->sqlstate, sizeof diag->sqlstate, "%s", state ? state : "");
+        snprintf(diag->constraint, sizeof diag->constraint, "%s", constraint ? constraint : "");
+    }
+    pg_conn_error_text(err, errlen, what, conn, res);
+    PQclear(res);
+    return NULL;
+}
+
+PGresult *pg_conn_query(PGconn *conn, const char *sql, int n, const char *const *params,
+                        ExecStatusType want, const char *what, char *err, size_t errlen)
+{
+    return pg_conn_query_diag(conn, sql, n, params, want, what, NULL, err, errlen);
+}
+
+int pg_conn_command(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
+{
+    PGresult *res = pg_conn_query(conn, sql, 0, NULL, PGRES_COMMAND_OK, what, err, errlen);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+void pg_conn_rollback(PGconn *conn)
+{
+    if (!conn || PQstatus(conn) != CONNECTION_OK)
+        return;
+    PGresult *res;
+    //  Bounded: a lost connection makes libpq return an error, then NULL.
+    for (int i = 0; i < 16 && (res = PQgetResult(conn)) != NULL; i++)
+        PQclear(res);
+    PGTransactionStatusType status = PQtransactionStatus(conn);
+    if (status == PQTRANS_INTRANS || status == PQTRANS_INERROR)
+        PQclear(PQexec(conn, "ROLLBACK"));
 }

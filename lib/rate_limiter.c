@@ -11,13 +11,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "redis_conn.h"
+#include "redis_pool.h"
 
 #define DEFAULT_PREFIX "recsd:ratelimit:"
 #define PREFIX_MAX 128
 #define PLAIN_ID_MAX 64 //  longer ids are hashed into the key
-#define POOL_MAX 64
 #define LIMIT_MAX 10000000
 #define SPAN_MAX_US (30LL * 86400 * 1000000) //  burst * T; keeps Lua's doubles exact
 #define LOCAL_WAYS 8
@@ -50,7 +48,6 @@ static const char s_script[] = "if redis.replicate_commands then redis.replicate
 
 enum { RESULT_ALLOWED, RESULT_REFUSED, RESULT_COUNT };
 enum { FALLBACK_NONE = -1, FALLBACK_DOWN, FALLBACK_ERROR, FALLBACK_BUSY, FALLBACK_COUNT };
-enum { STATE_UNKNOWN, STATE_UP, STATE_DOWN };
 static const char *s_backends[2] = {"redis", "local"};
 static const char *s_results[RESULT_COUNT] = {"allowed", "refused"};
 static const char *s_fallbacks[FALLBACK_COUNT] = {"down", "error", "busy"};
@@ -59,12 +56,6 @@ typedef struct {
     int64_t interval_us; //  T
     int burst;
 } gcra_t;
-
-typedef struct {
-    pthread_mutex_t mutex;
-    redisContext *ctx; //  NULL until connected, and after a failure
-    uint64_t generation;
-} slot_t;
 
 //  One user in the local table; tat_us == 0 marks an empty entry (a real
 //  TAT is a monotonic time plus at least T, so never 0).
@@ -78,19 +69,8 @@ struct rate_limiter_t {
     int limit;
     char prefix[PREFIX_MAX + 1];
     char script_sha[41];
-    //  Redis connections and health, as in gateway_cache.c: retry_at_ms != 0
-    //  means down and nobody sends before that monotonic time; the caller
-    //  that moves it forward probes. A failure bumps generation so every
-    //  slot drops its (probably dead) connection before reuse.
-    bool has_redis;
-    redis_addr_t addr;
-    int timeout_ms, backoff_ms;
-    slot_t *slots;
-    int slot_count;
-    atomic_uint next_slot;
-    atomic_int_fast64_t retry_at_ms;
-    atomic_uint_fast64_t generation;
-    atomic_int state;
+    redis_pool_t *redis; //  NULL: no Redis configured (local only)
+    int timeout_ms;      //  also how long a check waits for a free connection
     //  Local table: sets of LOCAL_WAYS entries, set s guarded by stripe
     //  s % LOCAL_STRIPES.
     local_entry_t *local;
@@ -99,7 +79,6 @@ struct rate_limiter_t {
     int stripe_count; //  initialised mutexes, for destroy
     atomic_uint_fast64_t checks[2][RESULT_COUNT];
     atomic_uint_fast64_t fallbacks[FALLBACK_COUNT];
-    atomic_uint_fast64_t redis_errors;
     atomic_uint_fast64_t local_evictions;
 };
 
@@ -108,11 +87,6 @@ static int64_t s_mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t s_mono_ms(void)
-{
-    return s_mono_us() / 1000;
 }
 
 static void s_inc(atomic_uint_fast64_t *counter)
@@ -185,7 +159,7 @@ rate_limiter_t *rate_limiter_new(const rate_limiter_config_t *cfg, char *err, si
         return NULL;
     }
     if (cfg->redis_timeout_ms <= 0 || cfg->redis_backoff_ms < 0 || cfg->redis_pool <= 0 ||
-        cfg->redis_pool > POOL_MAX || cfg->local_capacity == 0 ||
+        cfg->redis_pool > REDIS_POOL_SIZE_MAX || cfg->local_capacity == 0 ||
         cfg->local_capacity > LOCAL_CAPACITY_MAX) {
         snprintf(err, errlen,
                  "invalid rate limiter configuration (Redis timeout, back-off, "
@@ -218,17 +192,11 @@ rate_limiter_t *rate_limiter_new(const rate_limiter_config_t *cfg, char *err, si
     }
     snprintf(self->prefix, sizeof self->prefix, "%s", prefix);
     self->timeout_ms = cfg->redis_timeout_ms;
-    self->backoff_ms = cfg->redis_backoff_ms;
-    atomic_init(&self->next_slot, 0);
-    atomic_init(&self->retry_at_ms, 0);
-    atomic_init(&self->generation, 1);
-    atomic_init(&self->state, STATE_UNKNOWN);
     for (int b = 0; b < 2; b++)
         for (int r = 0; r < RESULT_COUNT; r++)
             atomic_init(&self->checks[b][r], 0);
     for (int f = 0; f < FALLBACK_COUNT; f++)
         atomic_init(&self->fallbacks[f], 0);
-    atomic_init(&self->redis_errors, 0);
     atomic_init(&self->local_evictions, 0);
     if (s_sha1_hex(s_script, self->script_sha) != 0) {
         snprintf(err, errlen, "cannot compute the script's SHA-1");
@@ -246,21 +214,10 @@ rate_limiter_t *rate_limiter_new(const rate_limiter_config_t *cfg, char *err, si
         self->stripe_count++;
     }
     if (cfg->redis_url && *cfg->redis_url) {
-        char why[128];
-        if (redis_conn_parse(cfg->redis_url, &self->addr, why, sizeof why) != 0) {
-            snprintf(err, errlen, "Redis URL: %s", why);
+        self->redis = redis_pool_new(cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_backoff_ms,
+                                     cfg->redis_pool, "rate limiter", err, errlen);
+        if (!self->redis)
             goto err;
-        }
-        self->has_redis = true;
-        self->slots = calloc((size_t)cfg->redis_pool, sizeof *self->slots);
-        if (!self->slots) {
-            snprintf(err, errlen, "out of memory");
-            goto err;
-        }
-        for (int i = 0; i < cfg->redis_pool; i++) {
-            pthread_mutex_init(&self->slots[i].mutex, NULL);
-            self->slot_count++;
-        }
     }
     return self;
 err:
@@ -273,12 +230,7 @@ void rate_limiter_destroy(rate_limiter_t **self_p)
     if (!self_p || !*self_p)
         return;
     rate_limiter_t *self = *self_p;
-    for (int i = 0; i < self->slot_count; i++) {
-        if (self->slots[i].ctx)
-            redisFree(self->slots[i].ctx);
-        pthread_mutex_destroy(&self->slots[i].mutex);
-    }
-    free(self->slots);
+    redis_pool_destroy(&self->redis);
     for (int i = 0; i < self->stripe_count; i++)
         pthread_mutex_destroy(&self->stripes[i]);
     free(self->local);
@@ -393,96 +345,10 @@ static void s_local_mirror(rate_limiter_t *self, uint64_t id, int64_t reset_us)
 
 //  --- Redis connections ---------------------------------------------------
 
-//  Redis failed (connect, I/O, timeout, error reply): count it, stop all
-//  Redis traffic for the back-off, and make every slot reconnect
-//  afterwards. Logs once per outage.
-static void s_mark_down(rate_limiter_t *self, const char *what, const char *why)
-{
-    s_inc(&self->redis_errors);
-    atomic_fetch_add(&self->generation, 1);
-    atomic_store(&self->retry_at_ms, s_mono_ms() + (self->backoff_ms ? self->backoff_ms : 1));
-    if (atomic_exchange(&self->state, STATE_DOWN) != STATE_DOWN)
-        log_warn("rate limiter: Redis unavailable (%s: %.200s), deciding locally; retrying "
-                 "every %d ms",
-                 what, why, self->backoff_ms);
-}
-
-static void s_slot_fail(rate_limiter_t *self, slot_t *slot, const char *what)
-{
-    s_mark_down(self, what, slot->ctx->errstr[0] ? slot->ctx->errstr : "I/O error");
-    redisFree(slot->ctx);
-    slot->ctx = NULL;
-}
-
-//  Returns a locked slot with a live connection, or NULL with the reason
-//  for deciding locally in *reason: FALLBACK_DOWN (backing off),
-//  FALLBACK_ERROR (the connect failed) or FALLBACK_BUSY (no slot free
-//  within the timeout).
-static slot_t *s_acquire(rate_limiter_t *self, int *reason)
-{
-    *reason = FALLBACK_DOWN;
-    int64_t retry_at = atomic_load(&self->retry_at_ms);
-    if (retry_at && s_mono_ms() < retry_at)
-        return NULL;
-    unsigned start = atomic_fetch_add_explicit(&self->next_slot, 1, memory_order_relaxed);
-    slot_t *slot = NULL;
-    for (int i = 0; i < self->slot_count && !slot; i++) {
-        slot_t *candidate = &self->slots[(start + (unsigned)i) % (unsigned)self->slot_count];
-        if (pthread_mutex_trylock(&candidate->mutex) == 0)
-            slot = candidate;
-    }
-    if (!slot) {
-        //  All busy: wait for one at most the timeout (a stalled Redis holds
-        //  every slot that long), then decide locally rather than queue.
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += self->timeout_ms / 1000;
-        deadline.tv_nsec += (long)(self->timeout_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
-        slot = &self->slots[start % (unsigned)self->slot_count];
-        if (pthread_mutex_timedlock(&slot->mutex, &deadline) != 0) {
-            *reason = FALLBACK_BUSY;
-            return NULL;
-        }
-    }
-    uint64_t generation = atomic_load(&self->generation);
-    if (slot->ctx && slot->generation != generation) {
-        redisFree(slot->ctx);
-        slot->ctx = NULL;
-    }
-    if (slot->ctx)
-        return slot;
-    retry_at = atomic_load(&self->retry_at_ms);
-    if (retry_at) {
-        //  Down and the back-off is over: one caller probes, by moving the
-        //  retry time forward; the others keep deciding locally meanwhile.
-        int64_t now = s_mono_ms();
-        if (now < retry_at ||
-            !atomic_compare_exchange_strong(&self->retry_at_ms, &retry_at,
-                                            now + (self->backoff_ms ? self->backoff_ms : 1))) {
-            pthread_mutex_unlock(&slot->mutex);
-            return NULL;
-        }
-    }
-    char why[160];
-    slot->ctx = redis_conn_connect(&self->addr, self->timeout_ms, why, sizeof why);
-    if (!slot->ctx) {
-        s_mark_down(self, "connect", why);
-        pthread_mutex_unlock(&slot->mutex);
-        *reason = FALLBACK_ERROR;
-        return NULL;
-    }
-    slot->generation = atomic_load(&self->generation);
-    return slot;
-}
-
 //  Runs the script for key. Returns 0 with {allowed, remaining, reset_us,
 //  retry_us} in out; -1 if the connection failed (the caller drops it);
 //  -2 on an error or malformed reply (reason in why).
-static int s_redis_eval(rate_limiter_t *self, slot_t *slot, const char *key, int64_t out[4],
+static int s_redis_eval(rate_limiter_t *self, redisContext *ctx, const char *key, int64_t out[4],
                         char *why, size_t whylen)
 {
     char interval[24], burst[24];
@@ -492,7 +358,7 @@ static int s_redis_eval(rate_limiter_t *self, slot_t *slot, const char *key, int
     size_t lens[6];
     for (int i = 0; i < 6; i++)
         lens[i] = strlen(argv[i]);
-    redisReply *reply = redisCommandArgv(slot->ctx, 6, argv, lens);
+    redisReply *reply = redisCommandArgv(ctx, 6, argv, lens);
     if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         //  Redis restarted or its script cache was flushed: EVAL runs the
         //  script and caches it again, so the next EVALSHA finds it.
@@ -501,7 +367,7 @@ static int s_redis_eval(rate_limiter_t *self, slot_t *slot, const char *key, int
         argv[1] = s_script;
         lens[0] = 4;
         lens[1] = sizeof s_script - 1;
-        reply = redisCommandArgv(slot->ctx, 6, argv, lens);
+        reply = redisCommandArgv(ctx, 6, argv, lens);
     }
     if (!reply)
         return -1;
@@ -530,26 +396,33 @@ static int s_redis_eval(rate_limiter_t *self, slot_t *slot, const char *key, int
 static int s_redis_check(rate_limiter_t *self, const char *key, uint64_t id,
                          rate_limiter_result_t *result, int *reason)
 {
-    slot_t *slot = s_acquire(self, reason);
-    if (!slot)
+    //  Waits for a free connection at most the timeout (a stalled Redis
+    //  holds every connection that long), then decides locally rather
+    //  than queue.
+    redis_pool_miss_t miss;
+    redis_pool_slot_t *slot = redis_pool_acquire(self->redis, self->timeout_ms, &miss);
+    if (!slot) {
+        *reason = miss == REDIS_POOL_BUSY             ? FALLBACK_BUSY
+                  : miss == REDIS_POOL_CONNECT_FAILED ? FALLBACK_ERROR
+                                                      : FALLBACK_DOWN;
         return -1;
+    }
     int64_t out[4];
     char why[160];
-    int rc = s_redis_eval(self, slot, key, out, why, sizeof why);
+    int rc = s_redis_eval(self, redis_pool_context(slot), key, out, why, sizeof why);
     if (rc == -1)
-        s_slot_fail(self, slot, "EVALSHA");
-    pthread_mutex_unlock(&slot->mutex);
+        redis_pool_fail(self->redis, slot, "EVALSHA");
+    redis_pool_release(self->redis, &slot);
     if (rc == -2)
         //  Redis answers but not as it should (OOM, READONLY after a
         //  failover, BUSY, a foreign value under our key): no decision from
         //  it for a back-off either.
-        s_mark_down(self, "EVALSHA", why);
+        redis_pool_down(self->redis, "EVALSHA", why);
     if (rc != 0) {
         *reason = FALLBACK_ERROR;
         return -1;
     }
-    if (atomic_exchange(&self->state, STATE_UP) == STATE_DOWN)
-        log_info("rate limiter: Redis reachable again, deciding there");
+    redis_pool_ok(self->redis);
     s_fill(result, out[0] == 1, out[1], out[2], out[3], self->redis_gcra.burst, RATE_LIMITER_REDIS);
     s_local_mirror(self, id, out[2]);
     return 0;
@@ -605,7 +478,7 @@ int rate_limiter_check(rate_limiter_t *self, const void *user, size_t len,
     if (!user || len == 0 || s_identify(self, user, len, &id, key, sizeof key) != 0)
         return -1;
     int reason = FALLBACK_NONE;
-    if (self->has_redis) {
+    if (self->redis) {
         if (s_redis_check(self, key, id, result, &reason) == 0) {
             s_inc(&self->checks[RATE_LIMITER_REDIS]
                                [result->allowed ? RESULT_ALLOWED : RESULT_REFUSED]);
@@ -628,7 +501,7 @@ int rate_limiter_key(rate_limiter_t *self, const void *user, size_t len, char *o
 
 bool rate_limiter_redis_up(rate_limiter_t *self)
 {
-    return atomic_load(&self->state) == STATE_UP;
+    return self->redis && redis_pool_up(self->redis);
 }
 
 const char *rate_limiter_backend_name(rate_limiter_backend_t backend)
@@ -645,7 +518,7 @@ void rate_limiter_stats(rate_limiter_t *self, rate_limiter_stats_t *stats)
     stats->fallback_down = s_read(&self->fallbacks[FALLBACK_DOWN]);
     stats->fallback_error = s_read(&self->fallbacks[FALLBACK_ERROR]);
     stats->fallback_busy = s_read(&self->fallbacks[FALLBACK_BUSY]);
-    stats->redis_errors = s_read(&self->redis_errors);
+    stats->redis_errors = self->redis ? redis_pool_errors(self->redis) : 0;
     stats->local_evictions = s_read(&self->local_evictions);
 }
 
@@ -670,7 +543,7 @@ int rate_limiter_metrics_write(rate_limiter_t *self, FILE *out)
             "the rate limiter.\n"
             "# TYPE recsd_rate_limit_redis_errors_total counter\n"
             "recsd_rate_limit_redis_errors_total %" PRIu64 "\n",
-            (uint64_t)s_read(&self->redis_errors));
+            (uint64_t)(self->redis ? redis_pool_errors(self->redis) : 0));
     fprintf(out,
             "# HELP recsd_rate_limit_redis_up 1 if the rate limiter's last Redis call "
             "succeeded.\n"

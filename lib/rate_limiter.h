@@ -71,7 +71,10 @@
 
     Thread safety: every function except _new and _destroy may be called
     from any number of threads at once (the HTTP daemon's pool). Redis is
-    used through a small pool of connections, each behind a mutex.
+    used through a small pool of connections, each behind a mutex, with
+    the back-off above (lib/redis_pool.h, which also writes the outage's
+    log lines, "rate limiter: Redis unavailable ..." and "... reachable
+    again").
 
     Metrics (rate_limiter_metrics_write, for /metrics):
         recsd_rate_limit_checks_total{backend="redis|local",result="allowed|refused"}

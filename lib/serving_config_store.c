@@ -71,54 +71,6 @@ static void s_set(char *err, size_t errlen, const char *fmt, ...)
     va_end(args);
 }
 
-//  The server's message as one line (libpq's are multi-line).
-static void s_pg_err(char *err, size_t errlen, const char *what, PGconn *conn, const PGresult *res)
-{
-    const char *msg = res ? PQresultErrorMessage(res) : NULL;
-    if (!msg || !*msg)
-        msg = PQerrorMessage(conn);
-    s_set(err, errlen, "%s: %s", what, msg && *msg ? msg : "unknown error");
-    if (!err)
-        return;
-    size_t n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (err[i] == '\n' || err[i] == '\t' || err[i] == '\r')
-            err[i] = ' ';
-}
-
-//  Runs sql with text parameters. Returns the result if its status is
-//  want, else NULL with the reason in err (the result is cleared).
-static PGresult *s_query(PGconn *conn, const char *sql, int n, const char *const *params,
-                         ExecStatusType want, const char *what, char *err, size_t errlen)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) == want)
-        return res;
-    s_pg_err(err, errlen, what, conn, res);
-    PQclear(res);
-    return NULL;
-}
-
-static int s_command(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
-{
-    PGresult *res = s_query(conn, sql, 0, NULL, PGRES_COMMAND_OK, what, err, errlen);
-    if (!res)
-        return SERVING_CONFIG_STORE_INTERNAL;
-    PQclear(res);
-    return SERVING_CONFIG_STORE_OK;
-}
-
-//  Best effort: after a failure, leave the connection outside any
-//  transaction. A dead connection needs nothing (the server rolled back).
-static void s_rollback_tx(PGconn *conn)
-{
-    if (PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE)
-        return;
-    PQclear(PQexec(conn, "ROLLBACK"));
-}
-
 //  put and rollback open their own transaction: one the caller left open
 //  would be committed by ours.
 static int s_check_write(PGconn *conn, const char *created_by, const char *note, char *err,
@@ -154,12 +106,22 @@ static int s_parse_version(const char *text, int64_t *version)
     return 0;
 }
 
+//  Opens the write transaction and takes the table lock that orders the
+//  versions. Returns OK, or INTERNAL (the caller rolls back).
+static int s_begin_locked(PGconn *conn, char *err, size_t errlen)
+{
+    if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0 ||
+        pg_conn_command(conn, s_sql_lock, "lock serving.config_versions", err, errlen) != 0)
+        return SERVING_CONFIG_STORE_INTERNAL;
+    return SERVING_CONFIG_STORE_OK;
+}
+
 //  Runs a write statement that ends in NOTIFY_NEW and commits. Returns OK
 //  with *version set, or INTERNAL (rolled back).
 static int s_write_commit(PGconn *conn, const char *sql, int n, const char *const *params,
                           const char *what, int64_t *version, char *err, size_t errlen)
 {
-    PGresult *res = s_query(conn, sql, n, params, PGRES_TUPLES_OK, what, err, errlen);
+    PGresult *res = pg_conn_query(conn, sql, n, params, PGRES_TUPLES_OK, what, err, errlen);
     if (!res)
         return SERVING_CONFIG_STORE_INTERNAL;
     int64_t v = 0;
@@ -171,7 +133,7 @@ static int s_write_commit(PGconn *conn, const char *sql, int n, const char *cons
         s_set(err, errlen, "%s: no version returned", what);
         return rc;
     }
-    if (s_command(conn, "COMMIT", "commit", err, errlen) != SERVING_CONFIG_STORE_OK)
+    if (pg_conn_command(conn, "COMMIT", "commit", err, errlen) != 0)
         return SERVING_CONFIG_STORE_INTERNAL;
     if (version)
         *version = v;
@@ -183,8 +145,8 @@ static int s_write_commit(PGconn *conn, const char *sql, int n, const char *cons
 int serving_config_store_current(PGconn *conn, const serving_config_t *defaults,
                                  serving_config_t *out, int64_t *version, char *err, size_t errlen)
 {
-    PGresult *res = s_query(conn, s_sql_current, 0, NULL, PGRES_TUPLES_OK,
-                            "read the serving configuration", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_current, 0, NULL, PGRES_TUPLES_OK,
+                                  "read the serving configuration", err, errlen);
     if (!res)
         return SERVING_CONFIG_STORE_INTERNAL;
     int rc = SERVING_CONFIG_STORE_OK;
@@ -230,14 +192,12 @@ int serving_config_store_put(PGconn *conn, const serving_config_t *cfg, const ch
         return SERVING_CONFIG_STORE_INTERNAL;
     }
     const char *params[3] = {doc, created_by, note};
-    rc = s_command(conn, "BEGIN", "begin", err, errlen);
-    if (rc == SERVING_CONFIG_STORE_OK)
-        rc = s_command(conn, s_sql_lock, "lock serving.config_versions", err, errlen);
+    rc = s_begin_locked(conn, err, errlen);
     if (rc == SERVING_CONFIG_STORE_OK)
         rc = s_write_commit(conn, s_sql_put, 3, params, "store the serving configuration", version,
                             err, errlen);
     if (rc != SERVING_CONFIG_STORE_OK)
-        s_rollback_tx(conn);
+        pg_conn_rollback(conn);
     free(doc);
     return rc;
 }
@@ -258,13 +218,11 @@ int serving_config_store_rollback(PGconn *conn, int64_t to_version, const char *
     const char *params[3] = {number, created_by, note ? note : default_note};
     PGresult *res = NULL;
 
-    rc = s_command(conn, "BEGIN", "begin", err, errlen);
-    if (rc == SERVING_CONFIG_STORE_OK)
-        rc = s_command(conn, s_sql_lock, "lock serving.config_versions", err, errlen);
+    rc = s_begin_locked(conn, err, errlen);
     if (rc != SERVING_CONFIG_STORE_OK)
         goto err;
-    res = s_query(conn, s_sql_old_document, 1, params, PGRES_TUPLES_OK,
-                  "read the serving configuration", err, errlen);
+    res = pg_conn_query(conn, s_sql_old_document, 1, params, PGRES_TUPLES_OK,
+                        "read the serving configuration", err, errlen);
     if (!res) {
         rc = SERVING_CONFIG_STORE_INTERNAL;
         goto err;
@@ -292,7 +250,7 @@ int serving_config_store_rollback(PGconn *conn, int64_t to_version, const char *
     return SERVING_CONFIG_STORE_OK;
 err:
     PQclear(res);
-    s_rollback_tx(conn);
+    pg_conn_rollback(conn);
     return rc;
 }
 
@@ -331,8 +289,8 @@ int serving_config_store_list(PGconn *conn, int limit, int64_t before, json_t **
     snprintf(before_text, sizeof before_text, "%" PRId64, before);
     snprintf(limit_text, sizeof limit_text, "%d", limit);
     const char *params[2] = {before_text, limit_text};
-    PGresult *res = s_query(conn, s_sql_list, 2, params, PGRES_TUPLES_OK,
-                            "list serving configuration versions", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_list, 2, params, PGRES_TUPLES_OK,
+                                  "list serving configuration versions", err, errlen);
     if (!res)
         return SERVING_CONFIG_STORE_INTERNAL;
     json_t *list = json_array();
@@ -355,8 +313,8 @@ int serving_config_store_get(PGconn *conn, int64_t version, json_t **out, char *
     char number[24];
     snprintf(number, sizeof number, "%" PRId64, version);
     const char *params[1] = {number};
-    PGresult *res = s_query(conn, s_sql_get, 1, params, PGRES_TUPLES_OK,
-                            "read a serving configuration version", err, errlen);
+    PGresult *res = pg_conn_query(conn, s_sql_get, 1, params, PGRES_TUPLES_OK,
+                                  "read a serving configuration version", err, errlen);
     if (!res)
         return SERVING_CONFIG_STORE_INTERNAL;
     int rc = SERVING_CONFIG_STORE_OK;

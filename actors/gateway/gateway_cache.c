@@ -12,14 +12,13 @@
 
 #include "log.h"
 #include "lru_cache.h"
-#include "redis_conn.h"
+#include "redis_pool.h"
 
 #define USER_PREFIX "recsd:recs:"
 #define SEGMENT_PREFIX "recsd:recs-segment:"
 #define NAME_MAX_LEN 256    //  user or segment id
 #define VARIANT_MAX_LEN 512 //  longer variants are refused (miss, no store)
 #define MAX_FIELDS 64       //  per Redis hash before it is restarted
-#define POOL_MAX 64
 //  Redis writes wait here for the writer thread. A request never waits for
 //  a write; when the writer falls this far behind a write is dropped
 //  (counted): the list is still in level 1 and the next miss rewrites it.
@@ -30,12 +29,6 @@ enum { LEVEL_L1, LEVEL_REDIS, LEVEL_SEGMENT, LEVEL_COUNT };
 enum { RESULT_HIT, RESULT_MISS, RESULT_ERROR, RESULT_COUNT };
 static const char *s_levels[LEVEL_COUNT] = {"l1", "redis", "segment"};
 static const char *s_results[RESULT_COUNT] = {"hit", "miss", "error"};
-
-typedef struct {
-    pthread_mutex_t mutex;
-    redisContext *ctx; //  NULL until connected, and after a failure
-    uint64_t generation;
-} slot_t;
 
 typedef enum { KIND_USER, KIND_SEGMENT } kind_t;
 
@@ -54,23 +47,9 @@ static const char *s_write_results[WRITE_RESULTS] = {"written", "dropped", "erro
 
 struct gateway_cache_t {
     lru_cache_t *l1;
-    bool has_redis;
-    redis_addr_t addr;
-    int redis_ttl_s, segment_ttl_s, timeout_ms, backoff_ms;
-    slot_t *slots;
-    int slot_count;
-    atomic_uint next_slot;
-    //  Redis health, shared by the slots. retry_at_ms != 0: Redis is down
-    //  and nobody sends before that time (monotonic ms); the caller that
-    //  moves it forward is the one that probes. A failure bumps generation
-    //  so every slot drops its (probably dead) connection before reuse.
-    atomic_int_fast64_t retry_at_ms;
-    atomic_uint_fast64_t generation;
-    atomic_bool up;
-    pthread_mutex_t error_mutex;
-    char last_error[160];
+    redis_pool_t *redis; //  NULL: no Redis configured (level 1 only)
+    int redis_ttl_s, segment_ttl_s;
     atomic_uint_fast64_t counts[LEVEL_COUNT][RESULT_COUNT];
-    atomic_uint_fast64_t redis_errors;
     //  Write-behind: a ring of pending writes and the thread that pipelines
     //  them to Redis, so a miss costs the request one Redis round trip (the
     //  lookup), not two, and Redis sees batches rather than one write per
@@ -85,13 +64,6 @@ struct gateway_cache_t {
     pthread_t writer;
     atomic_uint_fast64_t writes[WRITE_RESULTS];
 };
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t s_wall_ms(void)
 {
@@ -134,7 +106,7 @@ gateway_cache_t *gateway_cache_new(const gateway_cache_config_t *cfg, char *err,
     if (cfg->l1_capacity == 0 || cfg->l1_shards == 0 || cfg->l1_shards > 1024 ||
         cfg->l1_ttl_ms <= 0 || cfg->redis_ttl_s <= 0 || cfg->segment_ttl_s <= 0 ||
         cfg->redis_timeout_ms <= 0 || cfg->redis_backoff_ms < 0 || cfg->redis_pool <= 0 ||
-        cfg->redis_pool > POOL_MAX) {
+        cfg->redis_pool > REDIS_POOL_SIZE_MAX) {
         snprintf(err, errlen, "invalid cache configuration");
         return NULL;
     }
@@ -143,20 +115,11 @@ gateway_cache_t *gateway_cache_new(const gateway_cache_config_t *cfg, char *err,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&self->error_mutex, NULL);
     self->redis_ttl_s = cfg->redis_ttl_s;
     self->segment_ttl_s = cfg->segment_ttl_s;
-    self->timeout_ms = cfg->redis_timeout_ms;
-    self->backoff_ms = cfg->redis_backoff_ms;
-    atomic_init(&self->next_slot, 0);
-    atomic_init(&self->retry_at_ms, 0);
-    atomic_init(&self->generation, 1);
-    atomic_init(&self->up, false);
-    atomic_init(&self->redis_errors, 0);
     for (int l = 0; l < LEVEL_COUNT; l++)
         for (int r = 0; r < RESULT_COUNT; r++)
             atomic_init(&self->counts[l][r], 0);
-    snprintf(self->last_error, sizeof self->last_error, "not connected yet");
     pthread_mutex_init(&self->queue_mutex, NULL);
     pthread_cond_init(&self->queue_wake, NULL);
     pthread_cond_init(&self->queue_drained, NULL);
@@ -169,21 +132,10 @@ gateway_cache_t *gateway_cache_new(const gateway_cache_config_t *cfg, char *err,
         goto err;
     }
     if (cfg->redis_url && *cfg->redis_url) {
-        char why[128];
-        if (redis_conn_parse(cfg->redis_url, &self->addr, why, sizeof why) != 0) {
-            snprintf(err, errlen, "Redis URL: %s", why);
+        self->redis = redis_pool_new(cfg->redis_url, cfg->redis_timeout_ms, cfg->redis_backoff_ms,
+                                     cfg->redis_pool, "recommendation cache", err, errlen);
+        if (!self->redis)
             goto err;
-        }
-        self->has_redis = true;
-        self->slots = calloc((size_t)cfg->redis_pool, sizeof *self->slots);
-        if (!self->slots) {
-            snprintf(err, errlen, "out of memory");
-            goto err;
-        }
-        for (int i = 0; i < cfg->redis_pool; i++) {
-            pthread_mutex_init(&self->slots[i].mutex, NULL);
-            self->slot_count++;
-        }
         self->queue = calloc(WRITE_QUEUE_MAX, sizeof *self->queue);
         if (!self->queue) {
             snprintf(err, errlen, "out of memory");
@@ -194,8 +146,7 @@ gateway_cache_t *gateway_cache_new(const gateway_cache_config_t *cfg, char *err,
             goto err;
         }
         self->writer_running = true;
-    } else
-        snprintf(self->last_error, sizeof self->last_error, "no Redis configured");
+    }
     return self;
 err:
     gateway_cache_destroy(&self);
@@ -222,105 +173,18 @@ void gateway_cache_destroy(gateway_cache_t **self_p)
     pthread_cond_destroy(&self->queue_wake);
     pthread_cond_destroy(&self->queue_drained);
     pthread_mutex_destroy(&self->queue_mutex);
-    for (int i = 0; i < self->slot_count; i++) {
-        if (self->slots[i].ctx)
-            redisFree(self->slots[i].ctx);
-        pthread_mutex_destroy(&self->slots[i].mutex);
-    }
-    free(self->slots);
+    redis_pool_destroy(&self->redis);
     lru_cache_destroy(&self->l1);
-    pthread_mutex_destroy(&self->error_mutex);
     free(self);
     *self_p = NULL;
 }
 
-static void s_set_error(gateway_cache_t *self, const char *what, const char *why)
+//  A locked connection, or NULL when Redis is not configured, down
+//  (backing off) or the connect failed. If all are busy it queues on one:
+//  a command takes well under a millisecond, at most the timeout.
+static redis_pool_slot_t *s_acquire(gateway_cache_t *self)
 {
-    pthread_mutex_lock(&self->error_mutex);
-    snprintf(self->last_error, sizeof self->last_error, "%s: %s", what, why);
-    pthread_mutex_unlock(&self->error_mutex);
-}
-
-//  Redis failed (connect, I/O, timeout): count it, stop all Redis traffic
-//  for the back-off, and make every slot reconnect afterwards.
-static void s_mark_down(gateway_cache_t *self, const char *what, const char *why)
-{
-    atomic_fetch_add_explicit(&self->redis_errors, 1, memory_order_relaxed);
-    atomic_fetch_add(&self->generation, 1);
-    atomic_store(&self->retry_at_ms, s_mono_ms() + (self->backoff_ms ? self->backoff_ms : 1));
-    //  Log once per episode, not once per request.
-    if (atomic_exchange(&self->up, false))
-        log_warn("recommendation cache: Redis unavailable (%s: %s), serving without it for "
-                 "%d ms at a time",
-                 what, why, self->backoff_ms);
-    s_set_error(self, what, why);
-}
-
-static void s_slot_fail(gateway_cache_t *self, slot_t *slot, const char *what)
-{
-    s_mark_down(self, what, slot->ctx->errstr[0] ? slot->ctx->errstr : "I/O error");
-    redisFree(slot->ctx);
-    slot->ctx = NULL;
-}
-
-//  Returns a locked slot with a live connection, or NULL when Redis is not
-//  configured, down (backing off), or the connect failed.
-static slot_t *s_acquire(gateway_cache_t *self)
-{
-    if (!self->has_redis)
-        return NULL;
-    int64_t retry_at = atomic_load(&self->retry_at_ms);
-    if (retry_at && s_mono_ms() < retry_at)
-        return NULL;
-    //  Any free slot will do; if all are busy, queue on one (a command
-    //  takes well under a millisecond, at most the timeout).
-    unsigned start = atomic_fetch_add_explicit(&self->next_slot, 1, memory_order_relaxed);
-    slot_t *slot = NULL;
-    for (int i = 0; i < self->slot_count && !slot; i++) {
-        slot_t *candidate = &self->slots[(start + (unsigned)i) % (unsigned)self->slot_count];
-        if (pthread_mutex_trylock(&candidate->mutex) == 0)
-            slot = candidate;
-    }
-    if (!slot) {
-        slot = &self->slots[start % (unsigned)self->slot_count];
-        pthread_mutex_lock(&slot->mutex);
-    }
-    uint64_t generation = atomic_load(&self->generation);
-    if (slot->ctx && slot->generation != generation) {
-        redisFree(slot->ctx);
-        slot->ctx = NULL;
-    }
-    if (slot->ctx)
-        return slot;
-    retry_at = atomic_load(&self->retry_at_ms);
-    if (retry_at) {
-        //  Down and the back-off is over: one caller probes, by moving the
-        //  retry time forward; the others keep skipping Redis meanwhile.
-        int64_t now = s_mono_ms();
-        if (now < retry_at ||
-            !atomic_compare_exchange_strong(&self->retry_at_ms, &retry_at,
-                                            now + (self->backoff_ms ? self->backoff_ms : 1))) {
-            pthread_mutex_unlock(&slot->mutex);
-            return NULL;
-        }
-    }
-    char why[160];
-    slot->ctx = redis_conn_connect(&self->addr, self->timeout_ms, why, sizeof why);
-    if (!slot->ctx) {
-        s_mark_down(self, "connect", why);
-        pthread_mutex_unlock(&slot->mutex);
-        return NULL;
-    }
-    slot->generation = atomic_load(&self->generation);
-    atomic_store(&self->retry_at_ms, 0);
-    if (!atomic_exchange(&self->up, true))
-        log_info("recommendation cache: Redis reachable");
-    return slot;
-}
-
-static void s_release(slot_t *slot)
-{
-    pthread_mutex_unlock(&slot->mutex);
+    return self->redis ? redis_pool_acquire(self->redis, -1, NULL) : NULL;
 }
 
 //  "u:<user>" / "s:<segment>": level-1 group names, kept apart by kind.
@@ -384,21 +248,22 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
     s_count(self, LEVEL_L1, RESULT_MISS);
 
     int counter = kind == KIND_USER ? LEVEL_REDIS : LEVEL_SEGMENT;
-    slot_t *slot = s_acquire(self);
+    redis_pool_slot_t *slot = s_acquire(self);
     if (!slot) {
         s_count(self, counter, RESULT_ERROR);
         return NULL;
     }
     char key[NAME_MAX_LEN + 32];
     s_key(kind, name, key, sizeof key);
-    redisReply *reply = redisCommand(slot->ctx, "HGET %s %s", key, variant);
+    redisReply *reply = redisCommand(redis_pool_context(slot), "HGET %s %s", key, variant);
     if (!reply) {
-        s_slot_fail(self, slot, "HGET");
-        s_release(slot);
+        redis_pool_fail(self->redis, slot, "HGET");
+        redis_pool_release(self->redis, &slot);
         s_count(self, counter, RESULT_ERROR);
         return NULL;
     }
-    s_release(slot);
+    redis_pool_release(self->redis, &slot);
+    redis_pool_ok(self->redis);
     const char *fresh = NULL;
     if (reply->type == REDIS_REPLY_STRING)
         fresh =
@@ -406,8 +271,7 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
                          kind == KIND_USER ? self->redis_ttl_s : self->segment_ttl_s, &body_len);
     else if (reply->type == REDIS_REPLY_ERROR) {
         //  e.g. WRONGTYPE: Redis works, this key is unusable; a set repairs it.
-        atomic_fetch_add_explicit(&self->redis_errors, 1, memory_order_relaxed);
-        s_set_error(self, "HGET", reply->str);
+        redis_pool_error(self->redis, "HGET", reply->str);
         freeReplyObject(reply);
         s_count(self, counter, RESULT_ERROR);
         return NULL;
@@ -431,19 +295,18 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
 
 //  Reads n pipelined replies; returns the last HLEN-style integer seen
 //  (or -1), or -2 if the connection failed (slot already failed).
-static long long s_drain(gateway_cache_t *self, slot_t *slot, int n, const char *what)
+static long long s_drain(gateway_cache_t *self, redis_pool_slot_t *slot, int n, const char *what)
 {
     long long integer = -1;
     for (int i = 0; i < n; i++) {
         redisReply *reply = NULL;
-        if (redisGetReply(slot->ctx, (void **)&reply) != REDIS_OK || !reply) {
-            s_slot_fail(self, slot, what);
+        if (redisGetReply(redis_pool_context(slot), (void **)&reply) != REDIS_OK || !reply) {
+            redis_pool_fail(self->redis, slot, what);
             return -2;
         }
-        if (reply->type == REDIS_REPLY_ERROR) {
-            atomic_fetch_add_explicit(&self->redis_errors, 1, memory_order_relaxed);
-            s_set_error(self, what, reply->str);
-        } else if (reply->type == REDIS_REPLY_INTEGER)
+        if (reply->type == REDIS_REPLY_ERROR)
+            redis_pool_error(self->redis, what, reply->str);
+        else if (reply->type == REDIS_REPLY_INTEGER)
             integer = reply->integer;
         freeReplyObject(reply);
     }
@@ -458,7 +321,7 @@ static void s_set(gateway_cache_t *self, kind_t kind, const char *name, const ch
         return;
     if (lru_cache_put(self->l1, group, variant, body, len) != 0)
         log_warn("recommendation cache: out of memory storing in level 1");
-    if (!self->has_redis)
+    if (!self->redis)
         return;
     char stamp[24];
     int stamp_len = snprintf(stamp, sizeof stamp, "%" PRId64 "\n", s_wall_ms());
@@ -497,16 +360,17 @@ static void s_set(gateway_cache_t *self, kind_t kind, const char *name, const ch
 //  lists) is deleted and restarted with just that list.
 static void s_write_batch(gateway_cache_t *self, pending_write_t *batch, size_t n)
 {
-    slot_t *slot = s_acquire(self);
+    redis_pool_slot_t *slot = s_acquire(self);
     if (!slot) {
         atomic_fetch_add_explicit(&self->writes[WRITE_FAILED], n, memory_order_relaxed);
         return;
     }
+    redisContext *ctx = redis_pool_context(slot);
     for (size_t i = 0; i < n; i++) {
         pending_write_t *w = &batch[i];
-        redisAppendCommand(slot->ctx, "HSET %s %s %b", w->key, w->variant, w->value, w->value_len);
-        redisAppendCommand(slot->ctx, "EXPIRE %s %d", w->key, w->ttl_s);
-        redisAppendCommand(slot->ctx, "HLEN %s", w->key);
+        redisAppendCommand(ctx, "HSET %s %s %b", w->key, w->variant, w->value, w->value_len);
+        redisAppendCommand(ctx, "EXPIRE %s %d", w->key, w->ttl_s);
+        redisAppendCommand(ctx, "HLEN %s", w->key);
     }
     bool restart[WRITE_BATCH_MAX] = {false};
     size_t restarts = 0;
@@ -514,7 +378,7 @@ static void s_write_batch(gateway_cache_t *self, pending_write_t *batch, size_t 
         long long fields = s_drain(self, slot, 3, "HSET");
         if (fields == -2) { //  the connection failed: the rest is lost
             atomic_fetch_add_explicit(&self->writes[WRITE_FAILED], n - i, memory_order_relaxed);
-            s_release(slot);
+            redis_pool_release(self->redis, &slot);
             return;
         }
         atomic_fetch_add_explicit(&self->writes[WRITE_WRITTEN], 1, memory_order_relaxed);
@@ -527,13 +391,16 @@ static void s_write_batch(gateway_cache_t *self, pending_write_t *batch, size_t 
         if (!restart[i])
             continue;
         pending_write_t *w = &batch[i];
-        redisAppendCommand(slot->ctx, "DEL %s", w->key);
-        redisAppendCommand(slot->ctx, "HSET %s %s %b", w->key, w->variant, w->value, w->value_len);
-        redisAppendCommand(slot->ctx, "EXPIRE %s %d", w->key, w->ttl_s);
+        redisAppendCommand(ctx, "DEL %s", w->key);
+        redisAppendCommand(ctx, "HSET %s %s %b", w->key, w->variant, w->value, w->value_len);
+        redisAppendCommand(ctx, "EXPIRE %s %d", w->key, w->ttl_s);
         if (s_drain(self, slot, 3, "HSET") == -2)
             break;
     }
-    s_release(slot);
+    bool answered = redis_pool_context(slot) != NULL;
+    redis_pool_release(self->redis, &slot);
+    if (answered)
+        redis_pool_ok(self->redis);
 }
 
 static void *s_writer_main(void *arg)
@@ -652,30 +519,34 @@ size_t gateway_cache_invalidate_user(gateway_cache_t *self, const char *user)
 
 bool gateway_cache_redis_up(gateway_cache_t *self)
 {
-    return atomic_load(&self->up);
+    return self->redis && redis_pool_up(self->redis);
 }
 
 int gateway_cache_redis_probe(gateway_cache_t *self, char *detail, size_t detaillen)
 {
-    slot_t *slot = s_acquire(self);
-    if (!slot) {
-        pthread_mutex_lock(&self->error_mutex);
-        snprintf(detail, detaillen, "%s", self->last_error);
-        pthread_mutex_unlock(&self->error_mutex);
+    if (!self->redis) {
+        snprintf(detail, detaillen, "no Redis configured");
         return -1;
     }
-    redisReply *reply = redisCommand(slot->ctx, "PING");
+    redis_pool_slot_t *slot = s_acquire(self);
+    if (!slot) {
+        redis_pool_last_error(self->redis, detail, detaillen);
+        return -1;
+    }
+    redisContext *ctx = redis_pool_context(slot);
+    redisReply *reply = redisCommand(ctx, "PING");
     int rc = -1;
     if (!reply) {
-        snprintf(detail, detaillen, "PING: %s", slot->ctx->errstr);
-        s_slot_fail(self, slot, "PING");
+        snprintf(detail, detaillen, "PING: %s", ctx->errstr);
+        redis_pool_fail(self->redis, slot, "PING");
     } else if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0) {
         snprintf(detail, detaillen, "PONG");
+        redis_pool_ok(self->redis);
         rc = 0;
     } else
         snprintf(detail, detaillen, "PING answered %.100s",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "something unexpected");
-    s_release(slot);
+    redis_pool_release(self->redis, &slot);
     if (reply)
         freeReplyObject(reply);
     return rc;
@@ -756,12 +627,12 @@ int gateway_cache_metrics_write(gateway_cache_t *self, FILE *out)
             "of the recommendation cache.\n"
             "# TYPE recsd_gateway_cache_redis_errors_total counter\n"
             "recsd_gateway_cache_redis_errors_total %llu\n",
-            (unsigned long long)atomic_load_explicit(&self->redis_errors, memory_order_relaxed));
+            (unsigned long long)gateway_cache_redis_errors(self));
     fprintf(out,
             "# HELP recsd_gateway_cache_redis_up 1 if the cache's last Redis call succeeded.\n"
             "# TYPE recsd_gateway_cache_redis_up gauge\n"
             "recsd_gateway_cache_redis_up %d\n",
-            atomic_load(&self->up) ? 1 : 0);
+            gateway_cache_redis_up(self) ? 1 : 0);
     fputs("# HELP recsd_gateway_cache_redis_writes_total Lists written to Redis behind the "
           "request, by result (dropped: the queue was full or the user's lists were "
           "invalidated first).\n# TYPE recsd_gateway_cache_redis_writes_total counter\n",
@@ -793,5 +664,5 @@ uint64_t gateway_cache_count(gateway_cache_t *self, const char *level, const cha
 
 uint64_t gateway_cache_redis_errors(gateway_cache_t *self)
 {
-    return atomic_load_explicit(&self->redis_errors, memory_order_relaxed);
+    return self->redis ? redis_pool_errors(self->redis) : 0;
 }

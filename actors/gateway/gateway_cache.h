@@ -134,7 +134,7 @@ void gateway_cache_set_segment(gateway_cache_t *self, const char *segment, const
 //  the ingestor deletes the user's key there. Returns how many were dropped.
 size_t gateway_cache_invalidate_user(gateway_cache_t *self, const char *user);
 
-//  True when the last Redis command or connect succeeded. Cheap (atomic).
+//  True when the last Redis command got its answer. Cheap (atomic).
 bool gateway_cache_redis_up(gateway_cache_t *self);
 
 //  Sends PING through the pool (respecting the back-off) so that the flag

@@ -4,23 +4,29 @@
     stopped, frozen and restarted by pid) for the failure cases. */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "actors/gateway/gateway_cache.h"
 #include "leak_check.h"
 #include "redis_conn.h"
-#include "tmp_dir.h"
+#include "redis_server.h"
 
-TestSuite(gateway_cache, .fini = leak_check_fini);
+//  The redis-server of the failure test (criterion runs each test in a
+//  worker of its own), stopped in .fini even if the test fails half-way.
+static redis_server_t *s_own;
+
+static void s_fini(void)
+{
+    redis_server_destroy(&s_own);
+    leak_check_fini();
+}
+
+TestSuite(gateway_cache, .fini = s_fini);
 
 static const char *s_redis_url(void)
 {
@@ -418,48 +424,6 @@ Test(gateway_cache, concurrent_use_from_eight_threads)
 
 //  --- a Redis of the test's own, to stop and freeze -------------------
 
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    socklen_t slen = sizeof sin;
-    getsockname(fd, (struct sockaddr *)&sin, &slen);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
-static pid_t s_redis_start(const char *dir, int port)
-{
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", dir, "--logfile", "redis.log", (char *)NULL);
-        _exit(127);
-    }
-    //  Up when it answers PING.
-    redis_addr_t addr = {.host = "127.0.0.1", .port = port};
-    char detail[160];
-    for (int i = 0; i < 200; i++) {
-        if (redis_conn_ping(&addr, 100, detail, sizeof detail) == 0)
-            return pid;
-        usleep(20 * 1000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    cr_assert_fail("redis-server on port %d did not come up: %s", port, detail);
-    return -1;
-}
-
-static void s_redis_kill(pid_t pid)
-{
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
 //  Every call must come back quickly and quietly while Redis is away.
 static void s_calls_are_quick_misses(gateway_cache_t *c, const char *user, int rounds)
 {
@@ -488,12 +452,8 @@ static void s_calls_are_quick_misses(gateway_cache_t *c, const char *user, int r
 
 Test(gateway_cache, redis_killed_frozen_and_back)
 {
-    char dir[256];
-    cr_assert_eq(tmp_dir_make(dir, sizeof dir, "gwcache"), 0);
-    int port = s_free_port();
-    pid_t pid = s_redis_start(dir, port);
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    s_own = redis_server_new("gwcache");
+    const char *url = redis_server_url(s_own);
     gateway_cache_config_t cfg;
     gateway_cache_config_defaults(&cfg);
     cfg.redis_url = url;
@@ -507,7 +467,7 @@ Test(gateway_cache, redis_killed_frozen_and_back)
     gateway_cache_set_user(c, "u", "t", "cached", 6);
 
     //  Killed: connection refused, then back-off.
-    s_redis_kill(pid);
+    redis_server_kill(s_own);
     s_calls_are_quick_misses(c, "u-killed", 150);
     cr_assert_not(gateway_cache_redis_up(c));
     uint64_t errors = gateway_cache_redis_errors(c);
@@ -519,7 +479,7 @@ Test(gateway_cache, redis_killed_frozen_and_back)
     cr_assert_neq(detail[0], '\0');
 
     //  Back (an empty Redis): reconnects after the back-off.
-    pid = s_redis_start(dir, port);
+    redis_server_restart(s_own);
     usleep(cfg.redis_backoff_ms * 1000 + 50000);
     gateway_cache_set_user(c, "u2", "t", "again", 5);
     cr_assert_eq(gateway_cache_flush(c, 2000), 0);
@@ -534,18 +494,17 @@ Test(gateway_cache, redis_killed_frozen_and_back)
 
     //  Frozen (SIGSTOP): the connection stays open but nothing answers,
     //  so every command runs into the timeout, once per back-off.
-    kill(pid, SIGSTOP);
+    redis_server_freeze(s_own);
     errors = gateway_cache_redis_errors(c);
     s_calls_are_quick_misses(c, "u-frozen", 100);
     cr_assert_not(gateway_cache_redis_up(c));
     cr_assert_gt(gateway_cache_redis_errors(c), errors);
-    kill(pid, SIGCONT);
+    redis_server_thaw(s_own);
     usleep(cfg.redis_backoff_ms * 1000 + 50000);
     cr_assert_eq(gateway_cache_redis_probe(c, detail, sizeof detail), 0, "%s", detail);
     cr_assert(gateway_cache_redis_up(c));
 
     gateway_cache_destroy(&other);
     gateway_cache_destroy(&c);
-    s_redis_kill(pid);
-    tmp_dir_remove(dir);
+    redis_server_destroy(&s_own);
 }

@@ -4,41 +4,29 @@
     restarted by pid) for the failure cases. Every test uses a key prefix
     of its own and deletes its keys at the end. */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "leak_check.h"
 #include "rate_limiter.h"
 #include "redis_conn.h"
-#include "tmp_dir.h"
+#include "redis_server.h"
 
 #define HOUR_MS (3600 * 1000)
 
 //  A redis-server this test worker started (criterion runs each test in a
 //  worker of its own), stopped in .fini.
-static pid_t s_own_pid = -1;
-static char s_own_dir[256];
-static char s_own_url[64];
+static redis_server_t *s_own;
 
 static void s_fini(void)
 {
-    if (s_own_pid > 0) {
-        kill(s_own_pid, SIGKILL);
-        waitpid(s_own_pid, NULL, 0);
-        s_own_pid = -1;
-    }
-    tmp_dir_remove(s_own_dir);
+    redis_server_destroy(&s_own);
     leak_check_fini();
 }
 
@@ -51,55 +39,11 @@ static int64_t s_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
-    socklen_t slen = sizeof sin;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
-static pid_t s_redis_start(const char *dir, int port)
-{
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--dir", dir, "--logfile", "redis.log", (char *)NULL);
-        _exit(127);
-    }
-    redis_addr_t addr = {.host = "127.0.0.1", .port = port};
-    char detail[160];
-    for (int i = 0; i < 200; i++) {
-        if (redis_conn_ping(&addr, 100, detail, sizeof detail) == 0)
-            return pid;
-        usleep(20 * 1000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    cr_assert_fail("redis-server on port %d did not come up: %s", port, detail);
-    return -1;
-}
-
-static void s_redis_kill(pid_t pid)
-{
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
 //  A redis-server of this worker's own, for the failure tests; its URL.
 static const char *s_own_redis(void)
 {
-    cr_assert_eq(tmp_dir_make(s_own_dir, sizeof s_own_dir, "ratelimit"), 0);
-    int port = s_free_port();
-    s_own_pid = s_redis_start(s_own_dir, port);
-    snprintf(s_own_url, sizeof s_own_url, "redis://127.0.0.1:%d", port);
-    return s_own_url;
+    s_own = redis_server_new("ratelimit");
+    return redis_server_url(s_own);
 }
 
 //  The shared test Redis (as ops/test.sh and the dev stack set it up), or
@@ -628,39 +572,9 @@ Test(rate_limiter, hostile_user_ids)
 
 //  --- Redis down, frozen and back ---------------------------------------
 
-//  Points fd 2 at a file while the limiter logs, to count its lines.
-static int s_capture_stderr(const char *path)
-{
-    int saved = dup(2);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
-    return saved;
-}
-
-static void s_restore_stderr(int saved)
-{
-    dup2(saved, 2);
-    close(saved);
-}
-
-static int s_count_in_file(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
-    char line[1024];
-    int count = 0;
-    while (fgets(line, sizeof line, f))
-        count += strstr(line, needle) != NULL;
-    fclose(f);
-    return count;
-}
-
 Test(rate_limiter, redis_killed_falls_back_to_local_and_comes_back)
 {
     const char *url = s_own_redis();
-    int port = atoi(strrchr(url, ':') + 1);
     rate_limiter_config_t cfg;
     rate_limiter_config_defaults(&cfg);
     cfg.redis_url = url;
@@ -676,11 +590,8 @@ Test(rate_limiter, redis_killed_falls_back_to_local_and_comes_back)
     cr_assert_not(s_check(rl, "heavy").allowed);
     cr_assert(rate_limiter_redis_up(rl));
 
-    char log_path[300];
-    snprintf(log_path, sizeof log_path, "%s/stderr.log", s_own_dir);
-    int saved = s_capture_stderr(log_path);
-    s_redis_kill(s_own_pid);
-    s_own_pid = -1;
+    redis_server_stderr_capture(s_own);
+    redis_server_kill(s_own);
     //  A user who spent the budget through Redis stays limited locally.
     rate_limiter_result_t r = s_check(rl, "heavy");
     cr_assert_eq(r.backend, RATE_LIMITER_LOCAL);
@@ -719,16 +630,16 @@ Test(rate_limiter, redis_killed_falls_back_to_local_and_comes_back)
     cr_assert_eq(st.local_refused, 202);
 
     //  Back (empty): Redis decides again after the back-off.
-    s_own_pid = s_redis_start(s_own_dir, port);
+    redis_server_restart(s_own);
     usleep((useconds_t)cfg.redis_backoff_ms * 1000 + 50000);
     r = s_check(rl, "light");
     cr_assert_eq(r.backend, RATE_LIMITER_REDIS);
     cr_assert(r.allowed); //  the new Redis knows nothing of the outage
     cr_assert(rate_limiter_redis_up(rl));
-    s_restore_stderr(saved);
-    cr_assert_eq(s_count_in_file(log_path, "rate limiter: Redis unavailable"), 1,
+    redis_server_stderr_restore(s_own);
+    cr_assert_eq(redis_server_stderr_count(s_own, "rate limiter: Redis unavailable"), 1,
                  "the outage must be logged exactly once");
-    cr_assert_eq(s_count_in_file(log_path, "rate limiter: Redis reachable again"), 1);
+    cr_assert_eq(redis_server_stderr_count(s_own, "rate limiter: Redis reachable again"), 1);
 
     char *text = NULL;
     size_t size = 0;
@@ -761,10 +672,8 @@ Test(rate_limiter, redis_frozen_costs_at_most_the_timeout)
     for (int i = 0; i < 3; i++)
         cr_assert_eq(s_check(rl, "ivan").backend, RATE_LIMITER_REDIS);
 
-    char log_path[300];
-    snprintf(log_path, sizeof log_path, "%s/stderr.log", s_own_dir);
-    int saved = s_capture_stderr(log_path);
-    kill(s_own_pid, SIGSTOP);
+    redis_server_stderr_capture(s_own);
+    redis_server_freeze(s_own);
     int64_t worst = 0;
     int allowed = 0;
     for (int i = 0; i < 100; i++) {
@@ -783,13 +692,13 @@ Test(rate_limiter, redis_frozen_costs_at_most_the_timeout)
     rate_limiter_stats_t st;
     rate_limiter_stats(rl, &st);
     cr_assert_gt(st.redis_errors, 0);
-    kill(s_own_pid, SIGCONT);
+    redis_server_thaw(s_own);
     usleep((useconds_t)cfg.redis_backoff_ms * 1000 + 50000);
     rate_limiter_result_t r = s_check(rl, "ivan");
     cr_assert_eq(r.backend, RATE_LIMITER_REDIS);
     cr_assert_not(r.allowed); //  Redis still holds ivan's three, local ones are not written back
-    s_restore_stderr(saved);
-    cr_assert_eq(s_count_in_file(log_path, "rate limiter: Redis unavailable"), 1);
+    redis_server_stderr_restore(s_own);
+    cr_assert_eq(redis_server_stderr_count(s_own, "rate limiter: Redis unavailable"), 1);
     rate_limiter_destroy(&rl);
 }
 
@@ -833,10 +742,8 @@ Test(rate_limiter, more_threads_than_connections_on_a_frozen_redis_stay_quick)
     rate_limiter_t *rl = rate_limiter_new(&cfg, err, sizeof err);
     cr_assert_not_null(rl, "%s", err);
     cr_assert_eq(s_check(rl, "kim").backend, RATE_LIMITER_REDIS);
-    char log_path[300];
-    snprintf(log_path, sizeof log_path, "%s/stderr.log", s_own_dir);
-    int saved = s_capture_stderr(log_path);
-    kill(s_own_pid, SIGSTOP);
+    redis_server_stderr_capture(s_own);
+    redis_server_freeze(s_own);
     pthread_t threads[4];
     frozen_worker_t workers[4];
     for (int i = 0; i < 4; i++) {
@@ -850,8 +757,8 @@ Test(rate_limiter, more_threads_than_connections_on_a_frozen_redis_stay_quick)
         worst = workers[i].worst_us > worst ? workers[i].worst_us : worst;
         local += workers[i].local;
     }
-    kill(s_own_pid, SIGCONT);
-    s_restore_stderr(saved);
+    redis_server_thaw(s_own);
+    redis_server_stderr_restore(s_own);
     cr_assert_eq(local, 80);
     rate_limiter_stats_t st;
     rate_limiter_stats(rl, &st);
