@@ -24,6 +24,9 @@ PACKAGES=(
     # tools; the integration tests import msgpack and zmq
     curl python3 python3-msgpack python3-zmq ca-certificates procps util-linux iproute2
     nodejs npm
+    # operations checks: promtool and a real Prometheus (ops/prometheus),
+    # YAML for the deployment-manifest tests
+    prometheus python3-yaml
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -60,7 +63,7 @@ fi
 log "installing: ${missing[*]}"
 
 # The system services these packages bring, by init script name.
-SERVICES=(postgresql redis-server nginx)
+SERVICES=(postgresql redis-server nginx prometheus)
 service_running() {
     command -v service >/dev/null 2>&1 && [[ -x "/etc/init.d/$1" ]] &&
         "${SUDO[@]}" service "$1" status >/dev/null 2>&1
