@@ -15,8 +15,8 @@
 
 static const char *const s_type_names[SERVING_TYPE_COUNT] = {"hybrid", "collaborative", "content",
                                                              "popularity"};
-static const char *const s_step_names[SERVING_FALLBACK_COUNT] = {"previous", "segment_popularity",
-                                                                 "popularity"};
+static const char *const s_step_names[SERVING_FALLBACK_COUNT] = {
+    "previous", "cooccurrence", "segment_popularity", "popularity"};
 
 //  The numeric fields, one row each: their path in the document, kind,
 //  bounds and place in the struct. Parsing and validation both walk it,
@@ -176,9 +176,9 @@ void serving_config_from_config(const config_t *env, serving_config_t *out)
         .content_k = s_round_float(blend.content_k),
         .content_floor = s_round_float(blend.content_floor),
         .ease_share = s_round_float(blend.ease_share),
-        .fallback_chain = {SERVING_FALLBACK_PREVIOUS, SERVING_FALLBACK_SEGMENT_POPULARITY,
-                           SERVING_FALLBACK_POPULARITY},
-        .fallback_count = 3,
+        .fallback_chain = {SERVING_FALLBACK_PREVIOUS, SERVING_FALLBACK_COOCCURRENCE,
+                           SERVING_FALLBACK_SEGMENT_POPULARITY, SERVING_FALLBACK_POPULARITY},
+        .fallback_count = 4,
         .limit_default = 10,
         .limit_max = SERVING_CONFIG_LIMIT_MAX,
     };

@@ -11,7 +11,8 @@
 
       {"default_type": "hybrid",
        "hybrid": {"content_k": 5.0, "content_floor": 0.1, "ease_share": 0.5},
-       "fallback_chain": ["previous", "segment_popularity", "popularity"],
+       "fallback_chain": ["previous", "cooccurrence", "segment_popularity",
+                          "popularity"],
        "seen_completion": 0.8,
        "limits": {"default": 10, "max": 100},
        "cache": {"ttl_s": 3600, "l1_ttl_ms": 60000},
@@ -26,9 +27,13 @@
                         content_floor and ease_share numbers in [0, 1]
       fallback_chain    what is tried, in order, when the requested model
                         cannot answer: "previous" (the type's previous model
-                        version), "segment_popularity", "popularity"; each
-                        at most once, and "popularity", the step that never
-                        fails, present and last
+                        version), "cooccurrence" (real-time co-occurrence
+                        with the user's liked videos), "segment_popularity"
+                        (the user's genre), "popularity"; each at most once,
+                        and "popularity", the step that never fails, present
+                        and last. The other personal model types are tried
+                        after the requested one's, before the model-free
+                        steps; a step left out is skipped.
       seen_completion   number in (0, 1]: a watch at least this complete
                         makes the video "seen" (never recommended)
       limits            integers, 1 <= default <= max <= 100: n when a request
@@ -69,7 +74,7 @@
 #include "config.h"
 #include "hybrid.h"
 
-#define SERVING_CONFIG_CHAIN_MAX 3 //  fallback steps, at most (each once)
+#define SERVING_CONFIG_CHAIN_MAX 4 //  fallback steps, at most (each once)
 #define SERVING_CONFIG_LIMIT_MAX 100
 #define SERVING_CONFIG_TTL_S_MAX 86400
 #define SERVING_CONFIG_L1_TTL_MS_MAX 60000
@@ -90,6 +95,7 @@ typedef enum {
 
 typedef enum {
     SERVING_FALLBACK_PREVIOUS = 0,
+    SERVING_FALLBACK_COOCCURRENCE,
     SERVING_FALLBACK_SEGMENT_POPULARITY,
     SERVING_FALLBACK_POPULARITY,
     SERVING_FALLBACK_COUNT
@@ -123,14 +129,15 @@ const char *serving_type_name(serving_type_t type);
 //  Looks name up among the type names. Returns 0 with *type set, or -1.
 int serving_type_parse(const char *name, serving_type_t *type);
 
-//  "previous", "segment_popularity", "popularity"; NULL if out of range.
+//  "previous", "cooccurrence", "segment_popularity", "popularity"; NULL if
+//  out of range.
 const char *serving_fallback_name(serving_fallback_t step);
 
 //  Looks name up among the step names. Returns 0 with *step set, or -1.
 int serving_fallback_parse(const char *name, serving_fallback_t *step);
 
 //  The defaults: default_type hybrid, the blend of hybrid_params_default(),
-//  fallback chain previous, segment_popularity, popularity, limits 10 and
+//  fallback chain previous, cooccurrence, segment_popularity, popularity, limits 10 and
 //  100, and from env: seen_completion, cache_ttl_s, cache_l1_ttl_ms and the
 //  event weights. env values that the environment allows but the serving
 //  configuration does not (RECSD_CACHE_TTL_S over a day,

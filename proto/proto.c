@@ -407,8 +407,15 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
             s_seterr(err, errlen, "limit: %u not in 1..%d", rq->limit, PROTO_MAX_ITEMS);
             return -1;
         }
-        if (S_CHECK_ID(rq->type, true, "type") != 0)
+        if (S_CHECK_ID(rq->type, true, "type") != 0 ||
+            S_CHECK_ID(rq->model_id, true, "model_id") != 0)
             return -1;
+        if (rq->has_blend &&
+            (!isfinite(rq->blend[0]) || rq->blend[0] < 0 || !(rq->blend[1] >= 0) ||
+             !(rq->blend[1] <= 1) || !(rq->blend[2] >= 0) || !(rq->blend[2] <= 1))) {
+            s_seterr(err, errlen, "blend: out of range");
+            return -1;
+        }
         if (!proto_recs_type_valid(rq->type)) {
             s_seterr(err, errlen, "type: unknown value \"%s\"", rq->type);
             return -1;
@@ -598,7 +605,16 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
     case PROTO_RECS_REQ: {
         const proto_recs_req_t *rq = &msg->body.recs_req;
         bool type = rq->type[0] != '\0', exclude = rq->exclude_count > 0;
-        rc |= msgpack_pack_map(pk, 2 + (uint32_t)type + (uint32_t)exclude + (uint32_t)rq->explain);
+        bool model = rq->model_id[0] != '\0';
+        rc |= msgpack_pack_map(pk, 2 + (uint32_t)type + (uint32_t)exclude + (uint32_t)rq->explain +
+                                       (uint32_t)model + (uint32_t)rq->has_blend);
+        if (model)
+            rc |= s_kv_str(pk, "model_id", rq->model_id);
+        if (rq->has_blend) {
+            rc |= s_kv_array(pk, "blend", 3);
+            for (int i = 0; i < 3; i++)
+                rc |= msgpack_pack_double(pk, rq->blend[i]);
+        }
         rc |= s_kv_str(pk, "user_id", rq->user_id);
         rc |= s_kv_uint(pk, "limit", rq->limit);
         if (type)
@@ -1214,6 +1230,21 @@ static int s_decode_recs_req(const msgpack_object *body, proto_recs_req_t *rq, c
     if (s_optional(body, "explain", &value, err, errlen) != 0 ||
         (value && s_get_bool(value, &rq->explain, "explain", err, errlen) != 0))
         return -1;
+    if (s_optional(body, "model_id", &value, err, errlen) != 0 ||
+        (value && S_GET_STR(value, rq->model_id, "model_id") != 0))
+        return -1;
+    if (s_optional(body, "blend", &value, err, errlen) != 0)
+        return -1;
+    if (value) {
+        if (value->type != MSGPACK_OBJECT_ARRAY || value->via.array.size != 3) {
+            s_seterr(err, errlen, "blend: not an array of 3 numbers");
+            return -1;
+        }
+        for (uint32_t i = 0; i < 3; i++)
+            if (s_get_double(&value->via.array.ptr[i], &rq->blend[i], "blend", err, errlen) != 0)
+                return -1;
+        rq->has_blend = true;
+    }
     if (s_optional(body, "exclude", &value, err, errlen) != 0)
         return -1;
     if (!value)

@@ -120,12 +120,19 @@ typedef struct {
 //             "popularity": the type the ranker serves first
 //    exclude  array of at most PROTO_EXCLUDE_MAX video ids never to return
 //    explain  bool: give each item a reason
+//    model_id a pinned model (an experiment's variant): served instead of
+//             the active model of its type, when the ranker holds it
+//    blend    [content_k, content_floor, ease_share]: hybrid blend for this
+//             request (an experiment's variant), instead of the configured one
 //  Encoded only when not the default, so an older ranker still decodes it.
 typedef struct {
     char user_id[PROTO_ID_MAX + 1];
     uint32_t limit;
     char type[PROTO_RECS_TYPE_MAX + 1];
     bool explain;
+    char model_id[PROTO_ID_MAX + 1];
+    bool has_blend;
+    double blend[3]; //  content_k >= 0, content_floor and ease_share in [0, 1]
     uint32_t exclude_count;
     char exclude[PROTO_EXCLUDE_MAX][PROTO_ID_MAX + 1];
 } proto_recs_req_t;

@@ -76,6 +76,11 @@ static proto_msg_t *s_valid(proto_type_t type)
         msg->body.recs_req.exclude_count = 2;
         snprintf(msg->body.recs_req.exclude[0], PROTO_ID_MAX + 1, "v7");
         snprintf(msg->body.recs_req.exclude[1], PROTO_ID_MAX + 1, "v8");
+        snprintf(msg->body.recs_req.model_id, sizeof msg->body.recs_req.model_id, "pinned-7");
+        msg->body.recs_req.has_blend = true;
+        msg->body.recs_req.blend[0] = 5;
+        msg->body.recs_req.blend[1] = 0.25;
+        msg->body.recs_req.blend[2] = 0.5;
         break;
     case PROTO_RECS_REP:
         snprintf(msg->body.recs_rep.user_id, sizeof msg->body.recs_rep.user_id, "user-42");
@@ -153,6 +158,10 @@ static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
         cr_assert_eq(a->body.recs_req.exclude_count, b->body.recs_req.exclude_count);
         for (uint32_t i = 0; i < a->body.recs_req.exclude_count; i++)
             cr_assert_str_eq(a->body.recs_req.exclude[i], b->body.recs_req.exclude[i]);
+        cr_assert_str_eq(a->body.recs_req.model_id, b->body.recs_req.model_id);
+        cr_assert_eq(a->body.recs_req.has_blend, b->body.recs_req.has_blend);
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(a->body.recs_req.blend[i], b->body.recs_req.blend[i]);
         break;
     case PROTO_INTERACTION:
         cr_assert_str_eq(a->body.interaction.user_id, b->body.interaction.user_id);
@@ -884,8 +893,8 @@ Test(proto, reject_wrong_header_types)
 //  The RECS fields added after version 1 shipped: optional on the wire.
 static bool s_optional_key(proto_type_t type, const msgpack_object *key)
 {
-    static const char *const keys[] = {"type",          "exclude", "explain",
-                                       "model_version", "segment", NULL};
+    static const char *const keys[] = {"type",    "exclude",  "explain", "model_version",
+                                       "segment", "model_id", "blend",   NULL};
     if (type != PROTO_RECS_REQ && type != PROTO_RECS_REP)
         return false;
     for (size_t i = 0; keys[i]; i++)
@@ -1482,6 +1491,8 @@ Test(proto, recs_optional_fields_default)
     msg->body.recs_req.type[0] = '\0';
     msg->body.recs_req.explain = false;
     msg->body.recs_req.exclude_count = 0;
+    msg->body.recs_req.model_id[0] = '\0';
+    msg->body.recs_req.has_blend = false;
     char *data;
     size_t size;
     s_encode(msg, &data, &size);

@@ -18,7 +18,7 @@ TestSuite(serving_config, .fini = leak_check_fini, .timeout = 30);
 #define DEFAULT_TEXT                                                                               \
     "{\"default_type\":\"hybrid\","                                                                \
     "\"hybrid\":{\"content_k\":5.0,\"content_floor\":0.1,\"ease_share\":0.5},"                     \
-    "\"fallback_chain\":[\"previous\",\"segment_popularity\",\"popularity\"],"                     \
+    "\"fallback_chain\":[\"previous\",\"cooccurrence\",\"segment_popularity\",\"popularity\"],"    \
     "\"seen_completion\":0.8,"                                                                     \
     "\"limits\":{\"default\":10,\"max\":100},"                                                     \
     "\"cache\":{\"ttl_s\":3600,\"l1_ttl_ms\":60000},"                                              \
@@ -130,10 +130,11 @@ Test(serving_config, defaults_come_from_the_environment_and_hybrid_h)
     //  The decimal meant, not the float's binary expansion.
     cr_assert_eq(cfg.content_floor, 0.1);
     cr_assert_eq(cfg.ease_share, 0.5);
-    cr_assert_eq(cfg.fallback_count, 3);
+    cr_assert_eq(cfg.fallback_count, 4);
     cr_assert_eq(cfg.fallback_chain[0], SERVING_FALLBACK_PREVIOUS);
-    cr_assert_eq(cfg.fallback_chain[1], SERVING_FALLBACK_SEGMENT_POPULARITY);
-    cr_assert_eq(cfg.fallback_chain[2], SERVING_FALLBACK_POPULARITY);
+    cr_assert_eq(cfg.fallback_chain[1], SERVING_FALLBACK_COOCCURRENCE);
+    cr_assert_eq(cfg.fallback_chain[2], SERVING_FALLBACK_SEGMENT_POPULARITY);
+    cr_assert_eq(cfg.fallback_chain[3], SERVING_FALLBACK_POPULARITY);
     cr_assert_eq(cfg.seen_completion, 0.8);
     cr_assert_eq(cfg.limit_default, 10);
     cr_assert_eq(cfg.limit_max, 100);
@@ -256,6 +257,7 @@ Test(serving_config, round_trips_through_json_and_text)
     variants[1].ease_share = 1;
     variants[1].fallback_chain[0] = SERVING_FALLBACK_SEGMENT_POPULARITY;
     variants[1].fallback_chain[1] = SERVING_FALLBACK_PREVIOUS;
+    variants[1].fallback_chain[2] = SERVING_FALLBACK_COOCCURRENCE;
     variants[1].seen_completion = 0.95;
     variants[1].limit_default = 25;
     variants[1].limit_max = 50;
@@ -525,9 +527,9 @@ Test(serving_config, validate_holds_a_struct_to_the_same_rules)
     cr_assert_eq(serving_config_validate(&cfg, err, sizeof err), -1);
     cr_assert_str_eq(err, "default_type: unknown type");
     cfg = ok;
-    cfg.fallback_count = 4;
+    cfg.fallback_count = 5;
     cr_assert_eq(serving_config_validate(&cfg, err, sizeof err), -1);
-    cr_assert_str_eq(err, "fallback_chain: at most 3 steps, each once");
+    cr_assert_str_eq(err, "fallback_chain: at most 4 steps, each once");
     cfg = ok;
     cfg.fallback_count = 0;
     cr_assert_eq(serving_config_validate(&cfg, err, sizeof err), -1);
