@@ -27,6 +27,9 @@ PACKAGES=(
     # operations checks: promtool and a real Prometheus (ops/prometheus),
     # YAML for the deployment-manifest tests
     prometheus python3-yaml
+    # API document checks: JSON Schema validation of live answers, and the
+    # /docs page rendered in a headless browser
+    python3-jsonschema chromium
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
