@@ -227,6 +227,8 @@ static void s_defaults(config_t *cfg)
     cfg->cache_l1_ttl_ms = 60000;
     cfg->cache_ttl_s = 3600;
     cfg->cache_segment_ttl_s = 300;
+    snprintf(cfg->experiment_layer, sizeof cfg->experiment_layer, "default");
+    cfg->experiment_window_s = 86400;
     cfg->cache_redis_timeout_ms = 20;
     cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -313,6 +315,10 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_int("RECSD_CACHE_L1_TTL_MS", 1, 86400000, &cfg->cache_l1_ttl_ms, err, errlen) ||
         s_int("RECSD_CACHE_TTL_S", 1, 86400 * 30, &cfg->cache_ttl_s, err, errlen) ||
         s_int("RECSD_CACHE_SEGMENT_TTL_S", 1, 86400 * 30, &cfg->cache_segment_ttl_s, err, errlen) ||
+        s_int("RECSD_EXPERIMENT_WINDOW_S", 1, 30 * 86400, &cfg->experiment_window_s, err, errlen) ||
+        s_str("RECSD_EXPERIMENT_LAYER", cfg->experiment_layer, sizeof cfg->experiment_layer, err,
+              errlen) ||
+        s_str("RECSD_DOCS_DIR", cfg->docs_dir, sizeof cfg->docs_dir, err, errlen) ||
         s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err, errlen))
         return -1;
 

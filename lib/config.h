@@ -104,11 +104,16 @@ typedef struct {
     int ann_min_videos; //  collaborative catalogues this large are served through FAISS; 0 = never
 
     //  Recommendation cache (gateway)
-    int cache_l1_entries;       //  in-process entries per gateway; 0 = off
-    int cache_l1_ttl_ms;        //  short: other replicas cannot evict it
-    int cache_ttl_s;            //  Redis level, user lists
-    int cache_segment_ttl_s;    //  Redis level, segment lists (shared: kept shorter)
-    int cache_redis_timeout_ms; //  connect and each command
+    int cache_l1_entries;    //  in-process entries per gateway; 0 = off
+    int cache_l1_ttl_ms;     //  short: other replicas cannot evict it
+    int cache_ttl_s;         //  Redis level, user lists
+    int cache_segment_ttl_s; //  Redis level, segment lists (shared: kept shorter)
+
+    //  A/B experiments
+    char experiment_layer[65]; //  the layer whose live experiment applies without ?experiment_id=
+    int experiment_window_s;   //  a VideoWatched this soon after an exposure is a conversion
+    char docs_dir[CONFIG_PATH_MAX]; //  /openapi.json, /docs, /redoc assets ("" = not served)
+    int cache_redis_timeout_ms;     //  connect and each command
 
     log_level_t log_level;
 } config_t;

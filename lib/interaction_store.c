@@ -39,6 +39,8 @@
 */
 #include "interaction_store.h"
 
+#include "experiment_store.h"
+
 _Static_assert(EVENT_WATCHLIST_REMOVE < STORE_KINDS, "STORE_KINDS too small for event_kind_t");
 
 #include <errno.h>
@@ -831,6 +833,37 @@ int interaction_store_write(PGconn *conn, const event_t *events, size_t count,
                                          errlen);
 }
 
+//  The batch's watches as experiment outcomes (see store_batch_t).
+static int s_attribute(PGconn *conn, const event_t *events, size_t count, int window_s,
+                       size_t *attributed, char *err, size_t errlen)
+{
+    experiment_watch_t *watches = calloc(count, sizeof *watches);
+    if (!watches)
+        return s_error(err, errlen, "attribute watches: out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        const event_t *e = &events[i];
+        if (e->kind != EVENT_WATCH)
+            continue;
+        watches[n++] = (experiment_watch_t){
+            .user_id = e->user_id,
+            .video_id = e->video_id,
+            .watched_us = e->occurred_us,
+            .completion = e->total_duration > 0
+                              ? (double)e->watched_duration / (double)e->total_duration
+                              : -1.0,
+            .watched_s = e->watched_duration <= INT32_MAX ? (int)e->watched_duration : -1};
+    }
+    long done = 0;
+    int rc = n ? experiment_store_attribute_watches(conn, watches, n, window_s, &done, err, errlen)
+               : EXPERIMENT_STORE_OK;
+    free(watches);
+    if (rc != EXPERIMENT_STORE_OK)
+        return -1;
+    *attributed = (size_t)done;
+    return 0;
+}
+
 int interaction_store_write_batch(PGconn *conn, const store_batch_t *batch,
                                   const event_rules_t *rules, const char *dead_letter_topic,
                                   store_result_t *result, char *err, size_t errlen)
@@ -875,6 +908,10 @@ int interaction_store_write_batch(PGconn *conn, const store_batch_t *batch,
     } else if (s_exec(conn, "BEGIN", "BEGIN", NULL, err, errlen) != 0) {
         goto err;
     }
+    if (count > 0 && batch->attribution_window_s > 0 &&
+        s_attribute(conn, events, count, batch->attribution_window_s, &out.conversions, err,
+                    errlen) != 0)
+        goto err;
     if (video_count > 0) {
         if (s_upsert_videos(conn, batch->videos, video_count, &out.videos_applied, err, errlen) !=
             0)

@@ -80,6 +80,7 @@ typedef struct {
     size_t duplicates_by_kind[STORE_KINDS]; //  duplicates, per event_kind_t
     size_t videos_applied;                  //  catalogue changes that inserted or replaced a row
     size_t videos_stale; //  catalogue changes not newer than the stored (or batch's) version
+    size_t conversions;  //  experiment outcomes the batch's watches produced
 } store_result_t;
 
 //  One batch for interaction_store_write_batch; every pointer is borrowed
@@ -91,6 +92,11 @@ typedef struct {
     size_t video_count;
     const dead_letter_t *dead;
     size_t dead_count;
+    //  > 0: the batch's VideoWatched events are attributed to the
+    //  experiments' recent exposures of their users within this many
+    //  seconds (experiment_store_attribute_watches), in the same
+    //  transaction: conversions commit with the interactions.
+    int attribution_window_s;
 } store_batch_t;
 
 //  Writes the batch as described above. events are expected to come from

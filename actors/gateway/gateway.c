@@ -26,6 +26,8 @@
 #include "gateway_health.h"
 #include "gateway_http.h"
 #include "gateway_metrics.h"
+#include "gateway_config.h"
+#include "gateway_experiments.h"
 #include "gateway_models.h"
 #include "gateway_probe.h"
 #include "gateway_ranker.h"
@@ -51,10 +53,13 @@ typedef struct {
     gateway_metrics_t *metrics;
     gateway_ranker_t *ranker;
     gateway_probe_t *probe;
-    gateway_models_t *models; //  training/model API; NULL if it could not be set up
-    gateway_cache_t *cache;   //  recommendation cache (in-process + Redis)
-    zsock_t *notices;         //  SUB to the ingestors: evict a user's cached lists
-    uint64_t invalidated;     //  notices that evicted at least one entry
+    gateway_models_t *models;           //  training/model API; NULL if it could not be set up
+    pg_pool_t *admin_pool;              //  connections of the experiment and configuration APIs
+    gateway_config_t *serving;          //  serving configuration (watched) and its API
+    gateway_experiments_t *experiments; //  A/B assignment, exposures and API
+    gateway_cache_t *cache;             //  recommendation cache (in-process + Redis)
+    zsock_t *notices;                   //  SUB to the ingestors: evict a user's cached lists
+    uint64_t invalidated;               //  notices that evicted at least one entry
     gateway_http_t *http;
 
     proto_msg_t *status;        //  latest supervisor status reply, or NULL
@@ -321,12 +326,30 @@ int gateway_main(const config_t *cfg, const char *instance)
     if (!self->models)
         log_warn("%s; the model routes will answer 503", err);
     gateway_state_set_models(self->state, self->models);
+    //  The same for experiments and the serving configuration: both load
+    //  in background threads; until then no experiment applies and the
+    //  environment's configuration serves.
+    pg_pool_config_t pc = {.dsn = cfg->pg_dsn,
+                           .app = "gateway-admin",
+                           .max = GATEWAY_MODELS_POOL_MAX,
+                           .connect_timeout_s = GATEWAY_MODELS_CONNECT_S,
+                           .statement_timeout_ms = GATEWAY_MODELS_STATEMENT_MS};
+    self->admin_pool = cfg->pg_dsn[0] ? pg_pool_new(&pc) : NULL;
+    self->serving = gateway_config_new(cfg, self->admin_pool, err, sizeof err);
+    if (!self->serving)
+        log_warn("serving configuration: %s; the environment's serves", err);
+    self->experiments =
+        gateway_experiments_new(cfg, self->admin_pool, cfg->experiment_layer, err, sizeof err);
+    if (!self->experiments)
+        log_warn("%s; no experiment applies", err);
     s_start_cache(self);
     gateway_http_deps_t deps = {.cfg = cfg,
                                 .state = self->state,
                                 .metrics = self->metrics,
                                 .ranker = self->ranker,
-                                .cache = self->cache};
+                                .cache = self->cache,
+                                .serving = self->serving,
+                                .experiments = self->experiments};
     self->http = gateway_http_new(&deps, err, sizeof err);
     if (!self->http) {
         log_error("%s", err);
@@ -349,6 +372,9 @@ done:
     if (self->state)
         gateway_state_set_models(self->state, NULL);
     gateway_models_destroy(&self->models);
+    gateway_experiments_destroy(&self->experiments);
+    gateway_config_destroy(&self->serving);
+    pg_pool_destroy(&self->admin_pool);
     gateway_probe_destroy(&self->probe);
     gateway_ranker_destroy(&self->ranker);
     proto_msg_destroy(&self->status);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway_docs.h"
 #include "gateway_models.h"
 #include "gateway_problem.h"
 #include "gateway_recs.h"
@@ -55,8 +56,10 @@ typedef struct {
     char *body; //  malloc'd, or NULL if static_body is used
     const char *static_body;
     size_t len;
-    const char *allow; //  Allow header for 405, else NULL
-    char location[96]; //  Location header, "" if none
+    const char *allow;   //  Allow header for 405, else NULL
+    char location[96];   //  Location header, "" if none
+    char extra_name[32]; //  one more header, "" if none
+    char extra_value[32];
 } reply_t;
 
 static const char s_health_body[] = "{\"status\":\"ok\"}";
@@ -105,7 +108,7 @@ static void s_problem(reply_t *reply, int status, const char *detail, const char
 //  client excluded, and renders: type "popularity", no model, no reasons
 //  (the copy knows nothing of the user) even when they were asked for.
 static char *s_render_fallback(gateway_http_t *self, const proto_recs_req_t *query,
-                               const char *request_id, size_t *len)
+                               const char *request_id, const gateway_assignment_t *ab, size_t *len)
 {
     gateway_recs_item_t items[GATEWAY_LIMIT_MAX];
     size_t count = 0;
@@ -121,7 +124,9 @@ static char *s_render_fallback(gateway_http_t *self, const proto_recs_req_t *que
                                 .type = "popularity",
                                 .explain = query->explain,
                                 .generated_at_ms = proto_now_ms(),
-                                .request_id = request_id};
+                                .request_id = request_id,
+                                .experiment_id = ab ? ab->experiment_id : NULL,
+                                .variant = ab ? ab->variant : NULL};
     //  Render while holding the reference: items point into the list.
     char *body = gateway_recs_render_meta(query->user_id, items, count, &meta, len);
     gateway_popular_release(&ref);
@@ -192,6 +197,72 @@ static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *
     return body;
 }
 
+//  The serving configuration in force: the default type and limit, and
+//  the largest limit. Returns 0, or -1 with a 400 in reply.
+static int s_apply_serving(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
+                           proto_recs_req_t *q, reply_t *reply)
+{
+    if (!self->deps.serving)
+        return 0;
+    serving_config_t sc;
+    gateway_config_current(self->deps.serving, &sc);
+    if (!MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"))
+        q->limit = (uint32_t)sc.limit_default;
+    else if (q->limit > (uint32_t)sc.limit_max) {
+        char why[96];
+        snprintf(why, sizeof why, "limit must be an integer between 1 and %d", sc.limit_max);
+        s_problem(reply, 400, why, url, "limit");
+        return -1;
+    }
+    if (!q->type[0])
+        snprintf(q->type, sizeof q->type, "%s", serving_type_name(sc.default_type));
+    return 0;
+}
+
+//  What the variant serves: its model type (unless the client named one),
+//  its pinned model, its hybrid blend (the configured one for the values
+//  it leaves out).
+static void s_apply_variant(gateway_http_t *self, struct MHD_Connection *conn,
+                            const gateway_assignment_t *ab, proto_recs_req_t *q)
+{
+    if (ab->model_type[0] && proto_recs_type_valid(ab->model_type) &&
+        !MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "type"))
+        snprintf(q->type, sizeof q->type, "%s", ab->model_type);
+    if (ab->model_id[0])
+        snprintf(q->model_id, sizeof q->model_id, "%s", ab->model_id);
+    const experiment_params_t *p = &ab->params;
+    if (!p->has_content_k && !p->has_content_floor && !p->has_ease_share)
+        return;
+    serving_config_t sc;
+    if (self->deps.serving)
+        gateway_config_current(self->deps.serving, &sc);
+    else
+        serving_config_from_config(self->deps.cfg, &sc);
+    q->has_blend = true;
+    q->blend[0] = p->has_content_k ? p->content_k : sc.content_k;
+    q->blend[1] = p->has_content_floor ? p->content_floor : sc.content_floor;
+    q->blend[2] = p->has_ease_share ? p->ease_share : sc.ease_share;
+}
+
+//  Records the list in body (a rendered answer) as an exposure of ab.
+static void s_expose(gateway_http_t *self, const gateway_assignment_t *ab, const char *user_id,
+                     const char *body, size_t len, const char *request_id)
+{
+    if (!self->deps.experiments || !ab->live)
+        return;
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    json_t *items = json_object_get(doc, "items");
+    const char *ids[GATEWAY_LIMIT_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(items) && n < GATEWAY_LIMIT_MAX; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(items, i), "video_id"));
+        if (id)
+            ids[n++] = id;
+    }
+    gateway_experiments_expose(self->deps.experiments, ab, user_id, ids, n, request_id);
+    json_decref(doc);
+}
+
 static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
                           const char *user_id, const char *request_id, reply_t *reply)
 {
@@ -209,9 +280,30 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
     }
     proto_recs_req_t *q = &query->body.recs_req;
     snprintf(q->user_id, sizeof q->user_id, "%s", user_id);
-    if (s_recs_params(conn, url, q, reply) != 0) {
+    if (s_recs_params(conn, url, q, reply) != 0 ||
+        s_apply_serving(self, conn, url, q, reply) != 0) {
         proto_msg_destroy(&query);
         return;
+    }
+    //  An experiment: the one named, or the default layer's live one.
+    gateway_assignment_t ab_store, *ab = NULL;
+    const char *experiment_id =
+        MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "experiment_id");
+    int assigned =
+        self->deps.experiments
+            ? gateway_experiments_assign(self->deps.experiments, experiment_id, user_id, &ab_store)
+        : experiment_id && *experiment_id ? -1
+                                          : 0;
+    if (assigned < 0) {
+        s_problem(reply, 404, "no running or stopped experiment has this id", url, "experiment_id");
+        proto_msg_destroy(&query);
+        return;
+    }
+    char ab_key[160] = "";
+    if (assigned > 0) {
+        ab = &ab_store;
+        s_apply_variant(self, conn, ab, q);
+        snprintf(ab_key, sizeof ab_key, "%s/%s/%s", ab->experiment_id, ab->variant, ab->model_id);
     }
 
     //  The cache holds rendered answers per user and variant: everything
@@ -224,12 +316,16 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
     const char *exclude = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "exclude");
     char variant[256] = "", model[PROTO_ID_MAX + 1];
     gateway_state_served_model(self->deps.state, s_types[type_index], model, sizeof model);
+    char cache_model[PROTO_ID_MAX * 2 + 168];
+    snprintf(cache_model, sizeof cache_model, "%s%s%s", model, ab_key[0] ? "@" : "", ab_key);
     if (self->deps.cache && model[0] &&
         gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
-                              q->explain, exclude, model) == 0) {
+                              q->explain, exclude, cache_model) == 0) {
         char *hit = s_cache_hit(self, user_id, variant, request_id);
         if (hit) {
             gateway_metrics_count_source(self->deps.metrics, "cache");
+            if (ab)
+                s_expose(self, ab, user_id, hit, strlen(hit), request_id);
             proto_msg_destroy(&query);
             s_reply_owned(reply, 200, JSON_CONTENT_TYPE, hit, strlen(hit));
             return;
@@ -263,7 +359,9 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
                                     .model_version = rep->model_version,
                                     .explain = q->explain,
                                     .generated_at_ms = proto_now_ms(),
-                                    .request_id = request_id};
+                                    .request_id = request_id,
+                                    .experiment_id = ab ? ab->experiment_id : NULL,
+                                    .variant = ab ? ab->variant : NULL};
         body = gateway_recs_render_meta(user_id, items, count, &meta, &len);
         //  Only a model's list is kept: a fallback must not outlive the
         //  reason for it. The variant names the model the requested type
@@ -277,12 +375,15 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
         //  while the hybrid model stays.
         bool own = strcmp(rep->type, s_types[type_index]) == 0;
         const char *variant_model = own && rep->model_id[0] ? rep->model_id : model;
+        char variant_key[sizeof cache_model];
+        snprintf(variant_key, sizeof variant_key, "%s%s%s", variant_model, ab_key[0] ? "@" : "",
+                 ab_key);
         if (body && self->deps.cache && strcmp(rep->source, "model") == 0 &&
             (own || rep->segment[0]) && variant_model[0] &&
             gateway_state_confirm_served_model(self->deps.state, s_types[type_index],
                                                variant_model) &&
             gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
-                                  q->explain, exclude, variant_model) == 0) {
+                                  q->explain, exclude, variant_key) == 0) {
             if (rep->segment[0])
                 gateway_cache_set_user_segment(self->deps.cache, user_id, variant, rep->segment,
                                                body, len);
@@ -295,8 +396,10 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
             log_write(LOG_LEVEL_WARN, request_id,
                       "ranker call %s (%s), serving fallback; %llu similar warnings suppressed",
                       gateway_ranker_outcome_name(outcome), detail, (unsigned long long)suppressed);
-        body = s_render_fallback(self, q, request_id, &len);
+        body = s_render_fallback(self, q, request_id, ab, &len);
     }
+    if (ab && body)
+        s_expose(self, ab, user_id, body, len, request_id);
     gateway_metrics_count_source(self->deps.metrics, source);
     proto_msg_destroy(&answer);
     proto_msg_destroy(&query);
@@ -309,9 +412,9 @@ typedef struct {
     uint64_t start_us;
     bool answered;
     bool collect;   //  a command route: the body is read into `body`
-    bool too_large; //  ...and it was larger than GATEWAY_MODELS_BODY_MAX
+    bool too_large; //  ...and it was larger than GATEWAY_API_BODY_MAX
     size_t body_len;
-    char *body; //  GATEWAY_MODELS_BODY_MAX bytes, allocated only to collect
+    char *body; //  GATEWAY_API_BODY_MAX bytes, allocated only to collect
 } request_t;
 
 //  The client's address in numeric form ("" if unknown), for the
@@ -329,16 +432,32 @@ static void s_client(struct MHD_Connection *conn, char *out, size_t len)
         out[0] = '\0';
 }
 
-//  The training and model routes: PostgreSQL through gateway_models, never
-//  the ranker.
-static void s_handle_models(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
-                            gateway_route_t route, const char *id, size_t id_len,
-                            const request_t *req, const char *request_id, reply_t *reply)
+//  /openapi.json, /docs, /redoc and their assets, from RECSD_DOCS_DIR.
+static void s_handle_docs(gateway_http_t *self, const char *url, reply_t *reply)
+{
+    char *body = NULL;
+    size_t len = 0;
+    const char *type = NULL;
+    int status = gateway_docs_read(self->deps.cfg->docs_dir, url, &body, &len, &type);
+    if (status == 200)
+        s_reply_owned(reply, 200, type, body, len);
+    else
+        s_problem(reply, status,
+                  status == 404 ? "no such resource" : "the documentation could not be read", url,
+                  NULL);
+}
+
+//  The API's own routes (training and models, experiments, serving
+//  configuration): PostgreSQL through their handlers, never the ranker.
+static void s_handle_api(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
+                         const char *method, gateway_route_t route, const char *id, size_t id_len,
+                         const request_t *req, const char *request_id, reply_t *reply)
 {
     char client[64];
     s_client(conn, client, sizeof client);
-    gateway_models_request_t in = {
+    gateway_api_request_t in = {
         .route = route,
+        .method = method,
         .id = id,
         .id_len = id_len,
         .body = req->body,
@@ -347,12 +466,31 @@ static void s_handle_models(gateway_http_t *self, struct MHD_Connection *conn, c
         .client = client,
         .limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
         .model_type = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "model_type"),
+        .status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status"),
+        .before = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "before"),
         .url = url,
         .request_id = request_id};
-    gateway_models_reply_t out;
-    gateway_models_handle(gateway_state_models(self->deps.state), &in, &out);
+    gateway_api_reply_t out;
+    switch (route) {
+    case GATEWAY_ROUTE_EXPERIMENTS:
+    case GATEWAY_ROUTE_EXPERIMENT:
+        gateway_experiments_handle(self->deps.experiments, &in, &out);
+        break;
+    case GATEWAY_ROUTE_CONFIG:
+    case GATEWAY_ROUTE_CONFIG_VERSIONS:
+    case GATEWAY_ROUTE_CONFIG_ROLLBACK:
+        gateway_config_handle(self->deps.serving, &in,
+                              MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Change-Note"),
+                              &out);
+        break;
+    default:
+        gateway_models_handle(gateway_state_models(self->deps.state), &in, &out);
+        break;
+    }
     s_reply_owned(reply, out.status, out.content_type, out.body, out.len);
     memcpy(reply->location, out.location, sizeof reply->location);
+    memcpy(reply->extra_name, out.extra_name, sizeof reply->extra_name);
+    memcpy(reply->extra_value, out.extra_value, sizeof reply->extra_value);
 }
 
 static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
@@ -386,6 +524,20 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
         size_t len = 0;
         char *body = gateway_state_render_metrics(self->deps.state, self->deps.metrics,
                                                   self->deps.cache, &len);
+        if (body && self->deps.experiments) {
+            //  The experiments' series after the rest.
+            char *all = NULL;
+            size_t all_len = 0;
+            FILE *out = open_memstream(&all, &all_len);
+            bool ok = out && fwrite(body, 1, len, out) == len &&
+                      gateway_experiments_metrics_write(self->deps.experiments, out) == 0;
+            if (out && fclose(out) == 0 && ok) {
+                free(body);
+                body = all;
+                len = all_len;
+            } else
+                free(all);
+        }
         s_reply_owned(reply, 200, GATEWAY_METRICS_CONTENT_TYPE, body, len);
         break;
     }
@@ -396,7 +548,16 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
     case GATEWAY_ROUTE_MODELS:
     case GATEWAY_ROUTE_MODEL:
     case GATEWAY_ROUTE_ACTIVATE:
-        s_handle_models(self, conn, url, route, tail, tail_len, req, request_id, reply);
+    case GATEWAY_ROUTE_EXPERIMENTS:
+    case GATEWAY_ROUTE_EXPERIMENT:
+    case GATEWAY_ROUTE_CONFIG:
+    case GATEWAY_ROUTE_CONFIG_VERSIONS:
+    case GATEWAY_ROUTE_CONFIG_ROLLBACK:
+        s_handle_api(self, conn, url, method, route, tail, tail_len, req, request_id, reply);
+        break;
+    case GATEWAY_ROUTE_OPENAPI:
+    case GATEWAY_ROUTE_DOCS:
+        s_handle_docs(self, url, reply);
         break;
     default:
         s_problem(reply, 404, "no such resource", url, NULL);
@@ -426,6 +587,8 @@ static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn,
          MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, reply->allow) == MHD_NO) ||
         (reply->location[0] &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, reply->location) == MHD_NO) ||
+        (reply->extra_name[0] &&
+         MHD_add_response_header(response, reply->extra_name, reply->extra_value) == MHD_NO) ||
         (gateway_state_stopping(self->deps.state) &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO))
         ok = MHD_NO;
@@ -458,14 +621,15 @@ static bool s_wants_body(const char *url, const char *method)
     const char *tail;
     size_t len;
     gateway_route_t route = gateway_route_match_models(url, &tail, &len);
-    return strcmp(method, "POST") == 0 &&
-           (route == GATEWAY_ROUTE_TRAIN || route == GATEWAY_ROUTE_ACTIVATE);
+    bool write =
+        strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
+    return write && route != GATEWAY_ROUTE_OTHER && gateway_route_method_allowed(route, method);
 }
 
 //  Appends a piece of the body; past the limit it only notes that.
 static void s_collect(request_t *req, const char *data, size_t len)
 {
-    if (req->too_large || len > GATEWAY_MODELS_BODY_MAX - req->body_len) {
+    if (req->too_large || len > GATEWAY_API_BODY_MAX - req->body_len) {
         req->too_large = true;
         return;
     }
@@ -491,7 +655,7 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         //  body has been read: an answer queued on this first call makes
         //  libmicrohttpd close the connection, which kills keep-alive.
         //  Commands (POST on the training/model routes) read their body
-        //  first, up to GATEWAY_MODELS_BODY_MAX; one that announces more
+        //  first, up to GATEWAY_API_BODY_MAX; one that announces more
         //  is refused at once, unread. Other methods only ever get an
         //  error, answered at once; the unread body is then dropped with
         //  the connection.
@@ -499,12 +663,12 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
             return MHD_YES;
         if (s_wants_body(url, method)) {
             req->collect = true;
-            req->body = malloc(GATEWAY_MODELS_BODY_MAX);
+            req->body = malloc(GATEWAY_API_BODY_MAX);
             if (!req->body)
                 return MHD_NO; //  s_completed frees req
             const char *length =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-            if (length && strtoull(length, NULL, 10) > GATEWAY_MODELS_BODY_MAX)
+            if (length && strtoull(length, NULL, 10) > GATEWAY_API_BODY_MAX)
                 req->too_large = true;
             else
                 return MHD_YES;

@@ -31,6 +31,8 @@
 
 #include "config.h"
 #include "gateway_cache.h"
+#include "gateway_config.h"
+#include "gateway_experiments.h"
 #include "gateway_metrics.h"
 #include "gateway_ranker.h"
 #include "gateway_state.h"
@@ -40,7 +42,9 @@ typedef struct {
     gateway_state_t *state;
     gateway_metrics_t *metrics;
     gateway_ranker_t *ranker;
-    gateway_cache_t *cache; //  recommendation cache; NULL = none
+    gateway_cache_t *cache;             //  recommendation cache; NULL = none
+    gateway_config_t *serving;          //  serving configuration; NULL = the environment's
+    gateway_experiments_t *experiments; //  A/B tests; NULL = none apply
 } gateway_http_deps_t;
 
 typedef struct gateway_http_t gateway_http_t;

@@ -1,6 +1,8 @@
 /*  gateway_models.c: the training and model API handlers (see gateway_models.h). */
 #include "gateway_models.h"
 
+#include "gateway_api.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,6 @@
 #include "model_registry.h"
 #include "pg_pool.h"
 
-#define JSON_CONTENT_TYPE "application/json"
 #define MODELS_PATH "/api/v1/recs/models/"
 
 struct gateway_models_t {
@@ -51,53 +52,6 @@ void gateway_models_destroy(gateway_models_t **self_p)
     *self_p = NULL;
 }
 
-//  ---- replies -----------------------------------------------------------
-
-static const char s_oom_body[] = "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\","
-                                 "\"status\":500,\"detail\":\"out of memory\"}";
-
-//  Takes ownership of doc. A failed dump becomes the fixed 500 body.
-static void s_reply_json(gateway_models_reply_t *reply, int status, const char *type, json_t *doc)
-{
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!text) {
-        reply->status = 500;
-        reply->content_type = GATEWAY_PROBLEM_CONTENT_TYPE;
-        reply->body = strdup(s_oom_body);
-        reply->len = reply->body ? strlen(reply->body) : 0;
-        return;
-    }
-    reply->status = status;
-    reply->content_type = type;
-    reply->body = text;
-    reply->len = strlen(text);
-}
-
-//  A problem+json answer with the request id; param names the offending
-//  input (NULL: none).
-static void s_problem(gateway_models_reply_t *reply, const gateway_models_request_t *req,
-                      int status, const char *detail, const char *param)
-{
-    char *text = gateway_problem_body(status, detail, req->url, param, NULL);
-    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    if (doc) {
-        if (req->request_id)
-            json_object_set_new(doc, "request_id", json_string(req->request_id));
-    }
-    s_reply_json(reply, status, GATEWAY_PROBLEM_CONTENT_TYPE, doc);
-}
-
-//  The registry could not answer: the cause goes to the log, the client
-//  learns only that it failed and which request to quote.
-static void s_unavailable(gateway_models_reply_t *reply, const gateway_models_request_t *req,
-                          const char *what, const char *cause)
-{
-    log_write(LOG_LEVEL_ERROR, req->request_id, "model API: %s: %s", what, cause);
-    s_problem(reply, req, 503, "the model registry is unavailable; try again later", NULL);
-}
-
 //  ---- helpers -------------------------------------------------------------
 
 //  Copies the {id} segment into out if it has the length of a uuid.
@@ -116,13 +70,8 @@ static PGconn *s_acquire(gateway_models_t *self, gateway_models_reply_t *reply,
     char err[512];
     PGconn *conn = pg_pool_acquire(self->pool, GATEWAY_MODELS_ACQUIRE_MS, err, sizeof err);
     if (!conn)
-        s_unavailable(reply, req, "no database connection", err);
+        gateway_api_unavailable(reply, req, "the model registry", "no database connection", err);
     return conn;
-}
-
-static void s_who(const gateway_models_request_t *req, char *who, size_t len)
-{
-    snprintf(who, len, "anonymous@%s", req->client && *req->client ? req->client : "unknown");
 }
 
 //  Reads an optional date member: absent or null leaves *has false.
@@ -140,7 +89,7 @@ static int s_date(json_t *body, const char *name, bool *has, int64_t *us,
                  "%s must be an RFC 3339 date-time with a time zone, e.g. "
                  "\"2024-05-01T00:00:00Z\"",
                  name);
-        s_problem(reply, req, 400, detail, name);
+        gateway_api_problem(reply, req, 400, detail, name);
         return -1;
     }
     *has = true;
@@ -158,7 +107,7 @@ static int s_train_request(const gateway_models_request_t *req, gateway_models_r
     if (req->body_too_large) {
         snprintf(detail, sizeof detail, "the request body is larger than %d bytes",
                  GATEWAY_MODELS_BODY_MAX);
-        s_problem(reply, req, 400, detail, "body");
+        gateway_api_problem(reply, req, 400, detail, "body");
         return -1;
     }
     json_error_t jerr;
@@ -170,7 +119,7 @@ static int s_train_request(const gateway_models_request_t *req, gateway_models_r
             snprintf(detail, sizeof detail, "the request body must be a JSON object");
         else
             snprintf(detail, sizeof detail, "the request body is not valid JSON: %s", jerr.text);
-        s_problem(reply, req, 400, detail, "body");
+        gateway_api_problem(reply, req, 400, detail, "body");
         return -1;
     }
     const char *key;
@@ -181,15 +130,16 @@ static int s_train_request(const gateway_models_request_t *req, gateway_models_r
             strcmp(key, "end_date") != 0) {
             snprintf(detail, sizeof detail,
                      "unknown member \"%.64s\"; allowed: model_type, start_date, end_date", key);
-            s_problem(reply, req, 400, detail, "body");
+            gateway_api_problem(reply, req, 400, detail, "body");
             return -1;
         }
     }
     const char *type = json_string_value(json_object_get(body, "model_type"));
     if (!model_registry_type_requestable(type)) {
-        s_problem(reply, req, 400,
-                  "model_type must be one of collaborative, content, hybrid, popularity, all",
-                  "model_type");
+        gateway_api_problem(
+            reply, req, 400,
+            "model_type must be one of collaborative, content, hybrid, popularity, all",
+            "model_type");
         return -1;
     }
     *out = (model_registry_request_t){.model_type = type, .trigger = "manual"};
@@ -197,7 +147,7 @@ static int s_train_request(const gateway_models_request_t *req, gateway_models_r
         s_date(body, "end_date", &out->has_end, &out->end_us, reply, req) != 0)
         return -1;
     if (out->has_start && out->has_end && out->end_us < out->start_us) {
-        s_problem(reply, req, 400, "end_date must not be before start_date", "end_date");
+        gateway_api_problem(reply, req, 400, "end_date must not be before start_date", "end_date");
         return -1;
     }
     return 0;
@@ -227,7 +177,7 @@ static void s_train(gateway_models_t *self, const gateway_models_request_t *req,
         return;
     }
     char who[MODEL_REGISTRY_WHO_MAX];
-    s_who(req, who, sizeof who);
+    gateway_api_who(req, who, sizeof who);
     request.requested_by = who;
     PGconn *conn = s_acquire(self, reply, req);
     if (!conn) {
@@ -240,15 +190,15 @@ static void s_train(gateway_models_t *self, const gateway_models_request_t *req,
     pg_pool_release(self->pool, &conn, false);
     json_decref(body);
     if (rc == MODEL_REGISTRY_INVALID) //  checked above; kept for safety
-        s_problem(reply, req, 400, err, "body");
+        gateway_api_problem(reply, req, 400, err, "body");
     else if (rc != MODEL_REGISTRY_OK)
-        s_unavailable(reply, req, "queue training", err);
+        gateway_api_unavailable(reply, req, "the model registry", "queue training", err);
     else {
         log_write(LOG_LEVEL_INFO, req->request_id,
                   "training %s queued by %s: %d model(s), first %s", queued.training_id, who,
                   queued.count, queued.model_ids[0]);
         snprintf(reply->location, sizeof reply->location, MODELS_PATH "%s", queued.model_ids[0]);
-        s_reply_json(reply, 202, JSON_CONTENT_TYPE, s_enqueued_doc(&queued));
+        gateway_api_json(reply, 202, s_enqueued_doc(&queued), JSON_COMPACT);
     }
 }
 
@@ -273,14 +223,15 @@ static void s_list(gateway_models_t *self, const gateway_models_request_t *req,
         char detail[96];
         snprintf(detail, sizeof detail, "limit must be an integer between 1 and %d",
                  MODEL_REGISTRY_LIST_MAX);
-        s_problem(reply, req, 400, detail, "limit");
+        gateway_api_problem(reply, req, 400, detail, "limit");
         return;
     }
     if (req->model_type && !model_registry_type_known(req->model_type)) {
-        s_problem(reply, req, 400,
-                  "model_type must be one of collaborative, content, hybrid, popularity, ease, "
-                  "item_knn",
-                  "model_type");
+        gateway_api_problem(
+            reply, req, 400,
+            "model_type must be one of collaborative, content, hybrid, popularity, ease, "
+            "item_knn",
+            "model_type");
         return;
     }
     PGconn *conn = s_acquire(self, reply, req);
@@ -291,9 +242,9 @@ static void s_list(gateway_models_t *self, const gateway_models_request_t *req,
     json_t *doc = model_registry_list(conn, req->model_type, limit, &rc, err, sizeof err);
     pg_pool_release(self->pool, &conn, false);
     if (!doc)
-        s_unavailable(reply, req, "list models", err);
+        gateway_api_unavailable(reply, req, "the model registry", "list models", err);
     else
-        s_reply_json(reply, 200, JSON_CONTENT_TYPE, doc);
+        gateway_api_json(reply, 200, doc, JSON_COMPACT);
 }
 
 static void s_get(gateway_models_t *self, const gateway_models_request_t *req,
@@ -301,7 +252,7 @@ static void s_get(gateway_models_t *self, const gateway_models_request_t *req,
 {
     model_registry_id_t id;
     if (!s_model_id(req, id)) {
-        s_problem(reply, req, 400, "the model id must be a uuid", "id");
+        gateway_api_problem(reply, req, 400, "the model id must be a uuid", "id");
         return;
     }
     PGconn *conn = s_acquire(self, reply, req);
@@ -312,11 +263,11 @@ static void s_get(gateway_models_t *self, const gateway_models_request_t *req,
     int rc = model_registry_get(conn, id, &doc, err, sizeof err);
     pg_pool_release(self->pool, &conn, false);
     if (rc == MODEL_REGISTRY_OK)
-        s_reply_json(reply, 200, JSON_CONTENT_TYPE, doc);
+        gateway_api_json(reply, 200, doc, JSON_COMPACT);
     else if (rc == MODEL_REGISTRY_NOT_FOUND)
-        s_problem(reply, req, 404, "no such model", NULL);
+        gateway_api_problem(reply, req, 404, "no such model", NULL);
     else
-        s_unavailable(reply, req, "get model", err);
+        gateway_api_unavailable(reply, req, "the model registry", "get model", err);
 }
 
 static void s_activate(gateway_models_t *self, const gateway_models_request_t *req,
@@ -324,11 +275,11 @@ static void s_activate(gateway_models_t *self, const gateway_models_request_t *r
 {
     model_registry_id_t id;
     if (!s_model_id(req, id)) {
-        s_problem(reply, req, 400, "the model id must be a uuid", "id");
+        gateway_api_problem(reply, req, 400, "the model id must be a uuid", "id");
         return;
     }
     char who[MODEL_REGISTRY_WHO_MAX];
-    s_who(req, who, sizeof who);
+    gateway_api_who(req, who, sizeof who);
     PGconn *conn = s_acquire(self, reply, req);
     if (!conn)
         return;
@@ -342,22 +293,23 @@ static void s_activate(gateway_models_t *self, const gateway_models_request_t *r
             log_write(LOG_LEVEL_INFO, req->request_id,
                       "model %s (%s) activated by %s (%s), previous %s", id, act.model_type, who,
                       act.reason, act.previous_model_id[0] ? act.previous_model_id : "none");
-        s_reply_json(
-            reply, 200, JSON_CONTENT_TYPE,
+        gateway_api_json(
+            reply, 200,
             json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "model_id", id, "model_type",
                       act.model_type, "status", "active", "active", 1, "changed", act.changed,
                       "previous_model_id",
                       act.previous_model_id[0] ? json_string(act.previous_model_id) : json_null(),
-                      "reason", act.reason, "activated_by", who));
+                      "reason", act.reason, "activated_by", who),
+            JSON_COMPACT);
         break;
     case MODEL_REGISTRY_NOT_FOUND:
-        s_problem(reply, req, 404, "no such model", NULL);
+        gateway_api_problem(reply, req, 404, "no such model", NULL);
         break;
     case MODEL_REGISTRY_CONFLICT: //  err is ours: state names, no SQL
-        s_problem(reply, req, 409, err, NULL);
+        gateway_api_problem(reply, req, 409, err, NULL);
         break;
     default:
-        s_unavailable(reply, req, "activate model", err);
+        gateway_api_unavailable(reply, req, "the model registry", "activate model", err);
         break;
     }
 }
@@ -367,7 +319,7 @@ void gateway_models_handle(gateway_models_t *self, const gateway_models_request_
 {
     memset(reply, 0, sizeof *reply);
     if (!self) {
-        s_problem(reply, req, 503, "the model registry is not configured", NULL);
+        gateway_api_problem(reply, req, 503, "the model registry is not configured", NULL);
         return;
     }
     switch (req->route) {
@@ -384,7 +336,7 @@ void gateway_models_handle(gateway_models_t *self, const gateway_models_request_
         s_activate(self, req, reply);
         break;
     default:
-        s_problem(reply, req, 404, "no such resource", NULL);
+        gateway_api_problem(reply, req, 404, "no such resource", NULL);
         break;
     }
 }

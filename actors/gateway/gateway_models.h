@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gateway_api.h"
 #include "gateway_route.h"
 
 #define GATEWAY_MODELS_BODY_MAX 4096     //  request body bytes, at most
@@ -61,28 +62,11 @@ gateway_models_t *gateway_models_new(const char *dsn, char *err, size_t errlen);
 //  running.
 void gateway_models_destroy(gateway_models_t **self_p);
 
-//  One request, as the HTTP layer saw it. Everything is borrowed.
-typedef struct {
-    gateway_route_t route;  //  TRAIN, MODELS, MODEL or ACTIVATE (method already allowed)
-    const char *id;         //  the {id} segment (not NUL-terminated), or NULL
-    size_t id_len;          //  its length
-    const char *body;       //  request body (may hold any bytes), or NULL
-    size_t body_len;        //  its length
-    bool body_too_large;    //  the client sent more than GATEWAY_MODELS_BODY_MAX
-    const char *client;     //  client address ("127.0.0.1"), or NULL if unknown
-    const char *limit;      //  ?limit=, or NULL
-    const char *model_type; //  ?model_type=, or NULL
-    const char *url;        //  request path, for the problem's "instance"
-    const char *request_id; //  the request's id (logs, problem bodies)
-} gateway_models_request_t;
-
-typedef struct {
-    int status;
-    const char *content_type; //  static string
-    char *body;               //  malloc'd; the caller frees it
-    size_t len;
-    char location[96]; //  Location header value, "" if none
-} gateway_models_reply_t;
+//  The request and reply of the API handlers (gateway_api.h); these
+//  handlers read route, id, body, client, principal, limit, model_type,
+//  url and request_id.
+typedef gateway_api_request_t gateway_models_request_t;
+typedef gateway_api_reply_t gateway_models_reply_t;
 
 //  Answers req into *reply (zeroed first). self NULL (the API could not be
 //  set up) answers 503. Always fills a reply: body is NULL only when

@@ -136,6 +136,11 @@ static char *s_render(const char *user_id, const gateway_recs_item_t *items, siz
         if (json_object_set_new(doc, "type", type) != 0 ||
             json_object_set_new(doc, "model_version", version) != 0)
             goto done;
+        if (meta->experiment_id && *meta->experiment_id &&
+            (json_object_set_new(doc, "experiment_id", json_string(meta->experiment_id)) != 0 ||
+             json_object_set_new(doc, "variant", json_string(meta->variant ? meta->variant : "")) !=
+                 0))
+            goto done;
     }
     //  Scores are float32 in the ranker: 9 significant digits round-trip.
     text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(9));

@@ -40,6 +40,8 @@ typedef struct {
     bool explain;          //  render "reason" on every item
     uint64_t generated_at_ms;
     const char *request_id;
+    const char *experiment_id; //  NULL or "": no experiment applied (not rendered)
+    const char *variant;       //  the experiment's variant
 } gateway_recs_meta_t;
 
 //  Writes ms since the epoch as RFC 3339 UTC with milliseconds into buf

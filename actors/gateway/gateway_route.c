@@ -14,6 +14,13 @@ static const char *s_templates[GATEWAY_ROUTE_COUNT] = {"/health",
                                                        "/api/v1/recs/models",
                                                        "/api/v1/recs/models/{id}",
                                                        "/api/v1/recs/models/{id}/activate",
+                                                       "/api/v1/recs/experiments",
+                                                       "/api/v1/recs/experiments/{id}",
+                                                       "/api/v1/recs/config",
+                                                       "/api/v1/recs/config/versions",
+                                                       "/api/v1/recs/config/rollback",
+                                                       "/openapi.json",
+                                                       "/docs",
                                                        "other"};
 
 const char *gateway_route_template(gateway_route_t route)
@@ -37,11 +44,17 @@ gateway_route_t gateway_route_match(const char *path, const char **tail_p)
         return GATEWAY_ROUTE_READY;
     if (strcmp(path, "/metrics") == 0)
         return GATEWAY_ROUTE_METRICS;
+    if (strcmp(path, "/openapi.json") == 0)
+        return GATEWAY_ROUTE_OPENAPI;
+    //  The documentation pages and their assets: one label for all.
+    if (strcmp(path, "/docs") == 0 || strcmp(path, "/redoc") == 0 ||
+        strncmp(path, "/docs/", 6) == 0 || strncmp(path, "/redoc/", 7) == 0)
+        return GATEWAY_ROUTE_DOCS;
     if (strncmp(path, RECS_PREFIX, strlen(RECS_PREFIX)) == 0) {
         //  These names are the service's own routes (training, models,
         //  experiments), not user ids: until they are served they are 404,
         //  never a recommendation list for a user called "models".
-        static const char *reserved[] = {"train", "models", "experiments"};
+        static const char *reserved[] = {"train", "models", "experiments", "config"};
         const char *tail = path + strlen(RECS_PREFIX);
         for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
             size_t n = strlen(reserved[i]);
@@ -66,6 +79,25 @@ gateway_route_t gateway_route_match_models(const char *path, const char **id_p, 
     const char *tail = path + strlen(RECS_PREFIX);
     if (strcmp(tail, "train") == 0)
         return GATEWAY_ROUTE_TRAIN;
+    if (strcmp(tail, "config") == 0)
+        return GATEWAY_ROUTE_CONFIG;
+    if (strcmp(tail, "config/versions") == 0)
+        return GATEWAY_ROUTE_CONFIG_VERSIONS;
+    if (strcmp(tail, "config/rollback") == 0)
+        return GATEWAY_ROUTE_CONFIG_ROLLBACK;
+    if (strcmp(tail, "experiments") == 0)
+        return GATEWAY_ROUTE_EXPERIMENTS;
+    if (strncmp(tail, "experiments/", 12) == 0) {
+        const char *id = tail + 12;
+        size_t len = strlen(id);
+        if (len == 0 || strchr(id, '/'))
+            return GATEWAY_ROUTE_OTHER;
+        if (id_p)
+            *id_p = id;
+        if (id_len_p)
+            *id_len_p = len;
+        return GATEWAY_ROUTE_EXPERIMENT;
+    }
     if (strcmp(tail, "models") == 0)
         return GATEWAY_ROUTE_MODELS;
     if (strncmp(tail, "models/", 7) != 0)
@@ -90,12 +122,39 @@ gateway_route_t gateway_route_match_models(const char *path, const char **id_p, 
 
 static bool s_post_route(gateway_route_t route)
 {
-    return route == GATEWAY_ROUTE_TRAIN || route == GATEWAY_ROUTE_ACTIVATE;
+    return route == GATEWAY_ROUTE_TRAIN || route == GATEWAY_ROUTE_ACTIVATE ||
+           route == GATEWAY_ROUTE_CONFIG_ROLLBACK;
+}
+
+//  The write method a read route also takes, or NULL.
+static const char *s_write_method(gateway_route_t route)
+{
+    switch (route) {
+    case GATEWAY_ROUTE_EXPERIMENTS:
+        return "POST";
+    case GATEWAY_ROUTE_EXPERIMENT:
+        return "PATCH";
+    case GATEWAY_ROUTE_CONFIG:
+        return "PUT";
+    default:
+        return NULL;
+    }
 }
 
 const char *gateway_route_allow(gateway_route_t route)
 {
-    return s_post_route(route) ? "POST" : GATEWAY_ROUTE_ALLOW;
+    if (s_post_route(route))
+        return "POST";
+    switch (route) {
+    case GATEWAY_ROUTE_EXPERIMENTS:
+        return "GET, HEAD, POST";
+    case GATEWAY_ROUTE_EXPERIMENT:
+        return "GET, HEAD, PATCH";
+    case GATEWAY_ROUTE_CONFIG:
+        return "GET, HEAD, PUT";
+    default:
+        return GATEWAY_ROUTE_ALLOW;
+    }
 }
 
 bool gateway_route_method_allowed(gateway_route_t route, const char *method)
@@ -105,6 +164,9 @@ bool gateway_route_method_allowed(gateway_route_t route, const char *method)
     //  Commands: POST only (not idempotent, never triggered by a prefetch).
     if (s_post_route(route))
         return strcmp(method, "POST") == 0;
+    const char *write = s_write_method(route);
+    if (write && strcmp(method, write) == 0)
+        return true;
     //  HEAD is GET without a body (RFC 9110 9.3.2); libmicrohttpd drops the
     //  body itself, so allowing it costs nothing and keeps probes happy.
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;

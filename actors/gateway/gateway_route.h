@@ -12,15 +12,22 @@
 
 //  Route templates; also the `route` label of the HTTP metrics.
 typedef enum {
-    GATEWAY_ROUTE_HEALTH = 0, //  /health
-    GATEWAY_ROUTE_READY,      //  /health/ready
-    GATEWAY_ROUTE_METRICS,    //  /metrics
-    GATEWAY_ROUTE_RECS,       //  /api/v1/recs/{userId}
-    GATEWAY_ROUTE_TRAIN,      //  /api/v1/recs/train (POST)
-    GATEWAY_ROUTE_MODELS,     //  /api/v1/recs/models
-    GATEWAY_ROUTE_MODEL,      //  /api/v1/recs/models/{id}
-    GATEWAY_ROUTE_ACTIVATE,   //  /api/v1/recs/models/{id}/activate (POST)
-    GATEWAY_ROUTE_OTHER,      //  anything else (404)
+    GATEWAY_ROUTE_HEALTH = 0,      //  /health
+    GATEWAY_ROUTE_READY,           //  /health/ready
+    GATEWAY_ROUTE_METRICS,         //  /metrics
+    GATEWAY_ROUTE_RECS,            //  /api/v1/recs/{userId}
+    GATEWAY_ROUTE_TRAIN,           //  /api/v1/recs/train (POST)
+    GATEWAY_ROUTE_MODELS,          //  /api/v1/recs/models
+    GATEWAY_ROUTE_MODEL,           //  /api/v1/recs/models/{id}
+    GATEWAY_ROUTE_ACTIVATE,        //  /api/v1/recs/models/{id}/activate (POST)
+    GATEWAY_ROUTE_EXPERIMENTS,     //  /api/v1/recs/experiments (GET, POST)
+    GATEWAY_ROUTE_EXPERIMENT,      //  /api/v1/recs/experiments/{id} (GET, PATCH)
+    GATEWAY_ROUTE_CONFIG,          //  /api/v1/recs/config (GET, PUT)
+    GATEWAY_ROUTE_CONFIG_VERSIONS, //  /api/v1/recs/config/versions
+    GATEWAY_ROUTE_CONFIG_ROLLBACK, //  /api/v1/recs/config/rollback (POST)
+    GATEWAY_ROUTE_OPENAPI,         //  /openapi.json
+    GATEWAY_ROUTE_DOCS,            //  /docs, /redoc and their assets
+    GATEWAY_ROUTE_OTHER,           //  anything else (404)
     GATEWAY_ROUTE_COUNT
 } gateway_route_t;
 
@@ -41,28 +48,32 @@ const char *gateway_route_template(gateway_route_t route);
 //  by gateway_route_match_models. Cannot fail.
 gateway_route_t gateway_route_match(const char *path, const char **tail_p);
 
-//  Classifies the training and model routes (path as above):
+//  Classifies the API's own routes (path as above):
 //    /api/v1/recs/train                  GATEWAY_ROUTE_TRAIN
 //    /api/v1/recs/models                 GATEWAY_ROUTE_MODELS
 //    /api/v1/recs/models/{id}            GATEWAY_ROUTE_MODEL
 //    /api/v1/recs/models/{id}/activate   GATEWAY_ROUTE_ACTIVATE
+//    /api/v1/recs/experiments            GATEWAY_ROUTE_EXPERIMENTS
+//    /api/v1/recs/experiments/{id}       GATEWAY_ROUTE_EXPERIMENT
+//    /api/v1/recs/config                 GATEWAY_ROUTE_CONFIG
+//    /api/v1/recs/config/versions        GATEWAY_ROUTE_CONFIG_VERSIONS
+//    /api/v1/recs/config/rollback        GATEWAY_ROUTE_CONFIG_ROLLBACK
 //  {id} is one non-empty segment (no '/'); *id_p and *id_len_p (if not
 //  NULL) get it, borrowed from path, not NUL-terminated; NULL and 0 for
-//  the other routes. Any other path (including /api/v1/recs/experiments
-//  and a trailing '/') is GATEWAY_ROUTE_OTHER: then use
-//  gateway_route_match. Cannot fail.
+//  the other routes. Any other path (including a trailing '/') is
+//  GATEWAY_ROUTE_OTHER: then use gateway_route_match. Cannot fail.
 gateway_route_t gateway_route_match_models(const char *path, const char **id_p, size_t *id_len_p);
 
 //  True if method is allowed on route: GET and HEAD on the read routes,
-//  POST on GATEWAY_ROUTE_TRAIN and GATEWAY_ROUTE_ACTIVATE.
+//  POST on GATEWAY_ROUTE_TRAIN, _ACTIVATE and _CONFIG_ROLLBACK, and also
+//  POST on _EXPERIMENTS, PATCH on _EXPERIMENT, PUT on _CONFIG.
 //  GATEWAY_ROUTE_OTHER allows nothing: it answers 404 whatever the method.
 bool gateway_route_method_allowed(gateway_route_t route, const char *method);
 
 //  The value for the Allow header of a 405 answer on the read routes.
 #define GATEWAY_ROUTE_ALLOW "GET, HEAD"
 
-//  The value for the Allow header of a 405 answer on route ("POST" or
-//  GATEWAY_ROUTE_ALLOW). Cannot fail.
+//  The value for the Allow header of a 405 answer on route. Cannot fail.
 const char *gateway_route_allow(gateway_route_t route);
 
 //  Checks a user id: 1..64 bytes of 0x21..0x7e, no '/'. Returns 0, or -1

@@ -108,6 +108,7 @@ int ingestor_writer_write(ingestor_writer_t *self, const ingestor_batch_t *batch
     store.events = ingestor_batch_events(batch, &store.count);
     store.videos = ingestor_batch_videos(batch, &store.video_count);
     store.dead = ingestor_batch_dead(batch, &store.dead_count);
+    store.attribution_window_s = self->cfg->experiment_window_s;
     size_t size = ingestor_batch_size(batch);
     memset(result, 0, sizeof *result);
     int rc = s_connect(self, err, sizeof err);

@@ -110,7 +110,7 @@ Test(gateway_models, routes)
                            "/api/v1/recs/models/a/activate/",
                            "/api/v1/recs/train/",
                            "/api/v1/recs/trainx",
-                           "/api/v1/recs/experiments",
+                           "/api/v1/recs/experiments/",
                            "/api/v1/recs/42",
                            "/api/v1/recs/modelsx",
                            "/health",

@@ -37,7 +37,9 @@ Test(gateway_route, everything_else_is_other)
                            "/api/v1/recs/models",
                            "/api/v1/recs/models/12",
                            "/api/v1/recs/train",
-                           "/api/v1/recs/experiments"};
+                           "/api/v1/recs/experiments",
+                           "/api/v1/recs/config",
+                           "/api/v1/recs/config/versions"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         const char *tail = "x";
         cr_assert_eq(gateway_route_match(paths[i], &tail), GATEWAY_ROUTE_OTHER, "%s", paths[i]);
@@ -148,4 +150,46 @@ Test(gateway_route, sanitize_percent_encodes_and_truncates)
     char tiny[8];
     gateway_route_sanitize("/abcdefghijk", tiny, sizeof tiny);
     cr_assert_str_eq(tiny, "/abc..."); //  7 bytes and the NUL
+}
+
+Test(gateway_route, experiment_config_and_docs_routes)
+{
+    const char *id = NULL;
+    size_t len = 0;
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/experiments", &id, &len),
+                 GATEWAY_ROUTE_EXPERIMENTS);
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/experiments/abc", &id, &len),
+                 GATEWAY_ROUTE_EXPERIMENT);
+    cr_assert_eq(len, 3);
+    cr_assert_eq(strncmp(id, "abc", len), 0);
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/experiments/", &id, &len),
+                 GATEWAY_ROUTE_OTHER);
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/experiments/a/b", &id, &len),
+                 GATEWAY_ROUTE_OTHER);
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/config", NULL, NULL),
+                 GATEWAY_ROUTE_CONFIG);
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/config/versions", NULL, NULL),
+                 GATEWAY_ROUTE_CONFIG_VERSIONS);
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/config/rollback", NULL, NULL),
+                 GATEWAY_ROUTE_CONFIG_ROLLBACK);
+    cr_assert_eq(gateway_route_match_models("/api/v1/recs/config/x", NULL, NULL),
+                 GATEWAY_ROUTE_OTHER);
+    cr_assert_eq(gateway_route_match("/openapi.json", NULL), GATEWAY_ROUTE_OPENAPI);
+    cr_assert_eq(gateway_route_match("/docs", NULL), GATEWAY_ROUTE_DOCS);
+    cr_assert_eq(gateway_route_match("/redoc/redoc.standalone.js", NULL), GATEWAY_ROUTE_DOCS);
+    cr_assert_eq(gateway_route_match("/docsx", NULL), GATEWAY_ROUTE_OTHER);
+    //  Methods: reads everywhere, one write each.
+    cr_assert(gateway_route_method_allowed(GATEWAY_ROUTE_EXPERIMENTS, "POST"));
+    cr_assert(gateway_route_method_allowed(GATEWAY_ROUTE_EXPERIMENTS, "GET"));
+    cr_assert_not(gateway_route_method_allowed(GATEWAY_ROUTE_EXPERIMENTS, "PATCH"));
+    cr_assert(gateway_route_method_allowed(GATEWAY_ROUTE_EXPERIMENT, "PATCH"));
+    cr_assert_not(gateway_route_method_allowed(GATEWAY_ROUTE_EXPERIMENT, "DELETE"));
+    cr_assert(gateway_route_method_allowed(GATEWAY_ROUTE_CONFIG, "PUT"));
+    cr_assert_not(gateway_route_method_allowed(GATEWAY_ROUTE_CONFIG, "POST"));
+    cr_assert(gateway_route_method_allowed(GATEWAY_ROUTE_CONFIG_ROLLBACK, "POST"));
+    cr_assert_not(gateway_route_method_allowed(GATEWAY_ROUTE_CONFIG_ROLLBACK, "GET"));
+    cr_assert_not(gateway_route_method_allowed(GATEWAY_ROUTE_CONFIG_VERSIONS, "PUT"));
+    cr_assert_not(gateway_route_method_allowed(GATEWAY_ROUTE_DOCS, "POST"));
+    cr_assert_str_eq(gateway_route_allow(GATEWAY_ROUTE_CONFIG), "GET, HEAD, PUT");
+    cr_assert_str_eq(gateway_route_allow(GATEWAY_ROUTE_CONFIG_ROLLBACK), "POST");
 }

@@ -802,7 +802,7 @@ Test(interaction_store, videos_events_and_dead_letters_in_one_transaction)
     event_video_t videos[] = {s_video("v1", "One", TS_US, false)};
     dead_letter_t dead[] = {
         {"catalog-service.video-upserted", 2, 17, "{}", 2, "video_id: missing"}};
-    store_batch_t batch = {events, 1, videos, 1, dead, 1};
+    store_batch_t batch = {events, 1, videos, 1, dead, 1, 0};
     store_result_t r;
     char err[512] = "";
     cr_assert_eq(interaction_store_write_batch(conn, &batch, NULL, DLQ, &r, err, sizeof err), 0,
@@ -822,7 +822,7 @@ Test(interaction_store, videos_events_and_dead_letters_in_one_transaction)
     event_t more[] = {s_rating("u2", "v2", TS_US, 3)};
     event_video_t bad[] = {s_video("v2", "Bad", TS_US, false)};
     bad[0].duration_s = -1;
-    store_batch_t failing = {more, 1, bad, 1, dead, 1};
+    store_batch_t failing = {more, 1, bad, 1, dead, 1, 0};
     cr_assert_eq(interaction_store_write_batch(conn, &failing, NULL, DLQ, &r, err, sizeof err), -1);
     cr_assert(strstr(err, "upsert videos"), "%s", err);
     cr_assert_eq(r.inserted + r.videos_applied + r.videos_stale + r.dead_lettered, 0);
