@@ -209,6 +209,10 @@ eval "$s3_env"
 printf '%s\n' "$s3_env"
 
 must "migrate" "$RECSD_BIN" migrate
+# Swagger UI and ReDoc (npm packages, pinned) and the OpenAPI document,
+# served by the gateway under test from RECSD_DOCS_DIR.
+must "documentation assets" bash "$REPO/ops/docs-assets.sh" "$BUILD/docs-assets"
+export RECSD_DOCS_DIR=$BUILD/docs-assets
 
 run_ctest "ctest $BUILD" "$BUILD"
 if ((!QUICK)); then
@@ -224,21 +228,28 @@ if ((!QUICK)) && command -v clang >/dev/null; then
     fuzz_proto() {
         CC=clang CXX=clang++ cmake -S "$REPO" -B "$BUILD_FUZZ" -DCMAKE_BUILD_TYPE=Debug \
             "${PY_ARGS[@]}" -DRECSD_FUZZ=ON >/dev/null || return 1
-        cmake --build "$BUILD_FUZZ" -j "$JOBS" --target fuzz_proto_decode || return 1
-        local scratch rc=0
-        scratch=$(mktemp -d)
-        # A crashing input is kept in the build dir (artifact_prefix).
-        "$BUILD_FUZZ/fuzz_proto_decode" -max_total_time="${RECSD_FUZZ_SECONDS:-30}" -timeout=5 \
-            -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD_FUZZ/" \
-            "$scratch" "$REPO/fuzz/corpus" >"$BUILD_FUZZ/fuzz.log" 2>&1 || rc=1
-        tail -n 14 "$BUILD_FUZZ/fuzz.log"
-        rm -rf "$scratch"
+        cmake --build "$BUILD_FUZZ" -j "$JOBS" --target fuzz_proto_decode fuzz_auth_token ||
+            return 1
+        local scratch rc=0 target
+        # The msgpack decoder from the committed corpus; token handling
+        # (bearer tokens, API keys, signed claims) from its own seeds.
+        for target in fuzz_proto_decode fuzz_auth_token; do
+            scratch=$(mktemp -d)
+            local seeds=()
+            [[ "$target" == fuzz_proto_decode ]] && seeds=("$REPO/fuzz/corpus")
+            # A crashing input is kept in the build dir (artifact_prefix).
+            "$BUILD_FUZZ/$target" -max_total_time="${RECSD_FUZZ_SECONDS:-30}" -timeout=5 \
+                -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD_FUZZ/" \
+                "$scratch" "${seeds[@]}" >"$BUILD_FUZZ/$target.log" 2>&1 || rc=1
+            tail -n 6 "$BUILD_FUZZ/$target.log"
+            rm -rf "$scratch"
+        done
         return "$rc"
     }
-    step "fuzz proto_decode for ${RECSD_FUZZ_SECONDS:-30} s (clang, libFuzzer + ASan/UBSan)"
+    step "fuzz proto_decode and auth tokens for ${RECSD_FUZZ_SECONDS:-30} s each (clang, libFuzzer + ASan/UBSan)"
     if run fuzz_proto; then
-        record ok "fuzz proto_decode"
+        record ok "fuzz proto_decode, auth tokens"
     else
-        record FAIL "fuzz proto_decode"
+        record FAIL "fuzz proto_decode, auth tokens"
     fi
 fi

@@ -73,6 +73,8 @@ static void s_stored(gateway_config_t *self, PGconn *conn, const gateway_api_req
     //  This process applies it now rather than at the next notification.
     serving_config_watch_reload(self->watch);
     gateway_api_json(reply, 200, doc, SERVING_CONFIG_DUMP_FLAGS);
+    snprintf(reply->extra_name, sizeof reply->extra_name, "X-Config-Version");
+    snprintf(reply->extra_value, sizeof reply->extra_value, "%lld", (long long)version);
 }
 
 static void s_put(gateway_config_t *self, const gateway_api_request_t *req, const char *note,

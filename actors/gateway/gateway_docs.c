@@ -10,7 +10,9 @@
 
 static bool s_safe_name(const char *name)
 {
-    if (!*name || name[0] == '.' || strlen(name) > 128)
+    //  An asset has an extension: LICENSE and NOTICE files next to them
+    //  are for people, not browsers.
+    if (!*name || name[0] == '.' || strlen(name) > 128 || !strchr(name, '.'))
         return false;
     for (const char *p = name; *p; p++) {
         char c = *p;

@@ -7,8 +7,8 @@
         <dir>/docs/index.html, <dir>/docs/<asset>
         <dir>/redoc/index.html, <dir>/redoc/<asset>
 
-    An asset name is one path segment of [A-Za-z0-9._-] not starting with
-    '.', so nothing outside the directory can be named. Read per request:
+    An asset name is one path segment of [A-Za-z0-9._-] with an extension,
+    not starting with '.', so nothing outside the directory can be named. Read per request:
     documentation traffic is small, and a refreshed directory is served at
     once.
 */

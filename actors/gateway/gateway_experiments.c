@@ -567,6 +567,10 @@ static void s_patch(gateway_experiments_t *self, const gateway_api_request_t *re
     json_t *doc = NULL;
     if (rc == EXPERIMENT_STORE_OK)
         rc = experiment_store_get(conn, id, &doc, err, sizeof err);
+    //  This gateway assigns by the new status from its next request on
+    //  (the others within a second, by the notification).
+    if (rc == EXPERIMENT_STORE_OK && changed && s_reload(self, conn) != 0)
+        s_reload_soon(self);
     pg_pool_release(self->pool, &conn, rc == EXPERIMENT_STORE_INTERNAL);
     if (rc != EXPERIMENT_STORE_OK) {
         s_store_error(req, reply, rc, "set status", err);
@@ -576,7 +580,6 @@ static void s_patch(gateway_experiments_t *self, const gateway_api_request_t *re
         char who[256];
         gateway_api_who(req, who, sizeof who);
         log_write(LOG_LEVEL_INFO, req->request_id, "experiment %s %s by %s", id, wanted, who);
-        s_reload_soon(self);
     }
     gateway_api_json(reply, 200, doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
 }
