@@ -229,6 +229,9 @@ static void s_defaults(config_t *cfg)
     cfg->cache_segment_ttl_s = 300;
     snprintf(cfg->experiment_layer, sizeof cfg->experiment_layer, "default");
     cfg->experiment_window_s = 86400;
+    snprintf(cfg->auth_mode, sizeof cfg->auth_mode, "auto");
+    cfg->jwt_leeway_s = 30;
+    snprintf(cfg->jwt_roles_claim, sizeof cfg->jwt_roles_claim, "roles");
     cfg->cache_redis_timeout_ms = 20;
     cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -319,8 +322,24 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_str("RECSD_EXPERIMENT_LAYER", cfg->experiment_layer, sizeof cfg->experiment_layer, err,
               errlen) ||
         s_str("RECSD_DOCS_DIR", cfg->docs_dir, sizeof cfg->docs_dir, err, errlen) ||
+        s_str("RECSD_AUTH", cfg->auth_mode, sizeof cfg->auth_mode, err, errlen) ||
+        s_str("RECSD_JWT_HS256_SECRET", cfg->jwt_hs256_secret, sizeof cfg->jwt_hs256_secret, err,
+              errlen) ||
+        s_str("RECSD_JWT_PUBLIC_KEY_FILE", cfg->jwt_public_key_file,
+              sizeof cfg->jwt_public_key_file, err, errlen) ||
+        s_str("RECSD_JWT_JWKS_FILE", cfg->jwt_jwks_file, sizeof cfg->jwt_jwks_file, err, errlen) ||
+        s_str("RECSD_JWT_ISSUER", cfg->jwt_issuer, sizeof cfg->jwt_issuer, err, errlen) ||
+        s_str("RECSD_JWT_AUDIENCE", cfg->jwt_audience, sizeof cfg->jwt_audience, err, errlen) ||
+        s_int("RECSD_JWT_LEEWAY_S", 0, 300, &cfg->jwt_leeway_s, err, errlen) ||
+        s_str("RECSD_JWT_ROLES_CLAIM", cfg->jwt_roles_claim, sizeof cfg->jwt_roles_claim, err,
+              errlen) ||
+        s_str("RECSD_API_KEYS", cfg->api_keys, sizeof cfg->api_keys, err, errlen) ||
         s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err, errlen))
         return -1;
+
+    if (strcmp(cfg->auth_mode, "auto") != 0 && strcmp(cfg->auth_mode, "required") != 0 &&
+        strcmp(cfg->auth_mode, "off") != 0)
+        return s_fail(err, errlen, "RECSD_AUTH", "must be auto, required or off", cfg->auth_mode);
 
     const char *level = getenv("RECSD_LOG_LEVEL");
     if (level && *level && log_level_parse(level, &cfg->log_level) != 0)

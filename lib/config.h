@@ -113,7 +113,20 @@ typedef struct {
     char experiment_layer[65]; //  the layer whose live experiment applies without ?experiment_id=
     int experiment_window_s;   //  a VideoWatched this soon after an exposure is a conversion
     char docs_dir[CONFIG_PATH_MAX]; //  /openapi.json, /docs, /redoc assets ("" = not served)
-    int cache_redis_timeout_ms;     //  connect and each command
+
+    //  API authentication (lib/auth.h). auth_mode: "auto" (required when
+    //  a credential is configured, else off with a warning), "required"
+    //  (the gateway refuses to start without one), "off".
+    char auth_mode[16];
+    char jwt_hs256_secret[512];
+    char jwt_public_key_file[CONFIG_PATH_MAX];
+    char jwt_jwks_file[CONFIG_PATH_MAX];
+    char jwt_issuer[256];
+    char jwt_audience[256];
+    int jwt_leeway_s;
+    char jwt_roles_claim[128];
+    char api_keys[10240];       //  api_keys.h's format: "[name@]sha256:<hex>=role+role;..."
+    int cache_redis_timeout_ms; //  connect and each command
 
     log_level_t log_level;
 } config_t;

@@ -28,6 +28,7 @@
 #include "actors/ingestor/ingestor.h"
 #include "actors/publisher/publisher.h"
 #include "actors/ranker/ranker.h"
+#include "auth_cmd.h"
 #include "actors/trainer/trainer.h"
 
 static int s_usage(FILE *out)
@@ -35,7 +36,8 @@ static int s_usage(FILE *out)
     fprintf(out,
             "usage: recsd run | actor NAME [INSTANCE] | ctl status [--json] | ctl restart ACTOR |\n"
             "             ctl drain | migrate | import movielens DIR | import events FILE |\n"
-            "             dev-kafka | version\n"
+            "             token --sub ID [--roles R,R] [--ttl S] |\n"
+            "             hash-api-key [--roles R+R] [--name N] [KEY] | dev-kafka | version\n"
             "Configuration comes from RECSD_* environment variables (see README.md).\n");
     return out == stdout ? 0 : 2;
 }
@@ -102,6 +104,8 @@ int main(int argc, char **argv)
         return s_usage(stdout);
     if (strcmp(cmd, "dev-kafka") == 0)
         return dev_kafka_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "hash-api-key") == 0)
+        return auth_cmd_hash_api_key(argc - 1, argv + 1);
 
     //  Every other command reads and validates the whole configuration
     //  first, so a bad variable stops us before anything is forked.
@@ -134,6 +138,8 @@ int main(int argc, char **argv)
         log_init("ctl", cfg.log_level);
         return ctl_main(&cfg, argc - 2, argv + 2);
     }
+    if (strcmp(cmd, "token") == 0)
+        return auth_cmd_token(&cfg, argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0) {
         log_init("migrate", cfg.log_level);
         return migrate_run(&cfg) == 0 ? 0 : 1;

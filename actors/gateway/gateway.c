@@ -57,6 +57,7 @@ typedef struct {
     pg_pool_t *admin_pool;              //  connections of the experiment and configuration APIs
     gateway_config_t *serving;          //  serving configuration (watched) and its API
     gateway_experiments_t *experiments; //  A/B assignment, exposures and API
+    gateway_auth_t *auth;               //  NULL: authentication off
     gateway_cache_t *cache;             //  recommendation cache (in-process + Redis)
     zsock_t *notices;                   //  SUB to the ingestors: evict a user's cached lists
     uint64_t invalidated;               //  notices that evicted at least one entry
@@ -342,8 +343,19 @@ int gateway_main(const config_t *cfg, const char *instance)
         gateway_experiments_new(cfg, self->admin_pool, cfg->experiment_layer, err, sizeof err);
     if (!self->experiments)
         log_warn("%s; no experiment applies", err);
+    bool auth_off = false;
+    self->auth = gateway_auth_new(cfg, &auth_off, err, sizeof err);
+    if (!self->auth && !auth_off) {
+        log_error("%s", err);
+        goto done;
+    }
+    if (auth_off)
+        log_warn("API authentication is off (RECSD_AUTH=%s, no credential configured): every "
+                 "endpoint is open",
+                 cfg->auth_mode);
     s_start_cache(self);
     gateway_http_deps_t deps = {.cfg = cfg,
+                                .auth = self->auth,
                                 .state = self->state,
                                 .metrics = self->metrics,
                                 .ranker = self->ranker,
@@ -373,6 +385,7 @@ done:
         gateway_state_set_models(self->state, NULL);
     gateway_models_destroy(&self->models);
     gateway_experiments_destroy(&self->experiments);
+    gateway_auth_destroy(&self->auth);
     gateway_config_destroy(&self->serving);
     pg_pool_destroy(&self->admin_pool);
     gateway_probe_destroy(&self->probe);

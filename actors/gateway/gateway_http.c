@@ -59,7 +59,7 @@ typedef struct {
     const char *allow;   //  Allow header for 405, else NULL
     char location[96];   //  Location header, "" if none
     char extra_name[32]; //  one more header, "" if none
-    char extra_value[32];
+    char extra_value[256];
 } reply_t;
 
 static const char s_health_body[] = "{\"status\":\"ok\"}";
@@ -414,7 +414,8 @@ typedef struct {
     bool collect;   //  a command route: the body is read into `body`
     bool too_large; //  ...and it was larger than GATEWAY_API_BODY_MAX
     size_t body_len;
-    char *body; //  GATEWAY_API_BODY_MAX bytes, allocated only to collect
+    char *body;                            //  GATEWAY_API_BODY_MAX bytes, allocated only to collect
+    char principal[AUTH_SUBJECT_MAX + 16]; //  who asks, "" if anonymous
 } request_t;
 
 //  The client's address in numeric form ("" if unknown), for the
@@ -464,6 +465,7 @@ static void s_handle_api(gateway_http_t *self, struct MHD_Connection *conn, cons
         .body_len = req->body_len,
         .body_too_large = req->too_large,
         .client = client,
+        .principal = req->principal,
         .limit = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
         .model_type = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "model_type"),
         .status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status"),
@@ -490,7 +492,7 @@ static void s_handle_api(gateway_http_t *self, struct MHD_Connection *conn, cons
     s_reply_owned(reply, out.status, out.content_type, out.body, out.len);
     memcpy(reply->location, out.location, sizeof reply->location);
     memcpy(reply->extra_name, out.extra_name, sizeof reply->extra_name);
-    memcpy(reply->extra_value, out.extra_value, sizeof reply->extra_value);
+    snprintf(reply->extra_value, sizeof reply->extra_value, "%s", out.extra_value);
 }
 
 static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
@@ -695,7 +697,21 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     size_t tail_len = 0;
     gateway_route_t route = s_match(url, &tail, &tail_len);
     reply_t reply = {0};
-    s_route(self, conn, url, method, route, tail, tail_len, req, request_id, &reply);
+    gateway_auth_result_t access;
+    gateway_auth_check(self->deps.auth, route, method, route == GATEWAY_ROUTE_RECS ? tail : NULL,
+                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key"), &access);
+    if (access.status) {
+        s_problem(&reply, access.status, access.detail, url, NULL);
+        if (access.status == 401) {
+            snprintf(reply.extra_name, sizeof reply.extra_name, "WWW-Authenticate");
+            snprintf(reply.extra_value, sizeof reply.extra_value, "%s", access.challenge);
+        }
+    } else {
+        if (access.authenticated)
+            snprintf(req->principal, sizeof req->principal, "%s", access.principal.subject);
+        s_route(self, conn, url, method, route, tail, tail_len, req, request_id, &reply);
+    }
     enum MHD_Result ok = s_send(self, conn, &reply, request_id);
     free(reply.body); //  NULL unless sending failed before the handover
 

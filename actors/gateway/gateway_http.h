@@ -30,6 +30,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "gateway_auth.h"
 #include "gateway_cache.h"
 #include "gateway_config.h"
 #include "gateway_experiments.h"
@@ -45,6 +46,7 @@ typedef struct {
     gateway_cache_t *cache;             //  recommendation cache; NULL = none
     gateway_config_t *serving;          //  serving configuration; NULL = the environment's
     gateway_experiments_t *experiments; //  A/B tests; NULL = none apply
+    const gateway_auth_t *auth;         //  NULL = authentication off
 } gateway_http_deps_t;
 
 typedef struct gateway_http_t gateway_http_t;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
+
 #define RECS_PREFIX "/api/v1/recs/"
 
 static const char *s_templates[GATEWAY_ROUTE_COUNT] = {"/health",
@@ -170,6 +172,31 @@ bool gateway_route_method_allowed(gateway_route_t route, const char *method)
     //  HEAD is GET without a body (RFC 9110 9.3.2); libmicrohttpd drops the
     //  body itself, so allowing it costs nothing and keeps probes happy.
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+unsigned gateway_route_roles(gateway_route_t route, const char *method)
+{
+    const unsigned readers = AUTH_ROLE_SERVICE | AUTH_ROLE_ADMIN | AUTH_ROLE_TRAINER;
+    bool read = method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+    switch (route) {
+    case GATEWAY_ROUTE_RECS:
+        return 0;
+    case GATEWAY_ROUTE_MODELS:
+    case GATEWAY_ROUTE_MODEL:
+    case GATEWAY_ROUTE_CONFIG_VERSIONS:
+        return readers;
+    case GATEWAY_ROUTE_TRAIN:
+    case GATEWAY_ROUTE_ACTIVATE:
+        return AUTH_ROLE_ADMIN | AUTH_ROLE_TRAINER;
+    case GATEWAY_ROUTE_EXPERIMENTS:
+    case GATEWAY_ROUTE_EXPERIMENT:
+    case GATEWAY_ROUTE_CONFIG:
+        return read ? readers : AUTH_ROLE_ADMIN;
+    case GATEWAY_ROUTE_CONFIG_ROLLBACK:
+        return AUTH_ROLE_ADMIN;
+    default:
+        return GATEWAY_ROUTE_PUBLIC;
+    }
 }
 
 static bool s_graphic(unsigned char c)

@@ -76,6 +76,20 @@ bool gateway_route_method_allowed(gateway_route_t route, const char *method);
 //  The value for the Allow header of a 405 answer on route. Cannot fail.
 const char *gateway_route_allow(gateway_route_t route);
 
+//  Who may call route with method: the one table of the API's rules.
+//  GATEWAY_ROUTE_PUBLIC: no credentials needed (probes, metrics, the
+//  documentation, and unknown paths, which are 404 for everyone);
+//  otherwise the AUTH_ROLE_* bits (lib/auth.h) of which the principal
+//  needs one, 0 meaning any authenticated principal:
+//    recommendations                 any (a user token: only its own list)
+//    reading models, experiments and the configuration
+//                                    service, admin, trainer
+//    training and activation         admin, trainer
+//    experiment and configuration changes
+//                                    admin
+#define GATEWAY_ROUTE_PUBLIC 0xffffffffu
+unsigned gateway_route_roles(gateway_route_t route, const char *method);
+
 //  Checks a user id: 1..64 bytes of 0x21..0x7e, no '/'. Returns 0, or -1
 //  with the reason written to why.
 int gateway_route_user_id_check(const char *text, char *why, size_t whylen);

@@ -162,8 +162,8 @@ for (const o of objs) {
 
 const repo = path.resolve(args.repo);
 const configSource = fs.readFileSync(path.join(repo, "lib", "config.c"), "utf8");
-// Settings recsd does not read yet, named here ahead of the code that will.
-const PROVISIONAL = new Set(["RECSD_JWT_HS256_SECRET"]);
+// Settings recsd does not read yet, named here ahead of the code that will (none now).
+const PROVISIONAL = new Set([]);
 const byKind = (kind) => objs.filter((o) => o.kind === kind);
 const find = (kind, name) => objs.find((o) => o.kind === kind && o.metadata.name === name);
 const labelsMatch = (selector, labels) => Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
