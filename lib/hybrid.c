@@ -61,6 +61,14 @@ int hybrid_init(hybrid_t *self, const scorer_t *als, const scorer_t *content, co
     return 0;
 }
 
+int hybrid_set_params(hybrid_t *self, const hybrid_params_t *params)
+{
+    if (!params || !s_params_ok(params))
+        return -1;
+    self->params = *params;
+    return 0;
+}
+
 void hybrid_weights(const hybrid_t *self, int32_t n_positive, float w[HYBRID_COMPONENTS])
 {
     const hybrid_params_t *p = &self->params;
@@ -132,8 +140,8 @@ static int s_score(const void *model, const user_history_t *history, float *scor
     const hybrid_t *self = model;
     float w[HYBRID_COMPONENTS];
     hybrid_weights(self, s_positives(history), w);
-    float *buf = malloc((self->n_items > 0 ? (size_t)self->n_items : 1) * sizeof *buf);
-    if (!buf)
+    float *buf = self->scratch;
+    if (!buf && !(buf = malloc((self->n_items > 0 ? (size_t)self->n_items : 1) * sizeof *buf)))
         return -1;
     for (int32_t j = 0; j < self->n_items; j++)
         scores[j] = -INFINITY;
@@ -142,13 +150,15 @@ static int s_score(const void *model, const user_history_t *history, float *scor
         if (!comp->score || !(w[c] > 0))
             continue;
         if (comp->score(comp->model, history, buf) != 0) {
-            free(buf);
+            if (buf != self->scratch)
+                free(buf);
             return -1;
         }
         s_normalise(buf, self->n_items);
         s_accumulate(scores, buf, w[c], self->n_items);
     }
-    free(buf);
+    if (buf != self->scratch)
+        free(buf);
     return 0;
 }
 

@@ -50,6 +50,11 @@ typedef struct {
     scorer_t components[HYBRID_COMPONENTS]; //  indexed by HYBRID_*; .score NULL = absent
     hybrid_params_t params;
     int32_t n_items;
+    //  Optional n_items floats (borrowed) the scorer works in. NULL: each
+    //  score allocates its own, and the scorer is thread-safe; set: no
+    //  allocation, and one caller at a time (the ranker's loop sets it on
+    //  a copy of a bundle's hybrid, see model_bundle_hybrid).
+    float *scratch;
 } hybrid_t;
 
 //  content_k 5, content_floor 0.1, ease_share 0.5. Cannot fail.
@@ -61,13 +66,18 @@ hybrid_params_t hybrid_params_default(void);
 int hybrid_init(hybrid_t *self, const scorer_t *als, const scorer_t *content, const scorer_t *ease,
                 const hybrid_params_t *params, char *err, size_t errlen);
 
+//  Replaces the blend constants (e.g. a per-request blend on a copy of a
+//  bundle's hybrid: the struct is small and holds scorers, not models).
+//  Returns 0, or -1 with self unchanged if params is out of range.
+int hybrid_set_params(hybrid_t *self, const hybrid_params_t *params);
+
 //  The effective weights w[HYBRID_*] for a history with n_positive positive
 //  entries (absent components 0, see above). Cannot fail.
 void hybrid_weights(const hybrid_t *self, int32_t n_positive, float w[HYBRID_COMPONENTS]);
 
 //  Scorer of the blend; the model pointer is self (borrowed). Scoring
-//  allocates one n_items buffer per call (-1 if that fails, or if a
-//  component fails).
+//  works in self->scratch, or else allocates one n_items buffer per call
+//  (-1 if that fails, or if a component fails).
 scorer_t hybrid_scorer(const hybrid_t *self);
 
 //  A grid of blend constants to try (all arrays borrowed, each non-empty).

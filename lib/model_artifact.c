@@ -391,6 +391,14 @@ scorer_t model_bundle_scorer(const model_bundle_t *self)
     return self->scorer;
 }
 
+int model_bundle_hybrid(const model_bundle_t *self, hybrid_t *out)
+{
+    if (!s_is(self->type, "hybrid"))
+        return -1;
+    *out = self->hybrid;
+    return 0;
+}
+
 int32_t model_bundle_videos(const model_bundle_t *self)
 {
     return (int32_t)self->videos.count;

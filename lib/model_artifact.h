@@ -76,6 +76,13 @@ const char *model_bundle_meta(const model_bundle_t *self); //  JSON text
 //  The model's scorer over model_bundle_videos() videos; thread-safe.
 scorer_t model_bundle_scorer(const model_bundle_t *self);
 
+//  A copy of a hybrid bundle's blend into *out: its scorers point into the
+//  bundle (valid while it lives), its params are the trained ones. The
+//  caller may change the copy's params (hybrid_set_params) or scratch to
+//  score with another blend for one request without touching the bundle
+//  or copying the model. Returns 0, or -1 if the bundle is not hybrid.
+int model_bundle_hybrid(const model_bundle_t *self, hybrid_t *out);
+
 int32_t model_bundle_videos(const model_bundle_t *self);
 const char *model_bundle_video_id(const model_bundle_t *self, int32_t index);
 

@@ -20,6 +20,16 @@
     thread (the popularity query can take longer than a request's
     deadline, so it never runs in the loop once serving).
 
+    Runtime serving configuration (serving_config_store.h): a watcher
+    thread keeps the current version; the loop compares its number each
+    iteration and applies a new one between two requests: the chain and
+    the blend at once (ranker_serve_configure; the configured blend only
+    once a version is stored: at version 0 hybrid bundles keep the blend
+    they were tuned with), and a new seen_completion or new event weights
+    by reloading the histories, seen sets and co-occurrence from
+    PostgreSQL with them. The old ones answer until the new ones are in:
+    the load heartbeats and serves requests between its rows.
+
     Requests whose deadline has already passed are dropped unanswered: the
     gateway has answered from its fallback by then and would discard a late
     reply anyway.
@@ -45,6 +55,7 @@
 #include "ranker_models.h"
 #include "ranker_serve.h"
 #include "seen_set.h"
+#include "serving_config_store.h"
 #include "training_data.h"
 
 #define RANKER_POPULAR_MAX 500
@@ -59,6 +70,10 @@
 #define RANKER_RETIRED_REFRESH_MS 60000
 #define RANKER_MODEL_CHECK_MS 30000
 #define RANKER_BATCH_US 20000 //  requests handled in one go, at most this long
+//  How long a starting ranker waits for the stored serving configuration
+//  (so it loads its histories with it once, not twice).
+#define RANKER_CONFIG_WAIT_MS 2000
+#define RANKER_HISTORY_RETRY_MS 5000 //  a failed history reload is retried after
 
 typedef struct {
     const config_t *cfg;
@@ -87,9 +102,18 @@ typedef struct {
     bool history_loaded; //  histories loaded; retried with the refresh until then
     uint64_t answered;
     uint64_t notices_folded;
-    uint64_t loads[2];    //  model loads: [0] loaded, [1] refused
-    int64_t next_metrics; //  when the heartbeat metrics text is next rebuilt
+    uint64_t loads[2];               //  model loads: [0] loaded, [1] refused
+    int64_t next_metrics;            //  when the heartbeat metrics text is next rebuilt
+    serving_config_watch_t *watch;   //  the stored serving configuration; NULL if it cannot run
+    serving_config_t config;         //  the configuration applied
+    int64_t config_version;          //  its version (0: defaults), -1 before the first
+    serving_config_t history_config; //  seen_completion and weights the histories use
+    bool reload_history;             //  they changed: reload the histories
+    int64_t next_history_reload;
+    bool serving_in_load; //  a reload is running: its ticks answer requests
 } self_t;
+
+static void s_handle_request(self_t *self);
 
 //  ---- metrics ---------------------------------------------------------------
 
@@ -176,6 +200,19 @@ static void s_model_metrics(self_t *self, s_text_t *t)
              "Estimated memory of the co-occurrence table.");
     s_add(t, "recsd_ranker_cooccurrence_bytes{actor=\"%s\"} %zu\n", a,
           self->cooc ? cooccurrence_memory(self->cooc) : 0);
+    s_family(t, "recsd_ranker_pinned_models", "gauge",
+             "Models pinned by running experiments' variants the ranker holds.");
+    s_add(t, "recsd_ranker_pinned_models{actor=\"%s\"} %d\n", a,
+          ranker_models_pinned_count(self->models));
+    s_family(t, "recsd_ranker_pinned_served_total", "counter",
+             "Lists served by the pinned model a request named.");
+    s_add(t, "recsd_ranker_pinned_served_total{actor=\"%s\"} %llu\n", a,
+          (unsigned long long)st->pinned_served);
+    s_family(t, "recsd_ranker_pinned_misses_total", "counter",
+             "Requests whose pinned model did not serve them, by reason (the chain did).");
+    for (int r = 0; r < RANKER_SERVE_PIN_REASONS; r++)
+        s_add(t, "recsd_ranker_pinned_misses_total{actor=\"%s\",reason=\"%s\"} %llu\n", a,
+              ranker_serve_pin_reason_names[r], (unsigned long long)st->pinned_misses[r]);
     s_family(t, "recsd_ranker_filled_items_total", "counter",
              "Items a model's list was topped up with from the popularity list.");
     s_add(t, "recsd_ranker_filled_items_total{actor=\"%s\"} %llu\n", a,
@@ -235,6 +272,10 @@ static void s_update_metrics(self_t *self)
              "User events the ranker keeps for scoring (bounded per user).");
     s_add(&t, "recsd_ranker_history_events{actor=\"%s\"} %zu\n", a,
           ranker_history_events(self->history));
+    s_family(&t, "recsd_ranker_serving_config_version", "gauge",
+             "Serving configuration version applied (0: the environment's defaults).");
+    s_add(&t, "recsd_ranker_serving_config_version{actor=\"%s\"} %lld\n", a,
+          (long long)(self->config_version > 0 ? self->config_version : 0));
     s_family(&t, "recsd_ranker_retired_videos", "gauge", "Retired videos never recommended.");
     s_add(&t, "recsd_ranker_retired_videos{actor=\"%s\"} %zu\n", a, zhashx_size(self->retired));
     s_model_metrics(self, &t);
@@ -303,30 +344,75 @@ static void s_refresh_retired(self_t *self)
     self->retired = fresh;
 }
 
-static void s_tick(void *arg)
+//  Called every few thousand rows of a history load: heartbeats, and
+//  during a reload the requests waiting, answered from the histories in
+//  force (the load fills new ones on the side). Notices wait on their
+//  socket until the new histories are in.
+static void s_load_tick(void *arg)
 {
-    actor_link_tick((actor_link_t *)arg);
+    self_t *self = arg;
+    actor_link_tick(self->link);
+    if (!self->serving_in_load || !self->bound)
+        return;
+    zmq_pollitem_t item = {zsock_resolve(self->frontend), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, 0) > 0 && (item.revents & ZMQ_POLLIN))
+        s_handle_request(self);
 }
 
-//  Every user's history, once at start (later updates come as notices).
-//  Without PostgreSQL the ranker still serves, unfiltered, and logs it.
+//  The strength rule of cfg's event weights (training_data.h), the rating
+//  scale from the environment.
+static void s_history_options(const self_t *self, const serving_config_t *cfg,
+                              training_data_options_t *opts)
+{
+    training_data_options_from_config(opts, self->cfg);
+    opts->weight_watch = cfg->weight_watch;
+    opts->weight_rating = cfg->weight_rating;
+    opts->rating_neutral = cfg->rating_neutral;
+    opts->weight_watchlist_add = cfg->weight_watchlist_add;
+    opts->weight_watchlist_remove = cfg->weight_watchlist_remove;
+}
+
+//  True if a and b build the same histories and seen sets.
+static bool s_same_history_options(const serving_config_t *a, const serving_config_t *b)
+{
+    return a->seen_completion == b->seen_completion && a->weight_watch == b->weight_watch &&
+           a->weight_rating == b->weight_rating && a->rating_neutral == b->rating_neutral &&
+           a->weight_watchlist_add == b->weight_watchlist_add &&
+           a->weight_watchlist_remove == b->weight_watchlist_remove;
+}
+
+//  Every user's history with the configuration in force: at start, then
+//  again when seen_completion or the event weights change (later events
+//  come as notices). New tables are filled on the side and swapped in
+//  whole, so a failed load leaves the ones in force. Without PostgreSQL
+//  the ranker still serves, unfiltered at start, and logs it.
 static void s_load_history(self_t *self)
 {
     char err[256];
+    self->next_history_reload = zclock_mono() + RANKER_HISTORY_RETRY_MS;
     if (!self->pg) {
-        log_warn("histories not loaded: no PostgreSQL connection; serving unfiltered and "
-                 "unpersonalised, retrying with the next refresh");
+        log_warn("histories not loaded: no PostgreSQL connection; %s, retrying later",
+                 self->history_loaded ? "keeping the ones in force"
+                                      : "serving unfiltered and unpersonalised");
         return;
     }
-    seen_set_t *seen = seen_set_new(self->cfg->seen_completion);
-    if (!seen) {
+    serving_config_t used = self->config;
+    training_data_options_t opts;
+    s_history_options(self, &used, &opts);
+    seen_set_t *seen = seen_set_new(used.seen_completion);
+    ranker_history_t *history =
+        ranker_history_new(&opts, used.seen_completion, RANKER_HISTORY_MAX_EVENTS);
+    if (!seen || !history) {
         log_warn("histories not loaded: out of memory");
+        seen_set_destroy(&seen);
+        ranker_history_destroy(&history);
         return;
     }
     long events = -1;
     if (pg_conn_statement_timeout(self->pg, RANKER_LOAD_TIMEOUT_MS, err, sizeof err) == 0) {
-        events =
-            ranker_history_load(self->history, self->pg, seen, s_tick, self->link, err, sizeof err);
+        self->serving_in_load = self->history_loaded;
+        events = ranker_history_load(history, self->pg, seen, s_load_tick, self, err, sizeof err);
+        self->serving_in_load = false;
         char again[256];
         if (pg_conn_statement_timeout(self->pg, RANKER_STATEMENT_TIMEOUT_MS, again, sizeof again) !=
             0) {
@@ -336,23 +422,75 @@ static void s_load_history(self_t *self)
         }
     }
     if (events < 0) {
-        log_warn("histories not loaded (%s); serving unfiltered, retrying with the next "
-                 "refresh",
-                 err);
+        log_warn("histories not loaded (%s); %s, retrying later", err,
+                 self->history_loaded ? "keeping the ones in force" : "serving unfiltered");
         seen_set_destroy(&seen);
+        ranker_history_destroy(&history);
         return;
     }
+    //  Built before the swap (the loop keeps answering from the one in
+    //  force meanwhile), so the new tables go in together.
+    self->serving_in_load = self->history_loaded;
+    cooccurrence_t *cooc = ranker_cooc_build(history, s_load_tick, self);
+    self->serving_in_load = false;
+    if (!cooc)
+        log_warn("co-occurrence not built: out of memory; serving without it");
     seen_set_destroy(&self->seen);
     self->seen = seen;
-    self->history_loaded = true;
+    ranker_history_destroy(&self->history);
+    self->history = history;
     cooccurrence_destroy(&self->cooc);
-    self->cooc = ranker_cooc_build(self->history);
-    if (!self->cooc)
-        log_warn("co-occurrence not built: out of memory; serving without it");
+    self->cooc = cooc;
+    bool reload = self->history_loaded;
+    self->history_loaded = true;
+    self->history_config = used;
+    self->reload_history = !s_same_history_options(&used, &self->config);
     //  The integration tests look for this line's beginning.
     log_info("seen videos loaded for %zu users; %ld recent events for %zu users kept for "
-             "scoring",
-             seen_set_users(self->seen), events, ranker_history_users(self->history));
+             "scoring (seen_completion %g, serving configuration version %lld%s)",
+             seen_set_users(self->seen), events, ranker_history_users(self->history),
+             used.seen_completion, (long long)(self->config_version > 0 ? self->config_version : 0),
+             reload ? ", reloaded" : "");
+}
+
+//  Applies the watcher's configuration if its version is not the one in
+//  force: the chain and blend now, the histories by a reload (flagged,
+//  run by the loop). Logged once per version.
+static void s_apply_config(self_t *self)
+{
+    if (!self->watch || serving_config_watch_version(self->watch) == self->config_version)
+        return;
+    serving_config_t next;
+    int64_t version = serving_config_watch_get(self->watch, &next);
+    if (version == self->config_version)
+        return;
+    ranker_serve_config_t chain;
+    ranker_serve_config_from(&next, version > 0, &chain);
+    if (ranker_serve_configure(self->serve, &chain) != 0) {
+        //  The store validated it: only a chain this ranker cannot serve.
+        log_error("serving configuration version %lld not applied: its chain does not hold",
+                  (long long)version);
+        self->config_version = version;
+        return;
+    }
+    self->config = next;
+    self->config_version = version;
+    if (self->history_loaded && !s_same_history_options(&next, &self->history_config)) {
+        self->reload_history = true;
+        self->next_history_reload = 0;
+    }
+    char steps[128] = "";
+    for (int i = 0; i < next.fallback_count; i++) {
+        size_t used = strlen(steps);
+        const char *name = serving_fallback_name(next.fallback_chain[i]);
+        snprintf(steps + used, sizeof steps - used, "%s%s", i ? "," : "", name ? name : "?");
+    }
+    log_info("serving configuration version %lld applied: default type %s, fallback chain %s, "
+             "blend %s (%g, %g, %g), seen_completion %g%s",
+             (long long)version, serving_type_name(next.default_type), steps,
+             version > 0 ? "configured" : "each model's own", next.content_k, next.content_floor,
+             next.ease_share, next.seen_completion,
+             self->reload_history ? "; reloading the histories" : "");
 }
 
 //  ---- sockets ---------------------------------------------------------------
@@ -500,6 +638,25 @@ static void s_handle_models(self_t *self)
             zhashx_destroy(&self->retired);
             self->retired = result->retired;
             result->retired = NULL;
+        } else if (result->kind == RANKER_LOAD_PINNED) {
+            self->loads[result->bundle ? 0 : 1]++;
+            if (result->bundle) {
+                int rc = ranker_models_pin(self->models, result->model_type, result->model_id,
+                                           result->version, &result->bundle);
+                if (rc > 0)
+                    log_info("serving pinned %s model %s v%d to the variants that name it",
+                             result->model_type, result->model_id, result->version);
+                else if (rc < 0)
+                    log_warn("pinned %s model %s not served: %d models pinned already",
+                             result->model_type, result->model_id, RANKER_MODELS_PINNED_MAX);
+            }
+        } else if (result->kind == RANKER_LOAD_PINS) {
+            const char *ids[RANKER_LOADER_PINNED_MAX];
+            for (int i = 0; i < result->n_pins; i++)
+                ids[i] = result->pins[i];
+            int dropped = ranker_models_unpin_others(self->models, ids, result->n_pins);
+            if (dropped > 0)
+                log_info("%d pinned model(s) dropped: no running experiment names them", dropped);
         } else if (result->bundle) {
             self->loads[0]++;
             int changed = ranker_models_install(self->models, result->model_type, result->model_id,
@@ -513,25 +670,57 @@ static void s_handle_models(self_t *self)
     }
 }
 
+//  Starts the configuration watcher and waits (heartbeating) up to
+//  RANKER_CONFIG_WAIT_MS for its first load, so that a restarted ranker
+//  starts on the stored version; then applies what it has. Without a
+//  watcher (out of resources) the environment's defaults stay in force.
+static void s_start_config(self_t *self)
+{
+    char why_not[256];
+    serving_config_t defaults;
+    serving_config_from_config(self->cfg, &defaults);
+    self->config = defaults;
+    self->config_version = -1;
+    serving_config_watch_options_t wo = {
+        .dsn = self->cfg->pg_dsn, .app = "ranker-config", .defaults = &defaults};
+    self->watch = serving_config_watch_new(&wo, why_not, sizeof why_not);
+    if (!self->watch)
+        log_error("serving configuration changes will not reach this ranker: %s", why_not);
+    int64_t until = zclock_mono() + RANKER_CONFIG_WAIT_MS;
+    bool loaded = false;
+    while (self->watch && !loaded && zclock_mono() < until) {
+        loaded = serving_config_watch_wait(self->watch, 0, 100) == 0;
+        actor_link_tick(self->link);
+    }
+    if (self->watch && !loaded)
+        log_warn("stored serving configuration not loaded yet; starting on the defaults");
+    s_apply_config(self);
+}
+
 static int s_setup(self_t *self)
 {
     //  One ranker process scores one request at a time; OpenBLAS threads
     //  per process would only fight the other rankers for the cores.
     openblas_set_num_threads(1);
-    training_data_options_t opts;
-    training_data_options_from_config(&opts, self->cfg);
     self->popular = popular_list_new(NULL, 0);
-    self->seen = seen_set_new(self->cfg->seen_completion);
-    self->history =
-        ranker_history_new(&opts, self->cfg->seen_completion, RANKER_HISTORY_MAX_EVENTS);
     self->models = ranker_models_new();
     self->serve = ranker_serve_new();
     self->retired = zhashx_new();
-    if (!self->popular || !self->seen || !self->history || !self->models || !self->serve ||
-        !self->retired)
+    if (!self->popular || !self->models || !self->serve || !self->retired)
         return -1;
     self->link = actor_link_new(self->cfg, self->instance);
     if (!self->link)
+        return -1;
+    //  The stored serving configuration before the histories, which are
+    //  built with its seen_completion and event weights.
+    s_start_config(self);
+    training_data_options_t opts;
+    s_history_options(self, &self->config, &opts);
+    self->history_config = self->config;
+    self->seen = seen_set_new(self->config.seen_completion);
+    self->history =
+        ranker_history_new(&opts, self->config.seen_completion, RANKER_HISTORY_MAX_EVENTS);
+    if (!self->seen || !self->history)
         return -1;
     char endpoint[160];
     //  One endpoint per instance; the gateway connects to all of them.
@@ -657,6 +846,11 @@ int ranker_main(const config_t *cfg, const char *instance)
         }
         if (!self.loader && zclock_mono() >= self.next_retired)
             s_refresh_retired(&self);
+        //  A new serving configuration (a lock-free read when none came).
+        s_apply_config(&self);
+        if (self.reload_history && zclock_mono() >= self.next_history_reload &&
+            (self.pg || s_connected(&self, "histories not reloaded")))
+            s_load_history(&self);
         if (s_bind_when_ready(&self) != 0)
             goto done;
         s_update_metrics(&self);
@@ -667,6 +861,7 @@ int ranker_main(const config_t *cfg, const char *instance)
 done:
     //  The loader first: it joins its thread and frees bundles in flight.
     ranker_loader_destroy(&self.loader);
+    serving_config_watch_destroy(&self.watch);
     zsock_destroy(&self.frontend);
     zsock_destroy(&self.notices);
     event_sender_destroy(&self.events);

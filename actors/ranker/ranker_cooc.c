@@ -27,13 +27,21 @@ typedef struct {
     float *strengths;
     const char **positive; //  distinct positive videos so far, most recent first
     int failed;
+    void (*tick)(void *arg);
+    void *tick_arg;
+    size_t users;
 } s_fill_t;
+
+//  Users between two ticks of a build.
+#define S_TICK_USERS 256
 
 //  One user's events, oldest first: each first positive event on a video
 //  pairs it with the user's earlier positive videos.
 static void s_fill_user(const char *user_id, void *arg)
 {
     s_fill_t *f = arg;
+    if (f->tick && ++f->users % S_TICK_USERS == 0)
+        f->tick(f->tick_arg);
     int32_t n = ranker_history_events_of(f->history, user_id, f->ids, f->strengths, S_EVENTS_MAX);
     size_t positives = 0;
     for (int32_t e = 0; e < n && !f->failed; e++) {
@@ -47,9 +55,12 @@ static void s_fill_user(const char *user_id, void *arg)
     }
 }
 
-cooccurrence_t *ranker_cooc_build(const ranker_history_t *history)
+cooccurrence_t *ranker_cooc_build(const ranker_history_t *history, void (*tick)(void *arg),
+                                  void *arg)
 {
-    s_fill_t f = {.cooc = cooccurrence_new(COOCCURRENCE_WINDOW, COOCCURRENCE_MAX_NEIGHBOURS,
+    s_fill_t f = {.tick = tick,
+                  .tick_arg = arg,
+                  .cooc = cooccurrence_new(COOCCURRENCE_WINDOW, COOCCURRENCE_MAX_NEIGHBOURS,
                                            COOCCURRENCE_MAX_VIDEOS),
                   .history = history,
                   .ids = malloc(S_EVENTS_MAX * sizeof(const char *)),

@@ -20,9 +20,13 @@
 #include "ranker_history.h"
 
 //  A new table (window, neighbours and video bound as cooccurrence.h's
-//  defaults) filled from every user's history. Returns a table the caller
-//  owns, or NULL when out of memory.
-cooccurrence_t *ranker_cooc_build(const ranker_history_t *history);
+//  defaults) filled from every user's history. tick, if not NULL, is
+//  called with arg every few hundred users (heartbeats, and requests
+//  answered from the table in force, during a long build); it must not
+//  change history. Returns a table the caller owns, or NULL when out of
+//  memory.
+cooccurrence_t *ranker_cooc_build(const ranker_history_t *history, void (*tick)(void *arg),
+                                  void *arg);
 
 //  Called after an event of user on video was recorded in history (so it
 //  is the user's latest event): pairs video with the user's earlier

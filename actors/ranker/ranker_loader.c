@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "experiment_store.h"
 #include "log.h"
 #include "model_fetch.h"
 #include "pg_conn.h"
@@ -43,6 +44,14 @@ typedef struct {
     int backoff_ms;
     model_registry_id_t handled[S_MAX_TYPES];      //  last model loaded or refused, per type
     model_registry_id_t fetch_warned[S_MAX_TYPES]; //  last model whose fetch failure was logged
+    //  Pinned models loaded or refused (among those pinned now), and the
+    //  set of ids last posted to the loop.
+    model_registry_id_t pinned_handled[RANKER_LOADER_PINNED_MAX];
+    int n_pinned_handled;
+    model_registry_id_t pins_posted[RANKER_LOADER_PINNED_MAX];
+    int n_pins_posted;
+    model_registry_id_t pin_fetch_warned; //  last pinned model whose fetch failure was logged
+    bool pinned_warned;                   //  a failed pinned query was logged
 } s_thread_t;
 
 void ranker_load_result_destroy(ranker_load_result_t **result_p)
@@ -76,12 +85,14 @@ static void s_connect(s_thread_t *self)
     PGconn *conn =
         pg_conn_open(o->cfg->pg_dsn, "ranker-models", S_CONNECT_TIMEOUT_S, err, sizeof err);
     if (conn && pg_conn_statement_timeout(conn, S_STATEMENT_TIMEOUT_MS, err, sizeof err) == 0) {
-        PGresult *res = PQexec(conn, "LISTEN " MODEL_REGISTRY_CHANNEL_ACTIVATED);
+        PGresult *res = PQexec(conn, "LISTEN " MODEL_REGISTRY_CHANNEL_ACTIVATED
+                                     "; LISTEN " EXPERIMENT_STORE_CHANNEL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             snprintf(err, sizeof err, "LISTEN: %s", PQerrorMessage(conn));
         else {
             PQclear(res);
-            log_info("watching the model registry (LISTEN %s)", MODEL_REGISTRY_CHANNEL_ACTIVATED);
+            log_info("watching the model registry (LISTEN %s, %s)",
+                     MODEL_REGISTRY_CHANNEL_ACTIVATED, EXPERIMENT_STORE_CHANNEL);
             self->conn = conn;
             self->backoff_ms = o->reconnect_min_ms;
             self->next_check = 0; //  what changed while we were away: check now
@@ -104,7 +115,7 @@ static int s_drain_notifies(s_thread_t *self)
     int n = 0;
     PGnotify *note;
     while (self->conn && (note = PQnotifies(self->conn))) {
-        log_debug("model activated: %s", note->extra);
+        log_debug("%s: %s", note->relname, note->extra);
         PQfreemem(note);
         n++;
     }
@@ -128,6 +139,79 @@ static void s_post(s_thread_t *self, ranker_load_result_t *result)
         log_warn("model loader: wake-up not sent: %s", zmq_strerror(errno));
 }
 
+//  Fetches and opens model m of type into *out. Returns 0 (opened), 1
+//  (fetch failed: transient, err says why) or -1 (refused: corrupt,
+//  checksum or type mismatch; err says why).
+static int s_open(s_thread_t *self, const char *type, const model_registry_active_t *m,
+                  model_bundle_t **out, char *err, size_t errlen)
+{
+    s_shared_t *sh = self->shared;
+    char local[1024];
+    *out = NULL;
+    if (model_fetch(sh->store, m->artifact_path, m->artifact_checksum, sh->cache_dir, local,
+                    sizeof local, err, errlen) != 0)
+        return 1;
+    model_bundle_t *bundle = model_bundle_open(local, m->artifact_checksum, err, errlen);
+    if (!bundle && access(local, F_OK) == 0) {
+        //  The cached copy is named by its checksum, so a copy that fails
+        //  the check is damaged: fetch a fresh one from the store, once.
+        char first[512];
+        snprintf(first, sizeof first, "%s", err);
+        unlink(local);
+        if (model_fetch(sh->store, m->artifact_path, m->artifact_checksum, sh->cache_dir, local,
+                        sizeof local, err, errlen) == 0)
+            bundle = model_bundle_open(local, m->artifact_checksum, err, errlen);
+        else
+            snprintf(err, errlen, "%.400s (and fetching it again failed)", first);
+    }
+    if (bundle && strcmp(model_bundle_type(bundle), type) != 0) {
+        snprintf(err, errlen, "the artifact holds a %s model, the registry says %s",
+                 model_bundle_type(bundle), type);
+        model_bundle_destroy(&bundle);
+    }
+    if (!bundle)
+        return -1;
+    //  A catalogue too large to score in full gets its ANN index here, off
+    //  the serving loop; without one (FAISS failed) it is scored in full.
+    int ann_min = sh->opts.cfg->ann_min_videos;
+    if (ann_min > 0 && strcmp(type, "collaborative") == 0 &&
+        model_bundle_videos(bundle) >= ann_min) {
+        int64_t ann_started = zclock_mono();
+        char why[256];
+        if (model_bundle_build_ann(bundle, why, sizeof why) != 0)
+            log_warn("%s model %s: no ANN index, scoring in full: %s", type, m->model_id, why);
+        else
+            log_info("%s model %s: ANN index over %d videos built in %lld ms", type, m->model_id,
+                     model_bundle_videos(bundle), (long long)(zclock_mono() - ann_started));
+    }
+    *out = bundle;
+    return 0;
+}
+
+//  A result of kind for model m of type, holding bundle (taken; NULL =
+//  refused for err). NULL when out of memory (bundle destroyed, logged).
+static ranker_load_result_t *s_result(ranker_load_kind_t kind, const char *type,
+                                      const model_registry_active_t *m, model_bundle_t **bundle,
+                                      const char *err, int64_t started)
+{
+    ranker_load_result_t *result = calloc(1, sizeof *result);
+    if (!result) {
+        log_error("%s model %s: out of memory", type, m->model_id);
+        model_bundle_destroy(bundle);
+        return NULL;
+    }
+    result->kind = kind;
+    snprintf(result->model_type, sizeof result->model_type, "%s", type);
+    snprintf(result->model_id, sizeof result->model_id, "%s", m->model_id);
+    result->version = m->version;
+    result->bundle = *bundle;
+    *bundle = NULL;
+    result->load_ms = zclock_mono() - started;
+    if (!result->bundle)
+        snprintf(result->error, sizeof result->error, "%s", err);
+    return result;
+}
+
 //  Fetches and opens type t's active model. A fetch failure returns
 //  without marking it handled (retried at the next check).
 static void s_load(s_thread_t *self, int t, const model_registry_active_t *active)
@@ -135,68 +219,165 @@ static void s_load(s_thread_t *self, int t, const model_registry_active_t *activ
     s_shared_t *sh = self->shared;
     const char *type = sh->opts.types[t];
     int64_t started = zclock_mono();
-    char local[1024], err[512];
-    if (model_fetch(sh->store, active->artifact_path, active->artifact_checksum, sh->cache_dir,
-                    local, sizeof local, err, sizeof err) != 0) {
+    char err[512];
+    model_bundle_t *bundle = NULL;
+    int rc = s_open(self, type, active, &bundle, err, sizeof err);
+    if (rc == 1) {
         if (strcmp(self->fetch_warned[t], active->model_id) != 0)
             log_warn("%s model %s v%d not fetched, retrying at the next check: %s", type,
                      active->model_id, active->version, err);
         snprintf(self->fetch_warned[t], sizeof self->fetch_warned[t], "%s", active->model_id);
         return;
     }
-    model_bundle_t *bundle = model_bundle_open(local, active->artifact_checksum, err, sizeof err);
-    if (!bundle && access(local, F_OK) == 0) {
-        //  The cached copy is named by its checksum, so a copy that fails
-        //  the check is damaged: fetch a fresh one from the store, once.
-        char first[512];
-        snprintf(first, sizeof first, "%s", err);
-        unlink(local);
-        if (model_fetch(sh->store, active->artifact_path, active->artifact_checksum, sh->cache_dir,
-                        local, sizeof local, err, sizeof err) == 0)
-            bundle = model_bundle_open(local, active->artifact_checksum, err, sizeof err);
-        else
-            snprintf(err, sizeof err, "%.400s (and fetching it again failed)", first);
-    }
-    if (bundle && strcmp(model_bundle_type(bundle), type) != 0) {
-        snprintf(err, sizeof err, "the artifact holds a %s model, the registry says %s",
-                 model_bundle_type(bundle), type);
-        model_bundle_destroy(&bundle);
-    }
-    //  A catalogue too large to score in full gets its ANN index here, off
-    //  the serving loop; without one (FAISS failed) it is scored in full.
-    int ann_min = sh->opts.cfg->ann_min_videos;
-    if (bundle && ann_min > 0 && strcmp(type, "collaborative") == 0 &&
-        model_bundle_videos(bundle) >= ann_min) {
-        int64_t ann_started = zclock_mono();
-        char why[256];
-        if (model_bundle_build_ann(bundle, why, sizeof why) != 0)
-            log_warn("%s model %s: no ANN index, scoring in full: %s", type, active->model_id, why);
-        else
-            log_info("%s model %s: ANN index over %d videos built in %lld ms", type,
-                     active->model_id, model_bundle_videos(bundle),
-                     (long long)(zclock_mono() - ann_started));
-    }
-    ranker_load_result_t *result = calloc(1, sizeof *result);
-    if (!result) {
-        log_error("%s model %s: out of memory", type, active->model_id);
-        model_bundle_destroy(&bundle);
+    ranker_load_result_t *result = s_result(RANKER_LOAD_MODEL, type, active, &bundle, err, started);
+    if (!result)
         return; //  not handled: tried again at the next check
-    }
-    snprintf(result->model_type, sizeof result->model_type, "%s", type);
-    snprintf(result->model_id, sizeof result->model_id, "%s", active->model_id);
-    result->version = active->version;
-    result->bundle = bundle;
-    result->load_ms = zclock_mono() - started;
-    if (!bundle) {
-        snprintf(result->error, sizeof result->error, "%s", err);
+    if (!result->bundle)
         //  Once per model: it is not retried until the active model changes.
         log_error("%s model %s v%d refused, keeping the model served before: %s (%s)", type,
                   active->model_id, active->version, err, active->artifact_path);
-    } else
+    else
         log_info("%s model %s v%d opened: %d videos in %lld ms", type, active->model_id,
-                 active->version, model_bundle_videos(bundle), (long long)result->load_ms);
+                 active->version, model_bundle_videos(result->bundle), (long long)result->load_ms);
     snprintf(self->handled[t], sizeof self->handled[t], "%s", active->model_id);
     s_post(self, result);
+}
+
+int ranker_loader_pinned(PGconn *conn, const char *const *types, int n_types, ranker_pinned_t *out,
+                         int max, int *n, char *err, size_t errlen)
+{
+    *n = 0;
+    if (max > RANKER_LOADER_PINNED_MAX)
+        max = RANKER_LOADER_PINNED_MAX;
+    //  The served types as an array literal: type names are plain words.
+    char array[256] = "{", limit[16];
+    for (int t = 0; t < n_types; t++) {
+        size_t used = strlen(array);
+        snprintf(array + used, sizeof array - used, "%s%s", t ? "," : "", types[t]);
+    }
+    strncat(array, "}", sizeof array - strlen(array) - 1);
+    snprintf(limit, sizeof limit, "%d", max > 0 ? max : 0);
+    const char *params[] = {array, limit};
+    //  Only models with an artifact, trained to the end (a failed or queued
+    //  one has nothing to serve).
+    PGresult *res = pg_conn_query(
+        conn,
+        "SELECT m.model_id, m.model_type, m.version, m.artifact_path,"
+        " coalesce(m.artifact_checksum, '')"
+        " FROM training.models m"
+        " WHERE m.model_id IN (SELECT v.model_id FROM experiments.variants v"
+        "   JOIN experiments.experiments e USING (experiment_id)"
+        "   WHERE e.status = 'running' AND v.model_id IS NOT NULL)"
+        " AND m.artifact_path IS NOT NULL AND m.status IN ('succeeded', 'active', 'retired')"
+        " AND m.model_type = ANY ($1::text[])"
+        " ORDER BY m.created_at DESC, m.model_id LIMIT $2::int",
+        2, params, PGRES_TUPLES_OK, "pinned models", err, errlen);
+    if (!res)
+        return -1;
+    for (int row = 0; row < PQntuples(res) && row < max; row++) {
+        ranker_pinned_t *p = &out[(*n)++];
+        *p = (ranker_pinned_t){0};
+        snprintf(p->model.model_id, sizeof p->model.model_id, "%s", PQgetvalue(res, row, 0));
+        snprintf(p->model_type, sizeof p->model_type, "%s", PQgetvalue(res, row, 1));
+        p->model.version = atoi(PQgetvalue(res, row, 2));
+        snprintf(p->model.artifact_path, sizeof p->model.artifact_path, "%s",
+                 PQgetvalue(res, row, 3));
+        snprintf(p->model.artifact_checksum, sizeof p->model.artifact_checksum, "%s",
+                 PQgetvalue(res, row, 4));
+    }
+    PQclear(res);
+    return 0;
+}
+
+static bool s_among(const model_registry_id_t *ids, int n, const char *id)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+//  Fetches and opens a pinned model. Returns 0 when handled (posted:
+//  opened or refused, or out of memory), 1 when the fetch failed
+//  (retried at the next check).
+static int s_load_pinned(s_thread_t *self, const ranker_pinned_t *p)
+{
+    int64_t started = zclock_mono();
+    char err[512];
+    model_bundle_t *bundle = NULL;
+    const model_registry_active_t *m = &p->model;
+    int rc = s_open(self, p->model_type, m, &bundle, err, sizeof err);
+    if (rc == 1) {
+        if (strcmp(self->pin_fetch_warned, m->model_id) != 0)
+            log_warn("pinned %s model %s v%d not fetched, retrying at the next check: %s",
+                     p->model_type, m->model_id, m->version, err);
+        snprintf(self->pin_fetch_warned, sizeof self->pin_fetch_warned, "%s", m->model_id);
+        return 1;
+    }
+    ranker_load_result_t *result =
+        s_result(RANKER_LOAD_PINNED, p->model_type, m, &bundle, err, started);
+    if (!result)
+        return 1;
+    if (!result->bundle)
+        log_error("pinned %s model %s v%d refused; its variant gets the active model: %s (%s)",
+                  p->model_type, m->model_id, m->version, err, m->artifact_path);
+    else
+        log_info("pinned %s model %s v%d opened: %d videos in %lld ms", p->model_type, m->model_id,
+                 m->version, model_bundle_videos(result->bundle), (long long)result->load_ms);
+    s_post(self, result);
+    return 0;
+}
+
+//  Loads the models running experiments pin that are new, and tells the
+//  loop the set when it changed. Returns -1 if the connection was lost.
+static int s_check_pinned(s_thread_t *self)
+{
+    s_shared_t *sh = self->shared;
+    ranker_pinned_t rows[RANKER_LOADER_PINNED_MAX];
+    int n = 0;
+    char err[512];
+    if (ranker_loader_pinned(self->conn, sh->opts.types, sh->opts.n_types, rows,
+                             RANKER_LOADER_PINNED_MAX, &n, err, sizeof err) != 0) {
+        err[strcspn(err, "\n")] = '\0';
+        if (PQstatus(self->conn) != CONNECTION_OK) {
+            s_disconnect(self, err);
+            return -1;
+        }
+        if (!self->pinned_warned)
+            log_warn("pinned models not checked, keeping those loaded: %s", err);
+        self->pinned_warned = true;
+        return 0;
+    }
+    self->pinned_warned = false;
+    model_registry_id_t handled[RANKER_LOADER_PINNED_MAX];
+    int n_handled = 0;
+    for (int i = 0; i < n; i++) {
+        const char *id = rows[i].model.model_id;
+        if (s_among(self->pinned_handled, self->n_pinned_handled, id) ||
+            s_load_pinned(self, &rows[i]) == 0)
+            snprintf(handled[n_handled++], sizeof handled[0], "%s", id);
+    }
+    memcpy(self->pinned_handled, handled, sizeof handled);
+    self->n_pinned_handled = n_handled;
+    //  After the loads, so the loop installs before it prunes.
+    bool same = n == self->n_pins_posted;
+    for (int i = 0; i < n && same; i++)
+        same = s_among(self->pins_posted, self->n_pins_posted, rows[i].model.model_id);
+    if (same)
+        return 0;
+    ranker_load_result_t *result = calloc(1, sizeof *result);
+    if (!result) {
+        log_error("pinned models not handed over: out of memory");
+        return 0;
+    }
+    result->kind = RANKER_LOAD_PINS;
+    for (int i = 0; i < n; i++)
+        snprintf(result->pins[i], sizeof result->pins[i], "%s", rows[i].model.model_id);
+    result->n_pins = n;
+    memcpy(self->pins_posted, result->pins, sizeof result->pins);
+    self->n_pins_posted = n;
+    s_post(self, result);
+    return 0;
 }
 
 //  Asks the registry for every type's active model and loads what changed.
@@ -217,7 +398,7 @@ static void s_check(s_thread_t *self)
         if (strcmp(self->handled[t], active.model_id) != 0)
             s_load(self, t, &active);
     }
-    if (!self->conn)
+    if (!self->conn || s_check_pinned(self) != 0)
         return;
     pthread_mutex_lock(&sh->lock);
     sh->checked = true;

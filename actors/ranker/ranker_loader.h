@@ -24,6 +24,16 @@
     model of that type changes. A fetch that fails (store unreachable) is
     transient: retried at the next check.
 
+    Pinned models (issue 6): the versions that the variants of RUNNING
+    experiments name (experiments.variants.model_id), of the served types,
+    at most RANKER_LOADER_PINNED_MAX (the newest first). The thread also
+    LISTENs on EXPERIMENT_STORE_CHANNEL; at connect, on either channel's
+    notification and at every check it asks for them and fetches and opens
+    each new one exactly like an active model (registry checksum, refused
+    once if corrupt), posting it as RANKER_LOAD_PINNED; whenever the set
+    of pinned ids changes it posts RANKER_LOAD_PINS, and the loop drops
+    the pinned bundles no longer in it.
+
     Results (models, lists, retired sets) go to the loop through a
     mutex-protected queue; a message on the pipe wakes it. The loop takes
     them with ranker_loader_take and owns what it takes; whatever it has
@@ -42,6 +52,8 @@
 #include "model_registry.h"
 #include "popular_list.h"
 #include "segment_popularity.h"
+
+#define RANKER_LOADER_PINNED_MAX 8 //  pinned models, at most
 
 typedef struct {
     const config_t *cfg;      //  pg_dsn, artifact store and cache (borrowed; outlives the loader)
@@ -64,7 +76,9 @@ typedef enum {
     RANKER_LOAD_MODEL = 0, //  model_* fields, bundle (NULL: refused, see error)
     RANKER_LOAD_POPULAR,   //  popular
     RANKER_LOAD_RETIRED,   //  retired
-    RANKER_LOAD_SEGMENTS   //  segments
+    RANKER_LOAD_SEGMENTS,  //  segments
+    RANKER_LOAD_PINNED,    //  model_* fields, bundle (NULL: refused): a pinned model
+    RANKER_LOAD_PINS       //  pins: the model ids pinned now (the rest are dropped)
 } ranker_load_kind_t;
 
 //  One outcome, owned by whoever took it with everything in it (take a
@@ -80,6 +94,8 @@ typedef struct {
     model_bundle_t *bundle; //  the opened model; NULL when refused
     char error[512];        //  why it was refused
     int64_t load_ms;        //  fetch + open time
+    model_registry_id_t pins[RANKER_LOADER_PINNED_MAX];
+    int n_pins;
 } ranker_load_result_t;
 
 typedef struct ranker_loader_t ranker_loader_t;
@@ -107,6 +123,17 @@ bool ranker_loader_checked(ranker_loader_t *self);
 
 //  Frees a result and what it holds; idempotent, sets *result_p to NULL.
 void ranker_load_result_destroy(ranker_load_result_t **result_p);
+
+//  The models pinned by running experiments' variants, of the given types
+//  (borrowed, n_types of them), newest first, at most max (<=
+//  RANKER_LOADER_PINNED_MAX): into out[] (model_type, when found), *n.
+//  Returns 0, or -1 with the reason in err.
+typedef struct {
+    model_registry_active_t model;
+    char model_type[MODEL_REGISTRY_TYPE_MAX];
+} ranker_pinned_t;
+int ranker_loader_pinned(PGconn *conn, const char *const *types, int n_types, ranker_pinned_t *out,
+                         int max, int *n, char *err, size_t errlen);
 
 //  The ids of the retired videos (features.videos.retired) as a set the
 //  caller owns, or NULL with the reason in err.

@@ -18,6 +18,8 @@ const char *const ranker_serve_reason_names[RANKER_SERVE_REASONS] = {"not_loaded
                                                                      "no_history"};
 const char *const ranker_serve_segment_reason_names[RANKER_SERVE_SEGMENT_REASONS] = {"not_loaded",
                                                                                      "no_segment"};
+const char *const ranker_serve_pin_reason_names[RANKER_SERVE_PIN_REASONS] = {
+    "not_loaded", "no_history", "scorer_error"};
 
 //  The latest events looked at to place a user in a segment.
 #define S_SEGMENT_EVENTS 64
@@ -26,6 +28,8 @@ const double ranker_serve_buckets[RANKER_SERVE_BUCKETS] = {0.0001, 0.00025, 0.00
 
 struct ranker_serve_t {
     ranker_serve_stats_t stats;
+    ranker_serve_config_t config;
+    bool previous_on; //  config.chain holds "previous"
     //  This request's list lost a video because the user had seen it: the
     //  list is the user's own, not their segment's.
     bool seen_filtered;
@@ -40,11 +44,72 @@ struct ranker_serve_t {
     int32_t *h_items, *h_seen, *h_liked;
     float *h_values;
     int32_t h_cap;
+    float *blend_scratch; //  hybrid scoring's per-component buffer
+    int32_t blend_cap;
 };
+
+void ranker_serve_config_default(ranker_serve_config_t *out)
+{
+    *out = (ranker_serve_config_t){
+        .default_type = 0,
+        .chain = {SERVING_FALLBACK_PREVIOUS, SERVING_FALLBACK_COOCCURRENCE,
+                  SERVING_FALLBACK_SEGMENT_POPULARITY, SERVING_FALLBACK_POPULARITY},
+        .chain_len = 4,
+        .has_blend = false};
+}
+
+void ranker_serve_config_from(const serving_config_t *cfg, bool use_blend,
+                              ranker_serve_config_t *out)
+{
+    ranker_serve_config_default(out);
+    const char *type = serving_type_name(cfg->default_type);
+    int t = type ? ranker_models_type_index(type) : -1;
+    out->default_type = t >= 0 ? t : 0;
+    int n = cfg->fallback_count;
+    if (n >= 1 && n <= SERVING_CONFIG_CHAIN_MAX) {
+        memcpy(out->chain, cfg->fallback_chain, (size_t)n * sizeof *out->chain);
+        out->chain_len = n;
+    }
+    out->has_blend = use_blend;
+    if (use_blend)
+        out->blend = serving_config_hybrid_params(cfg);
+}
+
+static bool s_blend_ok(const hybrid_params_t *p)
+{
+    return isfinite(p->content_k) && p->content_k >= 0 && p->content_floor >= 0 &&
+           p->content_floor <= 1 && p->ease_share >= 0 && p->ease_share <= 1;
+}
+
+int ranker_serve_configure(ranker_serve_t *self, const ranker_serve_config_t *cfg)
+{
+    if (cfg->default_type < 0 || cfg->default_type >= RANKER_MODELS_TYPES || cfg->chain_len < 1 ||
+        cfg->chain_len > SERVING_CONFIG_CHAIN_MAX ||
+        cfg->chain[cfg->chain_len - 1] != SERVING_FALLBACK_POPULARITY ||
+        (cfg->has_blend && !s_blend_ok(&cfg->blend)))
+        return -1;
+    bool previous = false;
+    for (int i = 0; i < cfg->chain_len; i++) {
+        if ((int)cfg->chain[i] < 0 || cfg->chain[i] >= SERVING_FALLBACK_COUNT)
+            return -1;
+        for (int j = 0; j < i; j++)
+            if (cfg->chain[j] == cfg->chain[i])
+                return -1;
+        previous |= cfg->chain[i] == SERVING_FALLBACK_PREVIOUS;
+    }
+    self->config = *cfg;
+    self->previous_on = previous;
+    return 0;
+}
 
 ranker_serve_t *ranker_serve_new(void)
 {
-    return calloc(1, sizeof(ranker_serve_t));
+    ranker_serve_t *self = calloc(1, sizeof(ranker_serve_t));
+    if (!self)
+        return NULL;
+    ranker_serve_config_default(&self->config);
+    self->previous_on = true; //  the default chain starts with "previous"
+    return self;
 }
 
 void ranker_serve_destroy(ranker_serve_t **self_p)
@@ -59,6 +124,7 @@ void ranker_serve_destroy(ranker_serve_t **self_p)
     free(self->h_seen);
     free(self->h_values);
     free(self->h_liked);
+    free(self->blend_scratch);
     free(self);
     *self_p = NULL;
 }
@@ -241,6 +307,29 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
     const model_bundle_t *b = m->bundle;
     scorer_t scorer = model_bundle_scorer(b);
     int32_t n = model_bundle_videos(b);
+    //  A hybrid bundle is scored through a copy of its blend (a few
+    //  pointers, not the model) with the request's or the configured
+    //  constants, in this object's scratch: no allocation per request.
+    hybrid_t blend;
+    if (model_bundle_hybrid(b, &blend) == 0) {
+        hybrid_params_t asked;
+        const hybrid_params_t *params = NULL;
+        if (req->has_blend) {
+            asked = (hybrid_params_t){.content_k = (float)req->blend[0],
+                                      .content_floor = (float)req->blend[1],
+                                      .ease_share = (float)req->blend[2]};
+            params = &asked;
+        } else if (self->config.has_blend)
+            params = &self->config.blend;
+        //  Out of range (proto validation let it through): the trained blend.
+        if (params && hybrid_set_params(&blend, params) != 0 && self->config.has_blend)
+            hybrid_set_params(&blend, &self->config.blend);
+        if (s_grow((void **)&self->blend_scratch, &self->blend_cap, n > 0 ? n : 1,
+                   sizeof *self->blend_scratch) != 0)
+            return -1;
+        blend.scratch = self->blend_scratch;
+        scorer = hybrid_scorer(&blend);
+    }
     if (!scorer.score || scorer.n_items != n ||
         s_reserve(self, n > 0 ? n : 1, ranker_history_max_events(in->history)) != 0)
         return -1;
@@ -314,7 +403,7 @@ static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int
         self->degraded = true;
         return 1;
     }
-    for (int previous = 0; previous < 2; previous++) {
+    for (int previous = 0; previous < (self->previous_on ? 2 : 1); previous++) {
         if (previous && !ranker_models_get(in->models, t, true, &m))
             break;
         bool personal = strcmp(ranker_models_types[t], "popularity") != 0;
@@ -338,6 +427,39 @@ static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int
         self->stats.fallbacks[t][previous][RANKER_SERVE_SCORER_ERROR]++;
         self->degraded = true;
     }
+    return 1;
+}
+
+//  The request's pinned model, wherever the set holds it. Returns 0 when
+//  it answered; 1 when not, with *type its type when it is held (the
+//  chain then starts there), -1 when it is not.
+static int s_try_pinned(ranker_serve_t *self, const ranker_serve_inputs_t *in,
+                        const proto_recs_req_t *req, proto_recs_rep_t *rep, int64_t started,
+                        int *type)
+{
+    ranker_model_t m;
+    if (!ranker_models_find(in->models, req->model_id, &m, type)) {
+        self->stats.pinned_misses[RANKER_SERVE_PIN_NOT_LOADED]++;
+        self->degraded = true;
+        return 1;
+    }
+    bool personal = strcmp(ranker_models_types[*type], "popularity") != 0;
+    self->seen_filtered = false;
+    int rc = s_score(self, in, &m, personal, req, rep);
+    if (rc == 0) {
+        //  Never a segment list: the variant's, not what its segment gets.
+        snprintf(rep->model_id, sizeof rep->model_id, "%s", m.model_id);
+        snprintf(rep->type, sizeof rep->type, "%s", ranker_models_types[*type]);
+        rep->model_version = m.version > 0 ? m.version : 0;
+        self->stats.pinned_served++;
+        self->stats.requests[*type]++;
+        s_observe(self, started);
+        return 0;
+    }
+    rep->count = 0;
+    self->stats
+        .pinned_misses[rc > 0 ? RANKER_SERVE_PIN_NO_HISTORY : RANKER_SERVE_PIN_SCORER_ERROR]++;
+    self->degraded = true;
     return 1;
 }
 
@@ -438,12 +560,19 @@ int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in
     if (!rep->items)
         return -1;
     snprintf(rep->source, sizeof rep->source, "model");
-    //  The requested type first ("" = the head of the chain), then the
-    //  personal types, the user's segment, global popularity (bundle, then
-    //  list); popularity asked for is popularity only.
-    int first = req->type[0] ? ranker_models_type_index(req->type) : 0;
+    //  The pinned model, then the requested type (its own if a pinned
+    //  model did not answer; "" = the configured default), then the
+    //  personal types, the configured model-free steps in their order,
+    //  global popularity (bundle, then list); popularity asked for is
+    //  popularity only.
+    const ranker_serve_config_t *cfg = &self->config;
+    int first = -1;
+    if (req->model_id[0] && s_try_pinned(self, in, req, rep, started, &first) == 0)
+        return 0;
     if (first < 0)
-        first = 0;
+        first = req->type[0] ? ranker_models_type_index(req->type) : cfg->default_type;
+    if (first < 0)
+        first = cfg->default_type;
     int popularity = ranker_models_type_index("popularity");
     bool popularity_only = first == popularity;
     if (s_try_type(self, in, first, req, rep, started) == 0)
@@ -452,9 +581,12 @@ int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in
         for (int t = 0; t < RANKER_MODELS_TYPES; t++)
             if (t != first && t != popularity && s_try_type(self, in, t, req, rep, started) == 0)
                 return 0;
-        if (s_try_cooccurrence(self, in, req, rep, started) == 0 ||
-            s_try_segment(self, in, req, rep, started) == 0)
-            return 0;
+        for (int i = 0; i < cfg->chain_len; i++)
+            if ((cfg->chain[i] == SERVING_FALLBACK_COOCCURRENCE &&
+                 s_try_cooccurrence(self, in, req, rep, started) == 0) ||
+                (cfg->chain[i] == SERVING_FALLBACK_SEGMENT_POPULARITY &&
+                 s_try_segment(self, in, req, rep, started) == 0))
+                return 0;
         if (popularity >= 0 && s_try_type(self, in, popularity, req, rep, started) == 0)
             return 0;
     }

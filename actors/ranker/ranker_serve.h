@@ -28,6 +28,20 @@
     popularity list; those items carry score 0 (they come after the
     model's own, which are its scores).
 
+    The runtime serving configuration (serving_config.h, applied with
+    ranker_serve_configure) shapes the chain: which type a request without
+    one gets; whether a type's previous version is tried after its active
+    one ("previous" in the fallback chain); which model-free steps run
+    after the personal types, in its order ("cooccurrence",
+    "segment_popularity"; "popularity", always last, is the popularity
+    bundle then the list); and the blend hybrid bundles are scored with
+    (has_blend; else each bundle's trained blend). A request may bring its
+    own blend (req->has_blend: an experiment's variant), used for it only,
+    and name a pinned model (req->model_id): served first when the set
+    holds it (its type then heads the chain), else counted as a pinned miss
+    and the request goes down the chain as usual. Hybrid scoring works in
+    this object's scratch: nothing is allocated per request for it.
+
     Counters for the ranker's /metrics are kept in the transparent stats.
     Not thread-safe: one per loop (it keeps scratch buffers).
 */
@@ -44,6 +58,7 @@
 #include "seen_set.h"
 #include "cooccurrence.h"
 #include "segment_popularity.h"
+#include "serving_config.h"
 
 //  requests[] index of answers from the popularity list, and from a
 //  segment's popularity list.
@@ -70,6 +85,25 @@ typedef enum {
 } ranker_serve_segment_reason_t;
 
 extern const char *const ranker_serve_segment_reason_names[RANKER_SERVE_SEGMENT_REASONS];
+
+//  Why a request's pinned model did not answer it.
+typedef enum {
+    RANKER_SERVE_PIN_NOT_LOADED = 0, //  the ranker does not hold it (yet)
+    RANKER_SERVE_PIN_NO_HISTORY,     //  a personal model, a user it knows nothing of
+    RANKER_SERVE_PIN_SCORER_ERROR,   //  its scorer failed
+    RANKER_SERVE_PIN_REASONS
+} ranker_serve_pin_reason_t;
+
+extern const char *const ranker_serve_pin_reason_names[RANKER_SERVE_PIN_REASONS];
+
+//  What the serving configuration decides here (ranker_serve_config_from).
+typedef struct {
+    int default_type; //  index into ranker_models_types for a request without a type
+    serving_fallback_t chain[SERVING_CONFIG_CHAIN_MAX];
+    int chain_len;
+    bool has_blend; //  score hybrid bundles with blend, not their trained one
+    hybrid_params_t blend;
+} ranker_serve_config_t;
 //  Upper bounds of the latency histogram's buckets, in seconds.
 extern const double ranker_serve_buckets[RANKER_SERVE_BUCKETS];
 
@@ -83,7 +117,9 @@ typedef struct {
     uint64_t segment_fallbacks[RANKER_SERVE_SEGMENT_REASONS];
     //  Users with liked videos co-occurrence had nothing for.
     uint64_t cooc_misses;
-    uint64_t filled; //  items topped up from the popularity list
+    uint64_t filled;                                  //  items topped up from the popularity list
+    uint64_t pinned_served;                           //  answers from a pinned model
+    uint64_t pinned_misses[RANKER_SERVE_PIN_REASONS]; //  pinned model asked for, not served
     //  Time to build one answer (history, scoring, selection), seconds.
     uint64_t latency_buckets[RANKER_SERVE_BUCKETS + 1]; //  non-cumulative; last = +Inf
     double latency_sum;
@@ -112,8 +148,9 @@ void ranker_serve_destroy(ranker_serve_t **self_p);
 //  Fills rep's source, model_id, type, model_version, items (allocated
 //  here, owned by rep) and count for req->user_id (rep->user_id is left
 //  alone) with at most req->limit items, none of them in req->exclude.
-//  req->type is served first (its active, then previous bundle; "" =
-//  hybrid), then the rest of the chain; "popularity" asked for is served
+//  req->model_id, if set and held, is served first; then req->type (its
+//  active, then previous bundle if the chain says so; "" = the configured
+//  default type), then the rest of the chain; "popularity" asked for is served
 //  by the popularity bundle, else the list, never a personal model.
 //  rep->type is the type that served ("popularity" for the list);
 //  model_version the bundle's registry version, 0 for the list. model_id
@@ -131,6 +168,20 @@ void ranker_serve_destroy(ranker_serve_t **self_p);
 //  message). req is borrowed for the call.
 int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in,
                            const proto_recs_req_t *req, proto_recs_rep_t *rep);
+
+//  The chain of a configuration: default_type and fallback_chain, and the
+//  blend if use_blend (else each hybrid bundle's own). Cannot fail.
+void ranker_serve_config_from(const serving_config_t *cfg, bool use_blend,
+                              ranker_serve_config_t *out);
+
+//  The configuration before any is applied: hybrid first, chain previous,
+//  cooccurrence, segment_popularity, popularity, the bundles' own blends.
+void ranker_serve_config_default(ranker_serve_config_t *out);
+
+//  Applies cfg (copied) to the following requests. Returns 0, or -1 (and
+//  nothing changes) if it does not hold: default_type outside the chain,
+//  a step twice or unknown, popularity not last, a blend out of range.
+int ranker_serve_configure(ranker_serve_t *self, const ranker_serve_config_t *cfg);
 
 //  Borrowed; valid while self lives.
 const ranker_serve_stats_t *ranker_serve_stats(const ranker_serve_t *self);

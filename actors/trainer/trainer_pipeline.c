@@ -546,6 +546,11 @@ int trainer_pipeline_run(const trainer_pipeline_input_t *in, trainer_pipeline_ou
         snprintf(err, errlen, "no interactions in the requested time range");
         goto err;
     }
+    if (in->event_weights &&
+        json_object_set_new(r.params, "event_weights", json_deep_copy(in->event_weights)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
     s_phase(&r, 0, 10);
     if (s_progress(&r, "split", -1, 0) != 0)
         goto err;

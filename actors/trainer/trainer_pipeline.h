@@ -36,8 +36,11 @@ typedef int (*trainer_progress_fn)(const char *phase, int iteration, double perc
 typedef struct {
     const config_t *cfg;
     const training_data_t *data;
-    const char *model_type;      //  collaborative|content|hybrid|popularity|ease|item_knn
-    const json_t *params;        //  overrides of the configured hyper-parameters; may be NULL
+    const char *model_type; //  collaborative|content|hybrid|popularity|ease|item_knn
+    const json_t *params;   //  overrides of the configured hyper-parameters; may be NULL
+    //  The event weights data was built with (serving configuration),
+    //  recorded as params.event_weights; may be NULL (borrowed).
+    const json_t *event_weights;
     const char *active_path;     //  local artifact of the type's active model; NULL = none
     const char *active_checksum; //  its registry checksum; NULL = do not compare
     const char *out_path;        //  where the new artifact goes

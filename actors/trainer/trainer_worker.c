@@ -18,6 +18,7 @@
 #include "model_fetch.h"
 #include "model_registry.h"
 #include "pg_conn.h"
+#include "serving_config_store.h"
 #include "trainer_pipeline.h"
 #include "training_data.h"
 
@@ -184,11 +185,54 @@ static void s_active_local(trainer_worker_t *self, const char *type, char *path,
     snprintf(checksum, checksumlen, "%s", active.artifact_checksum);
 }
 
+//  The event weights of the serving configuration in force (the stored
+//  current version, else the environment's: version 0) into opts, and as
+//  {"watch", "rating", "rating_neutral", "watchlist_add",
+//  "watchlist_remove", "config_version"} for the run's params: a model
+//  says which weights trained it, and the ranker scores histories with
+//  the same ones. Returns the object (owned by the caller), or NULL if out
+//  of memory.
+static json_t *s_event_weights(trainer_worker_t *self, training_data_options_t *opts)
+{
+    serving_config_t defaults, cfg;
+    serving_config_from_config(self->cfg, &defaults);
+    int64_t version = 0;
+    char err[512];
+    if (serving_config_store_current(self->conn, &defaults, &cfg, &version, err, sizeof err) !=
+        SERVING_CONFIG_STORE_OK) {
+        //  Unreadable (a document a later recsd wrote, a failing query):
+        //  the environment's weights, said so in the log and the params.
+        log_warn("trainer: serving configuration not read, training with the environment's "
+                 "event weights: %s",
+                 err);
+        cfg = defaults;
+        version = -1;
+    }
+    opts->weight_watch = cfg.weight_watch;
+    opts->weight_rating = cfg.weight_rating;
+    opts->rating_neutral = cfg.rating_neutral;
+    opts->weight_watchlist_add = cfg.weight_watchlist_add;
+    opts->weight_watchlist_remove = cfg.weight_watchlist_remove;
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:I}", "watch", cfg.weight_watch, "rating",
+                     cfg.weight_rating, "rating_neutral", cfg.rating_neutral, "watchlist_add",
+                     cfg.weight_watchlist_add, "watchlist_remove", cfg.weight_watchlist_remove,
+                     "config_version", (json_int_t)version);
+}
+
 static int s_run(trainer_worker_t *self, const model_registry_claim_t *claim, char *err,
                  size_t errlen, char *artifact_url, size_t urllen, trainer_pipeline_output_t *out)
 {
     training_data_options_t opts;
     training_data_options_from_config(&opts, self->cfg);
+    json_t *weights = s_event_weights(self, &opts);
+    if (!weights) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char *weights_text = json_dumps(weights, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    log_info("trainer: %s model %s trains with event weights %s", claim->model_type,
+             claim->model_id, weights_text ? weights_text : "(out of memory)");
+    free(weights_text);
     if (claim->has_start)
         opts.start_time = claim->start_us / 1000000;
     //  The request's end date is inclusive; the loader's bound exclusive.
@@ -197,6 +241,7 @@ static int s_run(trainer_worker_t *self, const model_registry_claim_t *claim, ch
     s_set_phase(self, "load", 0);
     training_data_t *data = training_data_load(self->conn, &opts, err, errlen);
     if (!data) {
+        json_decref(weights);
         //  The text may hold SQL details: log it, store a plain reason.
         log_error("trainer: loading training data failed: %s", err);
         snprintf(err, errlen, "loading the training data failed");
@@ -209,6 +254,7 @@ static int s_run(trainer_worker_t *self, const model_registry_claim_t *claim, ch
                                    .data = data,
                                    .model_type = claim->model_type,
                                    .params = claim->params,
+                                   .event_weights = weights,
                                    .active_path = active[0] ? active : NULL,
                                    .active_checksum = active_sum[0] ? active_sum : NULL,
                                    .out_path = local,
@@ -216,6 +262,7 @@ static int s_run(trainer_worker_t *self, const model_registry_claim_t *claim, ch
                                    .progress_arg = self};
     int rc = trainer_pipeline_run(&in, out, err, errlen);
     training_data_destroy(&data);
+    json_decref(weights);
     if (rc != 0)
         return -1;
     char key[256];

@@ -25,7 +25,10 @@ subprocess.run(["psql", dsn, "-qc", "INSERT INTO features.interactions "
 try:
     with Service(env={"RECSD_SEEN_COMPLETION": "0.9"}) as svc:
         def top(user):
-            status, _, body = svc.get(f"/api/v1/recs/{user}?limit=3")
+            # The popularity list, filtered: without a type the viewer's
+            # history would be answered by co-occurrence, which leaves out
+            # the videos they liked even partly.
+            status, _, body = svc.get(f"/api/v1/recs/{user}?limit=3&type=popularity")
             doc = json.loads(body)
             return status, doc["source"], [i["video_id"] for i in doc["items"]]
 

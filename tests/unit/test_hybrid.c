@@ -117,6 +117,43 @@ Test(hybrid, clipped_z_scores_blend_by_history_length)
     cr_assert(isinf(out[3]) && out[3] < 0);
 }
 
+Test(hybrid, set_params_and_scratch_score_without_allocating_the_model_again)
+{
+    s_fixed_t content = {4, {-INFINITY, 1, 3, -INFINITY}};
+    s_fixed_t als = {4, {1, 2, 3, 4}};
+    scorer_t c = {&content, 4, s_fixed_score}, a = {&als, 4, s_fixed_score};
+    hybrid_params_t p = {.content_k = 1, .content_floor = 0, .ease_share = 0.5f};
+    hybrid_t h;
+    char err[256] = "";
+    cr_assert_eq(hybrid_init(&h, &a, &c, NULL, &p, err, sizeof err), 0, "%s", err);
+    cr_assert_null(h.scratch, "allocates per call unless given a buffer");
+    int32_t items[1] = {0};
+    float values[1] = {1};
+    user_history_t one = {items, values, 1};
+    float own[4], copied[4], scratch[4];
+
+    //  A copy with another blend and a scratch buffer: content only.
+    hybrid_t copy = h;
+    hybrid_params_t content_only = {.content_k = 0, .content_floor = 1, .ease_share = 0};
+    cr_assert_eq(hybrid_set_params(&copy, &content_only), 0);
+    copy.scratch = scratch;
+    scorer_t s = hybrid_scorer(&h), t = hybrid_scorer(&copy);
+    cr_assert_eq(s.score(s.model, &one, own), 0);
+    cr_assert_eq(t.score(t.model, &one, copied), 0);
+    cr_assert(isinf(copied[0]) && copied[0] < 0, "content has no opinion on video 0");
+    cr_assert_float_eq(copied[2], 1, 1e-6, "content's z-score alone");
+    cr_assert_float_eq(own[2], 0.5 * 1 + 0.5 * (0.5 / sqrt(1.25)), 1e-6, "original untouched");
+
+    //  Out of range: refused, nothing changed.
+    hybrid_params_t bad[] = {
+        {.content_k = -1}, {.content_floor = 1.5f}, {.ease_share = -0.1f}, {.content_k = NAN}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(hybrid_set_params(&copy, &bad[i]), -1, "bad[%zu]", i);
+        cr_assert_float_eq(copy.params.content_floor, 1, 1e-9);
+    }
+    cr_assert_eq(hybrid_set_params(&copy, NULL), -1);
+}
+
 Test(hybrid, cold_video_reaches_the_blend_through_content)
 {
     const content_item_t items[] = {

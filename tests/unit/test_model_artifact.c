@@ -283,6 +283,38 @@ static void s_round_trip(const char *type, bool hybrid_with_ease)
     int finite = s_assert_same_scores(mem, model_bundle_scorer(b), type);
     cr_assert_gt(finite, 5, "%s: the comparison saw real scores", type);
 
+    //  The blend of a hybrid bundle, copied out and re-weighted, scores like
+    //  an in-memory hybrid with the same constants; the bundle's own scorer
+    //  keeps its trained blend. Other types have no blend.
+    hybrid_t copy;
+    if (strcmp(type, "hybrid") == 0) {
+        cr_assert_eq(model_bundle_hybrid(b, &copy), 0);
+        cr_assert_float_eq(copy.params.content_k, s_hybrid_params.content_k, 1e-6);
+        hybrid_params_t other = {.content_k = 0, .content_floor = 1, .ease_share = 0};
+        cr_assert_eq(hybrid_set_params(&copy, &other), 0);
+        cr_assert_eq(hybrid_set_params(&hyb, &other), 0);
+        float scratch[N_VIDEOS];
+        copy.scratch = scratch;
+        s_assert_same_scores(hybrid_scorer(&hyb), hybrid_scorer(&copy), "re-blended hybrid");
+        //  Content only now: the re-blended scores are not the trained ones.
+        const s_history_t *sh = &s_histories[4];
+        user_history_t h = {.items = sh->items, .values = sh->values, .len = sh->len};
+        float trained[N_VIDEOS], reblended[N_VIDEOS];
+        scorer_t own = model_bundle_scorer(b), re = hybrid_scorer(&copy);
+        cr_assert_eq(own.score(own.model, &h, trained), 0);
+        cr_assert_eq(re.score(re.model, &h, reblended), 0);
+        bool differs = false;
+        for (int32_t v = 0; v < N_VIDEOS; v++)
+            differs |= !s_same(trained[v], reblended[v]);
+        cr_assert(differs, "another blend scores differently");
+        cr_assert_eq(hybrid_set_params(&copy, &(hybrid_params_t){.content_floor = 2}), -1,
+                     "out of range refused");
+        cr_assert_float_eq(copy.params.content_floor, 1, 1e-6, "and nothing changed");
+        cr_assert_eq(hybrid_set_params(&hyb, &s_hybrid_params), 0);
+        s_assert_same_scores(mem, model_bundle_scorer(b), "the bundle keeps its blend");
+    } else
+        cr_assert_eq(model_bundle_hybrid(b, &copy), -1);
+
     if (strcmp(type, "popularity") == 0) {
         const popularity_model_t *p = model_bundle_popularity(b);
         cr_assert(p);

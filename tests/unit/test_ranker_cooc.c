@@ -45,7 +45,7 @@ Test(ranker_cooc, build_equals_live_notices)
     s_watch_all(h, live, "ua", a, 3, 1000);
     s_watch_all(h, live, "ub", b, 2, 2000);
     s_watch_all(h, live, "uc", c, 2, 3000);
-    cooccurrence_t *built = ranker_cooc_build(h);
+    cooccurrence_t *built = ranker_cooc_build(h, NULL, NULL);
     cr_assert_not_null(built);
     const char *pairs[][2] = {{"x", "y"}, {"y", "z"}, {"x", "z"}, {"y", "w"}, {"x", "w"}};
     const uint32_t want[] = {2, 1, 1, 1, 0};
@@ -105,6 +105,11 @@ Test(ranker_cooc, recent_is_distinct_positive_latest_first)
     ranker_history_destroy(&h);
 }
 
+static void s_count_tick(void *arg)
+{
+    (*(int *)arg)++;
+}
+
 Test(ranker_cooc, build_over_many_users_terminates)
 {
     training_data_options_t opts = s_opts();
@@ -116,9 +121,18 @@ Test(ranker_cooc, build_over_many_users_terminates)
             snprintf(video, sizeof video, "v%d", (u * 7 + e * 13) % 500);
             cr_assert_geq(ranker_history_record(h, user, video, "watch", 1.0, 0, e), 0);
         }
-    cooccurrence_t *c = ranker_cooc_build(h);
+    cooccurrence_t *c = ranker_cooc_build(h, NULL, NULL);
     cr_assert_not_null(c);
     cr_assert_gt(cooccurrence_pairs(c), 0);
+    //  With a tick: called along the way (the ranker answers requests
+    //  from it during a reload), and the same table.
+    int ticks = 0;
+    cooccurrence_t *ticked = ranker_cooc_build(h, s_count_tick, &ticks);
+    cr_assert_not_null(ticked);
+    cr_assert_geq(ticks, 1, "300 users: at least one tick");
+    cr_assert_eq(cooccurrence_pairs(ticked), cooccurrence_pairs(c));
+    cr_assert_eq(cooccurrence_count(ticked, "v0", "v13"), cooccurrence_count(c, "v0", "v13"));
+    cooccurrence_destroy(&ticked);
     cooccurrence_destroy(&c);
     ranker_history_destroy(&h);
 }

@@ -2,8 +2,9 @@
     (ranker_loader.c) against a real registry in PostgreSQL and a file://
     artifact store in a scratch directory: the active model at start, an
     activation seen through NOTIFY, a corrupt artifact refused once and not
-    retried, a checksum the file does not match, and a lost registry
-    connection caught up after the reconnect.
+    retried, a checksum the file does not match, a lost registry
+    connection caught up after the reconnect, and the models running
+    experiments pin.
 */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "actors/ranker/ranker_loader.h"
 #include "artifact_store.h"
+#include "experiment_store.h"
 #include "leak_check.h"
 #include "model_artifact.h"
 #include "model_registry.h"
@@ -322,5 +324,105 @@ Test(ranker_loader, notify_during_a_query_is_not_lost)
     s_expect_loaded(l, a);
     ranker_loader_destroy(&l);
     PQfinish(locker);
+    PQfinish(conn);
+}
+
+//  The next result of kind within timeout_ms (others skipped), or NULL.
+static ranker_load_result_t *s_wait_kind(ranker_loader_t *l, ranker_load_kind_t kind,
+                                         int timeout_ms)
+{
+    int64_t end = zclock_mono() + timeout_ms;
+    while (zclock_mono() < end) {
+        ranker_load_result_t *r = ranker_loader_take(l);
+        if (r && r->kind == kind)
+            return r;
+        if (r) {
+            ranker_load_result_destroy(&r);
+            continue;
+        }
+        zmq_pollitem_t it = {zsock_resolve(ranker_loader_socket(l)), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 50);
+    }
+    return NULL;
+}
+
+//  An experiment named name, running or not, whose variant "pinned"
+//  (50 %) names model_id; its control (50 %) names nothing.
+static void s_experiment(PGconn *conn, const char *name, const char *status, const char *model_id)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "WITH e AS (INSERT INTO experiments.experiments (name, status, layer)"
+             " VALUES ('%s', '%s', '%s') RETURNING experiment_id)"
+             " INSERT INTO experiments.variants (experiment_id, name, weight, model_type,"
+             " model_id, is_control, position)"
+             " SELECT experiment_id, 'control', 50, NULL, NULL::uuid, true, 0 FROM e"
+             " UNION ALL SELECT experiment_id, 'pinned', 50, 'collaborative', '%s'::uuid, false, 1"
+             " FROM e",
+             name, status, name, model_id);
+    pg_test_exec(conn, sql);
+    pg_test_exec(conn, "NOTIFY " EXPERIMENT_STORE_CHANNEL);
+}
+
+//  Models pinned by running experiments are loaded like active ones
+//  (a corrupt one refused), the set is posted when it changes, and a
+//  stopped experiment's model leaves it.
+Test(ranker_loader, loads_the_models_running_experiments_pin)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    model_registry_id_t active, pinned, corrupt, drafted;
+    s_register(conn, S_GOOD, true, active);
+    s_register(conn, S_GOOD, false, pinned);
+    s_register(conn, S_GARBAGE, false, corrupt);
+    s_register(conn, S_GOOD, false, drafted);
+    ranker_loader_t *l = s_loader();
+    s_expect_loaded(l, active);
+    s_wait_checked(l);
+    cr_assert_null(s_wait_kind(l, RANKER_LOAD_PINS, 300), "nothing pinned: nothing posted");
+
+    int64_t before = zclock_mono();
+    s_experiment(conn, "draft-one", "draft", drafted);
+    s_experiment(conn, "running-one", "running", pinned);
+    ranker_load_result_t *r = s_wait_kind(l, RANKER_LOAD_PINNED, 5000);
+    cr_assert_not_null(r, "the pinned model loaded");
+    cr_assert_lt(zclock_mono() - before, 3000, "NOTIFY, not the 60 s poll");
+    cr_assert_str_eq(r->model_id, pinned);
+    cr_assert_str_eq(r->model_type, "collaborative");
+    cr_assert_not_null(r->bundle, "%s", r->error);
+    cr_assert_eq(model_bundle_videos(r->bundle), 3);
+    ranker_load_result_destroy(&r);
+    r = s_wait_kind(l, RANKER_LOAD_PINS, 3000);
+    cr_assert_not_null(r);
+    cr_assert_eq(r->n_pins, 1, "a draft experiment pins nothing");
+    cr_assert_str_eq(r->pins[0], pinned);
+    ranker_load_result_destroy(&r);
+
+    //  A check without a change posts nothing and loads nothing again.
+    cr_assert_eq(ranker_loader_check(l), 0);
+    cr_assert_null(s_wait_kind(l, RANKER_LOAD_PINNED, 500));
+
+    //  A corrupt pinned artifact: refused, once.
+    pg_test_exec(conn, "UPDATE experiments.experiments SET layer = 'x' WHERE name = 'running-one'");
+    s_experiment(conn, "corrupt-one", "running", corrupt);
+    r = s_wait_kind(l, RANKER_LOAD_PINNED, 5000);
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->model_id, corrupt);
+    cr_assert_null(r->bundle, "refused");
+    ranker_load_result_destroy(&r);
+    r = s_wait_kind(l, RANKER_LOAD_PINS, 3000);
+    cr_assert_not_null(r);
+    cr_assert_eq(r->n_pins, 2);
+    ranker_load_result_destroy(&r);
+    cr_assert_eq(ranker_loader_check(l), 0);
+    cr_assert_null(s_wait_kind(l, RANKER_LOAD_PINNED, 500), "not retried");
+
+    //  Stopped: out of the set.
+    pg_test_exec(conn, "UPDATE experiments.experiments SET status = 'stopped'");
+    pg_test_exec(conn, "NOTIFY " EXPERIMENT_STORE_CHANNEL);
+    r = s_wait_kind(l, RANKER_LOAD_PINS, 3000);
+    cr_assert_not_null(r);
+    cr_assert_eq(r->n_pins, 0);
+    ranker_load_result_destroy(&r);
+    ranker_loader_destroy(&l);
     PQfinish(conn);
 }

@@ -1,7 +1,9 @@
-/*  test_ranker_serve.c: the ranker's model set (ranker_models.c) and its
-    serving chain (ranker_serve.c) on real bundles: small hand-made models
-    written with model_artifact_write into a scratch directory and opened
-    with model_bundle_open, exactly as the ranker opens trained ones.
+/*  test_ranker_serve.c: the ranker's model set (ranker_models.c: active,
+    previous and pinned bundles) and its serving chain (ranker_serve.c:
+    the chain, as configured, and a request's blend and pinned model) on
+    real bundles: small hand-made models written with model_artifact_write
+    into a scratch directory and opened with model_bundle_open, exactly as
+    the ranker opens trained ones.
 */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 
 #include "leak_check.h"
 #include "model_artifact.h"
+#include "actors/ranker/ranker_cooc.h"
 #include "actors/ranker/ranker_history.h"
 #include "actors/ranker/ranker_models.h"
 #include "actors/ranker/ranker_serve.h"
@@ -130,6 +133,7 @@ typedef struct {
     seen_set_t *seen;
     zhashx_t *retired;
     popular_list_t *popular;
+    cooccurrence_t *cooc; //  NULL unless a test fills it
     ranker_serve_t *serve;
     proto_recs_rep_t rep;
 } s_env_t;
@@ -154,6 +158,7 @@ static void s_env_destroy(s_env_t *e)
     seen_set_destroy(&e->seen);
     zhashx_destroy(&e->retired);
     popular_list_destroy(&e->popular);
+    cooccurrence_destroy(&e->cooc);
     ranker_serve_destroy(&e->serve);
 }
 
@@ -171,17 +176,24 @@ static void s_event(s_env_t *e, const char *user, const char *video, const char 
 
 //  A request with options: type ("" = default), explain, and a
 //  comma-separated exclude list (NULL = none).
-static void s_ask(s_env_t *e, const char *user, uint32_t limit, const char *type, bool explain,
-                  const char *exclude)
+//  With a pinned model_id (NULL = none) and a blend (NULL = none).
+static void s_ask_full(s_env_t *e, const char *user, uint32_t limit, const char *type, bool explain,
+                       const char *exclude, const char *model_id, const double *blend)
 {
     ranker_serve_inputs_t in = {.models = e->models,
                                 .history = e->history,
                                 .seen = e->seen,
                                 .retired = e->retired,
-                                .popular = e->popular};
+                                .popular = e->popular,
+                                .cooc = e->cooc};
     proto_recs_req_t *req = calloc(1, sizeof *req);
     cr_assert_not_null(req);
     snprintf(req->user_id, sizeof req->user_id, "%s", user);
+    snprintf(req->model_id, sizeof req->model_id, "%s", model_id ? model_id : "");
+    if (blend) {
+        req->has_blend = true;
+        memcpy(req->blend, blend, sizeof req->blend);
+    }
     snprintf(req->type, sizeof req->type, "%s", type);
     req->limit = limit;
     req->explain = explain;
@@ -196,6 +208,12 @@ static void s_ask(s_env_t *e, const char *user, uint32_t limit, const char *type
     if (!explain)
         for (uint32_t i = 0; i < e->rep.count; i++)
             cr_assert_str_empty(e->rep.items[i].reason, "no reasons unless asked");
+}
+
+static void s_ask(s_env_t *e, const char *user, uint32_t limit, const char *type, bool explain,
+                  const char *exclude)
+{
+    s_ask_full(e, user, limit, type, explain, exclude, NULL, NULL);
 }
 
 static void s_recommend(s_env_t *e, const char *user, uint32_t limit)
@@ -498,5 +516,264 @@ Test(ranker_serve, explain_content_and_hybrid_by_similarity)
     s_ask(&e, "u", 3, "popularity", true, NULL);
     for (uint32_t i = 0; i < e.rep.count; i++)
         cr_assert_str_empty(e.rep.items[i].reason);
+    s_env_destroy(&e);
+}
+
+//  ---- the serving configuration -------------------------------------------
+
+static ranker_serve_config_t s_chain(int n, const serving_fallback_t *steps)
+{
+    ranker_serve_config_t c;
+    ranker_serve_config_default(&c);
+    c.chain_len = n;
+    memcpy(c.chain, steps, (size_t)n * sizeof *steps);
+    return c;
+}
+
+//  A user with liked videos and no model: co-occurrence answers by
+//  default; a chain without it gives popularity; the configured order of
+//  the model-free steps is the order they are tried in.
+Test(ranker_serve, configured_chain_skips_and_orders_the_model_free_steps)
+{
+    s_env_t e = s_env();
+    //  Others watched v0 then v1: v1 co-occurs with v0.
+    s_event(&e, "a", "v0", "watch", 1.0);
+    s_event(&e, "a", "v1", "watch", 1.0);
+    s_event(&e, "b", "v0", "watch", 1.0);
+    s_event(&e, "b", "v1", "watch", 1.0);
+    s_event(&e, "u", "v0", "watch", 1.0);
+    e.cooc = ranker_cooc_build(e.history, NULL, NULL);
+    cr_assert_not_null(e.cooc);
+    const ranker_serve_stats_t *st = ranker_serve_stats(e.serve);
+
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.model_id, "cooccurrence", "the default chain");
+    cr_assert_str_eq(e.rep.items[0].video_id, "v1");
+    cr_assert_eq(st->segment_fallbacks[RANKER_SERVE_SEGMENTS_NOT_LOADED], 0,
+                 "co-occurrence comes before segments by default");
+
+    serving_fallback_t no_model_free[] = {SERVING_FALLBACK_PREVIOUS, SERVING_FALLBACK_POPULARITY};
+    ranker_serve_config_t c = s_chain(2, no_model_free);
+    cr_assert_eq(ranker_serve_configure(e.serve, &c), 0);
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.model_id, "popularity", "co-occurrence left out: skipped");
+    cr_assert_eq(st->requests[RANKER_SERVE_COOC], 1);
+    cr_assert_eq(st->segment_fallbacks[RANKER_SERVE_SEGMENTS_NOT_LOADED], 0,
+                 "segment popularity left out: not even tried");
+
+    serving_fallback_t reordered[] = {SERVING_FALLBACK_SEGMENT_POPULARITY,
+                                      SERVING_FALLBACK_COOCCURRENCE, SERVING_FALLBACK_POPULARITY};
+    c = s_chain(3, reordered);
+    cr_assert_eq(ranker_serve_configure(e.serve, &c), 0);
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.model_id, "cooccurrence");
+    cr_assert_eq(st->segment_fallbacks[RANKER_SERVE_SEGMENTS_NOT_LOADED], 1,
+                 "segments tried first now (none loaded), then co-occurrence");
+
+    //  Popularity alone: the bundle, then the list.
+    serving_fallback_t popularity_only[] = {SERVING_FALLBACK_POPULARITY};
+    c = s_chain(1, popularity_only);
+    cr_assert_eq(ranker_serve_configure(e.serve, &c), 0);
+    s_install(e.models, "popularity", "pop-1");
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.model_id, "pop-1");
+    s_env_destroy(&e);
+}
+
+Test(ranker_serve, configure_refuses_a_chain_that_does_not_hold)
+{
+    s_env_t e = s_env();
+    serving_fallback_t not_last[] = {SERVING_FALLBACK_POPULARITY, SERVING_FALLBACK_COOCCURRENCE};
+    serving_fallback_t twice[] = {SERVING_FALLBACK_COOCCURRENCE, SERVING_FALLBACK_COOCCURRENCE,
+                                  SERVING_FALLBACK_POPULARITY};
+    serving_fallback_t ok[] = {SERVING_FALLBACK_POPULARITY};
+    ranker_serve_config_t bad[] = {s_chain(2, not_last), s_chain(3, twice), s_chain(0, ok),
+                                   s_chain(1, ok),       s_chain(1, ok),    s_chain(1, ok)};
+    bad[3].default_type = RANKER_MODELS_TYPES;
+    bad[4].has_blend = true;
+    bad[4].blend = (hybrid_params_t){.content_k = 1, .content_floor = 1.5f};
+    bad[5].chain[0] = SERVING_FALLBACK_COUNT;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(ranker_serve_configure(e.serve, &bad[i]), -1, "bad[%zu]", i);
+    //  Nothing changed: the default chain still runs co-occurrence.
+    s_event(&e, "a", "v0", "watch", 1.0);
+    s_event(&e, "a", "v1", "watch", 1.0);
+    s_event(&e, "u", "v0", "watch", 1.0);
+    e.cooc = ranker_cooc_build(e.history, NULL, NULL);
+    s_recommend(&e, "u", 3);
+    cr_assert_str_eq(e.rep.model_id, "cooccurrence");
+
+    //  From a serving configuration: its type, chain and (if asked) blend.
+    serving_config_t sc = {
+        .default_type = SERVING_TYPE_CONTENT,
+        .content_k = 2,
+        .content_floor = 0.25,
+        .ease_share = 0.75,
+        .fallback_chain = {SERVING_FALLBACK_SEGMENT_POPULARITY, SERVING_FALLBACK_POPULARITY},
+        .fallback_count = 2};
+    ranker_serve_config_t c;
+    ranker_serve_config_from(&sc, false, &c);
+    cr_assert_eq(c.default_type, ranker_models_type_index("content"));
+    cr_assert_eq(c.chain_len, 2);
+    cr_assert_eq(c.chain[0], SERVING_FALLBACK_SEGMENT_POPULARITY);
+    cr_assert_not(c.has_blend);
+    ranker_serve_config_from(&sc, true, &c);
+    cr_assert(c.has_blend);
+    cr_assert_float_eq(c.blend.content_floor, 0.25, 1e-6);
+    cr_assert_eq(ranker_serve_configure(e.serve, &c), 0);
+    s_env_destroy(&e);
+}
+
+//  The hybrid bundle here was trained with content_k 5, floor 0.1, no
+//  EASE. A configured blend changes its scores; a request's own blend
+//  beats the configured one for that request only.
+Test(ranker_serve, configured_and_requested_blends_score_the_hybrid)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "hybrid", "hyb-1");
+    s_event(&e, "u", "v0", "watch", 1.0);
+    s_event(&e, "u", "v3", "watch", 1.0);
+    s_recommend(&e, "u", 4);
+    cr_assert_str_eq(e.rep.model_id, "hyb-1");
+    float trained[4];
+    char order[4][PROTO_ID_MAX + 1];
+    for (int i = 0; i < 4; i++) {
+        trained[i] = (float)e.rep.items[i].score;
+        snprintf(order[i], sizeof order[i], "%s", e.rep.items[i].video_id);
+    }
+    //  The trained constants asked for explicitly: the same answer.
+    double same[3] = {5, 0.1, 0};
+    s_ask_full(&e, "u", 4, "", false, NULL, NULL, same);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(e.rep.items[i].video_id, order[i]);
+        cr_assert_float_eq(e.rep.items[i].score, trained[i], 1e-5);
+    }
+    //  Configured: all weight on the collaborative side.
+    ranker_serve_config_t c;
+    ranker_serve_config_default(&c);
+    c.has_blend = true;
+    c.blend = (hybrid_params_t){.content_k = 0, .content_floor = 0, .ease_share = 0};
+    cr_assert_eq(ranker_serve_configure(e.serve, &c), 0);
+    s_recommend(&e, "u", 4);
+    bool differs = false;
+    for (int i = 0; i < 4; i++)
+        differs |= fabs(e.rep.items[i].score - trained[i]) > 1e-4;
+    cr_assert(differs, "the configured blend scores differently");
+    //  The collaborative side alone ranks like the ALS bundle (those above
+    //  its average: the blend clips the rest to 0).
+    s_install(e.models, "collaborative", "als-1");
+    s_ask(&e, "u", 4, "collaborative", false, NULL);
+    char als_order[4][PROTO_ID_MAX + 1];
+    for (int i = 0; i < 4; i++)
+        snprintf(als_order[i], sizeof als_order[i], "%s", e.rep.items[i].video_id);
+    s_recommend(&e, "u", 4);
+    cr_assert_str_eq(e.rep.model_id, "hyb-1");
+    cr_assert_gt(e.rep.items[0].score, 0);
+    for (int i = 0; i < 4 && e.rep.items[i].score > 0; i++)
+        cr_assert_str_eq(e.rep.items[i].video_id, als_order[i], "item %d", i);
+    //  A request's blend wins over the configured one, for that request.
+    s_ask_full(&e, "u", 4, "", false, NULL, NULL, same);
+    for (int i = 0; i < 4; i++)
+        cr_assert_float_eq(e.rep.items[i].score, trained[i], 1e-5);
+    s_recommend(&e, "u", 4);
+    cr_assert(fabs(e.rep.items[0].score - trained[0]) > 1e-4 ||
+                  strcmp(e.rep.items[0].video_id, order[0]) != 0 ||
+                  fabs(e.rep.items[1].score - trained[1]) > 1e-4,
+              "the next request is back on the configured blend");
+    //  The default type comes from the configuration too.
+    c.default_type = ranker_models_type_index("collaborative");
+    cr_assert_eq(ranker_serve_configure(e.serve, &c), 0);
+    s_recommend(&e, "u", 4);
+    cr_assert_str_eq(e.rep.model_id, "als-1");
+    s_env_destroy(&e);
+}
+
+//  ---- pinned models ---------------------------------------------------------
+
+Test(ranker_serve, pinned_set_is_bounded_and_pruned)
+{
+    ranker_models_t *models = ranker_models_new();
+    cr_assert_not_null(models);
+    char ids[RANKER_MODELS_PINNED_MAX + 1][16];
+    for (int i = 0; i <= RANKER_MODELS_PINNED_MAX; i++) {
+        snprintf(ids[i], sizeof ids[i], "pin-%d", i);
+        model_bundle_t *b = s_bundle("collaborative");
+        int rc = ranker_models_pin(models, "collaborative", ids[i], i + 1, &b);
+        cr_assert_null(b, "taken, kept or freed");
+        cr_assert_eq(rc, i < RANKER_MODELS_PINNED_MAX ? 1 : -1, "pin %d", i);
+    }
+    cr_assert_eq(ranker_models_pinned_count(models), RANKER_MODELS_PINNED_MAX);
+    model_bundle_t *again = s_bundle("collaborative");
+    cr_assert_eq(ranker_models_pin(models, "collaborative", "pin-0", 1, &again), 0);
+    cr_assert_null(again);
+    model_bundle_t *outside = s_bundle("item_knn");
+    cr_assert_eq(ranker_models_pin(models, "item_knn", "knn", 1, &outside), -1);
+    cr_assert_null(outside);
+    ranker_model_t m;
+    int t;
+    cr_assert(ranker_models_find(models, "pin-3", &m, &t));
+    cr_assert_eq(t, ranker_models_type_index("collaborative"));
+    cr_assert_eq(m.version, 4);
+    cr_assert_not(ranker_models_find(models, "pin-8", &m, &t));
+    cr_assert_eq(t, -1);
+    const char *keep[] = {"pin-3", "pin-5", "not-held"};
+    cr_assert_eq(ranker_models_unpin_others(models, keep, 3), RANKER_MODELS_PINNED_MAX - 2);
+    cr_assert_eq(ranker_models_pinned_count(models), 2);
+    cr_assert(ranker_models_find(models, "pin-5", &m, &t));
+    cr_assert_not(ranker_models_find(models, "pin-0", &m, &t));
+    //  Active and previous models are found by id too.
+    s_install(models, "hybrid", "hyb-1");
+    s_install(models, "hybrid", "hyb-2");
+    cr_assert(ranker_models_find(models, "hyb-1", &m, &t));
+    cr_assert_eq(t, 0);
+    cr_assert_str_eq(m.model_id, "hyb-1");
+    cr_assert_eq(ranker_models_unpin_others(models, NULL, 0), 2);
+    cr_assert_eq(ranker_models_pinned_count(models), 0);
+    cr_assert(ranker_models_find(models, "hyb-2", &m, &t), "unpinning leaves the active ones");
+    ranker_models_destroy(&models);
+}
+
+Test(ranker_serve, a_pinned_model_serves_the_requests_that_name_it)
+{
+    s_env_t e = s_env();
+    s_install(e.models, "hybrid", "hyb-1");
+    s_install(e.models, "collaborative", "als-1");
+    model_bundle_t *b = s_bundle("content");
+    cr_assert_eq(ranker_models_pin(e.models, "content", "content-pin", 7, &b), 1);
+    s_event(&e, "u", "v0", "watch", 1.0);
+    const ranker_serve_stats_t *st = ranker_serve_stats(e.serve);
+
+    s_ask_full(&e, "u", 3, "hybrid", false, NULL, "content-pin", NULL);
+    cr_assert_str_eq(e.rep.model_id, "content-pin", "served instead of the active hybrid");
+    cr_assert_str_eq(e.rep.type, "content", "the type of the pinned bundle");
+    cr_assert_eq(e.rep.model_version, 7);
+    cr_assert_str_empty(e.rep.segment);
+    cr_assert_eq(st->pinned_served, 1);
+
+    //  Not held: the requested type's active model, counted.
+    s_ask_full(&e, "u", 3, "hybrid", false, NULL, "no-such-model", NULL);
+    cr_assert_str_eq(e.rep.model_id, "hyb-1");
+    cr_assert_eq(st->pinned_misses[RANKER_SERVE_PIN_NOT_LOADED], 1);
+    s_ask_full(&e, "u", 3, "collaborative", false, NULL, "no-such-model", NULL);
+    cr_assert_str_eq(e.rep.model_id, "als-1");
+    cr_assert_eq(st->pinned_misses[RANKER_SERVE_PIN_NOT_LOADED], 2);
+
+    //  The active model named by id is held too.
+    s_ask_full(&e, "u", 3, "hybrid", false, NULL, "als-1", NULL);
+    cr_assert_str_eq(e.rep.model_id, "als-1");
+    cr_assert_eq(st->pinned_served, 2);
+
+    //  A user the pinned personal model knows nothing of: down the chain
+    //  from its type (nothing personal knows them: popularity).
+    s_ask_full(&e, "stranger", 3, "hybrid", false, NULL, "content-pin", NULL);
+    cr_assert_str_eq(e.rep.model_id, "popularity");
+    cr_assert_eq(st->pinned_misses[RANKER_SERVE_PIN_NO_HISTORY], 1);
+    cr_assert_str_empty(e.rep.segment, "a variant's stopgap is not the segment's list");
+
+    //  Dropped: the next request is a miss.
+    cr_assert_eq(ranker_models_unpin_others(e.models, NULL, 0), 1);
+    s_ask_full(&e, "u", 3, "hybrid", false, NULL, "content-pin", NULL);
+    cr_assert_str_eq(e.rep.model_id, "hyb-1");
+    cr_assert_eq(st->pinned_misses[RANKER_SERVE_PIN_NOT_LOADED], 3);
     s_env_destroy(&e);
 }

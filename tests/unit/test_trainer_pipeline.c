@@ -644,3 +644,38 @@ Test(trainer_pipeline, histories_too_short_to_evaluate)
             cr_assert_neq(err[0], '\0', "%s failed without a reason", types[t]);
     }
 }
+
+//  The event weights the data was built with are recorded with the model:
+//  in its params (so in the metrics) and in the artifact's meta.
+Test(trainer_pipeline, event_weights_are_recorded_with_the_model)
+{
+    training_data_t *d = s_data_new(NULL, false);
+    json_t *weights =
+        json_pack("{s:f, s:f, s:f, s:f, s:f, s:i}", "watch", 2.0, "rating", 1.0, "rating_neutral",
+                  3.0, "watchlist_add", 0.25, "watchlist_remove", 0.5, "config_version", 7);
+    cr_assert_not_null(weights);
+    trainer_pipeline_input_t in = {.cfg = &s_cfg,
+                                   .data = d,
+                                   .model_type = "popularity",
+                                   .event_weights = weights,
+                                   .out_path = s_path("weights.art")};
+    trainer_pipeline_output_t out;
+    char err[512] = "";
+    cr_assert_eq(trainer_pipeline_run(&in, &out, err, sizeof err), 0, "%s", err);
+    const json_t *recorded = json_object_get(out.params, "event_weights");
+    cr_assert(json_equal(recorded, weights), "params.event_weights");
+    cr_assert(json_equal(json_object_get(json_object_get(out.metrics, "params"), "event_weights"),
+                         weights),
+              "metrics.params.event_weights");
+    model_bundle_t *b = model_bundle_open(s_path("weights.art"), out.checksum, err, sizeof err);
+    cr_assert_not_null(b, "%s", err);
+    json_t *meta = json_loads(model_bundle_meta(b), 0, NULL);
+    cr_assert_not_null(meta);
+    cr_assert(
+        json_equal(json_object_get(json_object_get(meta, "params"), "event_weights"), weights),
+        "the artifact says which weights trained it: %s", model_bundle_meta(b));
+    json_decref(meta);
+    model_bundle_destroy(&b);
+    trainer_pipeline_output_clear(&out);
+    json_decref(weights);
+}
