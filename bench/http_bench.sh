@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-RECSD_RUNTIME_DIR=$work/rt RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT=$port RECSD_LOG_LEVEL=warn \
+RECSD_RUNTIME_DIR=$work/rt RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT=$port RECSD_LOG_LEVEL=warn RECSD_RATE_LIMIT=0 \
   "$bin" run 2>"$work/recsd.log" &
 sup_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done

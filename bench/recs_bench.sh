@@ -107,7 +107,7 @@ for n in $sizes; do
   "$bin" migrate >/dev/null 2>&1
   "$synth" "$n" 10000 20 64 >/dev/null
   port=$(free_port)
-  RECSD_RUNTIME_DIR=$work/rt-$n RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT=$port RECSD_LOG_LEVEL=warn \
+  RECSD_RUNTIME_DIR=$work/rt-$n RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT=$port RECSD_LOG_LEVEL=warn RECSD_RATE_LIMIT=0 \
     RECSD_ACTORS=ranker:$rankers,http-gateway RECSD_TRAIN_INTERVAL_S=0 \
     "$bin" run 2>"$work/recsd-$n.log" &
   sup_pid=$!

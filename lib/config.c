@@ -231,6 +231,8 @@ static void s_defaults(config_t *cfg)
     cfg->experiment_window_s = 86400;
     snprintf(cfg->auth_mode, sizeof cfg->auth_mode, "auto");
     cfg->jwt_leeway_s = 30;
+    cfg->rate_limit = 500;
+    cfg->rate_limit_period_s = 60;
     snprintf(cfg->jwt_roles_claim, sizeof cfg->jwt_roles_claim, "roles");
     cfg->cache_redis_timeout_ms = 20;
     cfg->log_level = LOG_LEVEL_INFO;
@@ -333,6 +335,8 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_int("RECSD_JWT_LEEWAY_S", 0, 300, &cfg->jwt_leeway_s, err, errlen) ||
         s_str("RECSD_JWT_ROLES_CLAIM", cfg->jwt_roles_claim, sizeof cfg->jwt_roles_claim, err,
               errlen) ||
+        s_int("RECSD_RATE_LIMIT", 0, 1000000, &cfg->rate_limit, err, errlen) ||
+        s_int("RECSD_RATE_LIMIT_PERIOD_S", 1, 86400, &cfg->rate_limit_period_s, err, errlen) ||
         s_str("RECSD_API_KEYS", cfg->api_keys, sizeof cfg->api_keys, err, errlen) ||
         s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err, errlen))
         return -1;

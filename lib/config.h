@@ -125,7 +125,9 @@ typedef struct {
     char jwt_audience[256];
     int jwt_leeway_s;
     char jwt_roles_claim[128];
-    char api_keys[10240];       //  api_keys.h's format: "[name@]sha256:<hex>=role+role;..."
+    char api_keys[10240]; //  api_keys.h's format: "[name@]sha256:<hex>=role+role;..."
+    int rate_limit;       //  requests per user per rate_limit_period_s (GCRA, Redis); 0 = off
+    int rate_limit_period_s;
     int cache_redis_timeout_ms; //  connect and each command
 
     log_level_t log_level;

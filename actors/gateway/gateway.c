@@ -58,6 +58,7 @@ typedef struct {
     gateway_config_t *serving;          //  serving configuration (watched) and its API
     gateway_experiments_t *experiments; //  A/B assignment, exposures and API
     gateway_auth_t *auth;               //  NULL: authentication off
+    rate_limiter_t *limiter;            //  NULL: no per-user rate limit
     gateway_cache_t *cache;             //  recommendation cache (in-process + Redis)
     zsock_t *notices;                   //  SUB to the ingestors: evict a user's cached lists
     uint64_t invalidated;               //  notices that evicted at least one entry
@@ -353,9 +354,22 @@ int gateway_main(const config_t *cfg, const char *instance)
         log_warn("API authentication is off (RECSD_AUTH=%s, no credential configured): every "
                  "endpoint is open",
                  cfg->auth_mode);
+    if (cfg->rate_limit > 0) {
+        rate_limiter_config_t rc;
+        rate_limiter_config_defaults(&rc);
+        rc.limit = cfg->rate_limit;
+        rc.period_ms = (int64_t)cfg->rate_limit_period_s * 1000;
+        rc.redis_url = cfg->redis_url;
+        self->limiter = rate_limiter_new(&rc, err, sizeof err);
+        if (!self->limiter) {
+            log_error("rate limiter: %s", err);
+            goto done;
+        }
+    }
     s_start_cache(self);
     gateway_http_deps_t deps = {.cfg = cfg,
                                 .auth = self->auth,
+                                .limiter = self->limiter,
                                 .state = self->state,
                                 .metrics = self->metrics,
                                 .ranker = self->ranker,
@@ -386,6 +400,7 @@ done:
     gateway_models_destroy(&self->models);
     gateway_experiments_destroy(&self->experiments);
     gateway_auth_destroy(&self->auth);
+    rate_limiter_destroy(&self->limiter);
     gateway_config_destroy(&self->serving);
     pg_pool_destroy(&self->admin_pool);
     gateway_probe_destroy(&self->probe);

@@ -60,6 +60,8 @@ typedef struct {
     char location[96];   //  Location header, "" if none
     char extra_name[32]; //  one more header, "" if none
     char extra_value[256];
+    char limit_headers[160]; //  "RateLimit-*" values, "" if none: see s_rate_limit
+    char retry_after[24];    //  Retry-After seconds, "" if none
 } reply_t;
 
 static const char s_health_body[] = "{\"status\":\"ok\"}";
@@ -526,13 +528,16 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
         size_t len = 0;
         char *body = gateway_state_render_metrics(self->deps.state, self->deps.metrics,
                                                   self->deps.cache, &len);
-        if (body && self->deps.experiments) {
-            //  The experiments' series after the rest.
+        if (body && (self->deps.experiments || self->deps.limiter)) {
+            //  The experiments' and the rate limiter's series after the rest.
             char *all = NULL;
             size_t all_len = 0;
             FILE *out = open_memstream(&all, &all_len);
-            bool ok = out && fwrite(body, 1, len, out) == len &&
-                      gateway_experiments_metrics_write(self->deps.experiments, out) == 0;
+            bool ok =
+                out && fwrite(body, 1, len, out) == len &&
+                (!self->deps.experiments ||
+                 gateway_experiments_metrics_write(self->deps.experiments, out) == 0) &&
+                (!self->deps.limiter || rate_limiter_metrics_write(self->deps.limiter, out) == 0);
             if (out && fclose(out) == 0 && ok) {
                 free(body);
                 body = all;
@@ -567,6 +572,60 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
     }
 }
 
+//  Adds "RateLimit-Limit", "-Remaining" and "-Reset" from their values
+//  "L R S". Returns 0, or -1 if one could not be added.
+static int s_add_limit_headers(struct MHD_Response *response, const char *values)
+{
+    char limit[32], remaining[32], reset[32];
+    if (sscanf(values, "%31s %31s %31s", limit, remaining, reset) != 3)
+        return 0;
+    return MHD_add_response_header(response, "RateLimit-Limit", limit) == MHD_NO ||
+                   MHD_add_response_header(response, "RateLimit-Remaining", remaining) == MHD_NO ||
+                   MHD_add_response_header(response, "RateLimit-Reset", reset) == MHD_NO
+               ? -1
+               : 0;
+}
+
+//  Per-user request rate, across gateway processes and replicas (Redis
+//  GCRA, a local table when Redis is down). The user: the authenticated
+//  principal, else the {userId} of a recommendations request, else the
+//  client address. Returns true if the request may go on; else reply is
+//  a 429 with Retry-After. Either way the RateLimit headers are set.
+static bool s_rate_limit(gateway_http_t *self, struct MHD_Connection *conn, gateway_route_t route,
+                         const char *tail, const gateway_auth_result_t *access, const char *url,
+                         reply_t *reply)
+{
+    if (!self->deps.limiter || gateway_route_roles(route, NULL) == GATEWAY_ROUTE_PUBLIC)
+        return true;
+    char who[AUTH_SUBJECT_MAX + 72];
+    if (access->authenticated)
+        snprintf(who, sizeof who, "p:%s", access->principal.subject);
+    else if (route == GATEWAY_ROUTE_RECS && tail)
+        snprintf(who, sizeof who, "u:%.64s", tail);
+    else {
+        char client[64];
+        s_client(conn, client, sizeof client);
+        snprintf(who, sizeof who, "a:%s", client);
+    }
+    rate_limiter_result_t r;
+    if (rate_limiter_check(self->deps.limiter, who, strlen(who), &r) != 0)
+        return true;
+    snprintf(reply->limit_headers, sizeof reply->limit_headers, "%d %d %lld", r.limit, r.remaining,
+             (long long)((r.reset_after_ms + 999) / 1000));
+    if (r.allowed)
+        return true;
+    char detail[128];
+    snprintf(detail, sizeof detail, "too many requests: at most %d per %d s per user",
+             self->deps.cfg->rate_limit, self->deps.cfg->rate_limit_period_s);
+    char limits[sizeof reply->limit_headers];
+    memcpy(limits, reply->limit_headers, sizeof limits);
+    s_problem(reply, 429, detail, url, NULL);
+    memcpy(reply->limit_headers, limits, sizeof limits);
+    snprintf(reply->retry_after, sizeof reply->retry_after, "%lld",
+             (long long)((r.retry_after_ms + 999) / 1000));
+    return false;
+}
+
 //  Sends reply with the common headers. Returns MHD_YES or MHD_NO.
 static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn, reply_t *reply,
                               const char *request_id)
@@ -591,6 +650,9 @@ static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn,
          MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, reply->location) == MHD_NO) ||
         (reply->extra_name[0] &&
          MHD_add_response_header(response, reply->extra_name, reply->extra_value) == MHD_NO) ||
+        (reply->retry_after[0] && MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER,
+                                                          reply->retry_after) == MHD_NO) ||
+        (reply->limit_headers[0] && s_add_limit_headers(response, reply->limit_headers) != 0) ||
         (gateway_state_stopping(self->deps.state) &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO))
         ok = MHD_NO;
@@ -707,10 +769,13 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
             snprintf(reply.extra_name, sizeof reply.extra_name, "WWW-Authenticate");
             snprintf(reply.extra_value, sizeof reply.extra_value, "%s", access.challenge);
         }
-    } else {
+    } else if (s_rate_limit(self, conn, route, tail, &access, url, &reply)) {
         if (access.authenticated)
             snprintf(req->principal, sizeof req->principal, "%s", access.principal.subject);
+        char limits[sizeof reply.limit_headers];
+        memcpy(limits, reply.limit_headers, sizeof limits);
         s_route(self, conn, url, method, route, tail, tail_len, req, request_id, &reply);
+        memcpy(reply.limit_headers, limits, sizeof limits);
     }
     enum MHD_Result ok = s_send(self, conn, &reply, request_id);
     free(reply.body); //  NULL unless sending failed before the handover

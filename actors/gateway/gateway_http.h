@@ -37,6 +37,7 @@
 #include "gateway_metrics.h"
 #include "gateway_ranker.h"
 #include "gateway_state.h"
+#include "rate_limiter.h"
 
 typedef struct {
     const config_t *cfg; //  http_addr/port/threads/max_connections, ranker_deadline_ms
@@ -47,6 +48,7 @@ typedef struct {
     gateway_config_t *serving;          //  serving configuration; NULL = the environment's
     gateway_experiments_t *experiments; //  A/B tests; NULL = none apply
     const gateway_auth_t *auth;         //  NULL = authentication off
+    rate_limiter_t *limiter;            //  per-user request rate; NULL = off
 } gateway_http_deps_t;
 
 typedef struct gateway_http_t gateway_http_t;

@@ -91,6 +91,9 @@ class Service:
             "RECSD_HTTP_PORT": str(self.port),
             "RECSD_LOG_LEVEL": "info",
             "RECSD_POPULAR_REFRESH_MS": "1000",
+            # Tests send thousands of requests for one user a minute (load
+            # under kill -9 and swaps); test_auth.py tests the limit itself.
+            "RECSD_RATE_LIMIT": "0",
             "RECSD_READINESS_INTERVAL_MS": "200",
             # Scheduled training at start would load the CPU under other
             # tests sharing the stack; tests of training turn it on.

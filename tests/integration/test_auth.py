@@ -66,6 +66,37 @@ def bearer(tok):
     return {"Authorization": f"Bearer {tok}"}
 
 
+def rate_limit(key_line):
+    """500 requests per user per period across two gateways sharing Redis:
+    the 501st gets 429 from either, with Retry-After and RateLimit-*."""
+    env = {"RECSD_AUTH": "required", "RECSD_API_KEYS": key_line, "RECSD_RATE_LIMIT": "500",
+           # An hour: GCRA refills continuously (one request per 7.2 s here),
+           # so the count is exact however long 500 requests take.
+           "RECSD_RATE_LIMIT_PERIOD_S": "3600", "RECSD_ACTORS": "ranker,http-gateway"}
+    with Service(env=env) as a, Service(env=env) as b:
+        key = {"X-API-Key": KEY}
+        ok = {a.port: 0, b.port: 0}
+        for svc, n in ((a, 300), (b, 200)):
+            conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=10)
+            for _ in range(n):
+                conn.request("GET", "/api/v1/recs/3?limit=1", headers=key)
+                resp = conn.getresponse()
+                resp.read()
+                ok[svc.port] += resp.status == 200
+                limit_header = resp.getheader("RateLimit-Limit")
+            conn.close()
+        check(ok == {a.port: 300, b.port: 200} and limit_header == "500",
+              f"500 requests allowed over two gateways ({ok}, RateLimit-Limit {limit_header})")
+        for svc in (b, a):
+            status, headers, body = call(svc, "GET", "/api/v1/recs/3?limit=1", key)
+            check(status == 429 and int(headers.get("Retry-After", "0")) > 0 and
+                  headers.get("RateLimit-Remaining") == "0",
+                  f"the 501st is 429 on either gateway ({status}, Retry-After "
+                  f"{headers.get('Retry-After')})")
+        status, _, _ = call(a, "GET", "/health")
+        check(status == 200, "probes are never limited")
+
+
 def main():
     line = subprocess.run([BIN, "hash-api-key", "--roles", "service", "--name", "it", KEY],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -132,6 +163,8 @@ def main():
                                 check=True).stdout.strip()
         status, _, _ = call(svc, "GET", "/api/v1/recs/7?limit=2", bearer(minted))
         check(status == 200, f"`recsd token` mints an accepted token ({status})")
+
+    rate_limit(line)
 
     # Required without a credential: the gateway does not start.
     env = dict(os.environ, RECSD_AUTH="required", RECSD_ACTORS="http-gateway")

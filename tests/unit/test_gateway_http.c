@@ -146,7 +146,7 @@ static void s_setup(void)
     popular_list_t *list = popular_list_new(items, 3);
     gateway_state_set_popular(s.state, &list);
     cr_assert_null(list);
-    gateway_http_deps_t deps = {&s.cfg, s.state, s.metrics, s.ranker, NULL, NULL, NULL, NULL};
+    gateway_http_deps_t deps = {&s.cfg, s.state, s.metrics, s.ranker, NULL, NULL, NULL, NULL, NULL};
     s.http = gateway_http_new(&deps, err, sizeof err);
     cr_assert_not_null(s.http, "%s", err);
     s.port = gateway_http_port(s.http);
@@ -417,7 +417,7 @@ Test(gateway_http, busy_port_is_an_error_naming_the_address)
 {
     config_t cfg = s.cfg;
     cfg.http_port = s.port;
-    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker, NULL, NULL, NULL, NULL};
+    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker, NULL, NULL, NULL, NULL, NULL};
     char err[512] = "";
     gateway_http_t *second = gateway_http_new(&deps, err, sizeof err);
     cr_assert_null(second);
@@ -432,7 +432,7 @@ Test(gateway_http, stop_releases_the_port)
     gateway_http_destroy(&s.http);
     config_t cfg = s.cfg;
     cfg.http_port = port;
-    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker, NULL, NULL, NULL, NULL};
+    gateway_http_deps_t deps = {&cfg, s.state, s.metrics, s.ranker, NULL, NULL, NULL, NULL, NULL};
     char err[512] = "";
     s.http = gateway_http_new(&deps, err, sizeof err);
     cr_assert_not_null(s.http, "port not released: %s", err);
