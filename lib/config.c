@@ -336,11 +336,18 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_str("RECSD_JWT_ROLES_CLAIM", cfg->jwt_roles_claim, sizeof cfg->jwt_roles_claim, err,
               errlen) ||
         s_int("RECSD_RATE_LIMIT", 0, 1000000, &cfg->rate_limit, err, errlen) ||
+        s_str("RECSD_CORS_ORIGINS", cfg->cors_origins, sizeof cfg->cors_origins, err, errlen) ||
+        s_str("RECSD_TLS_CERT_FILE", cfg->tls_cert_file, sizeof cfg->tls_cert_file, err, errlen) ||
+        s_str("RECSD_TLS_KEY_FILE", cfg->tls_key_file, sizeof cfg->tls_key_file, err, errlen) ||
         s_int("RECSD_RATE_LIMIT_PERIOD_S", 1, 86400, &cfg->rate_limit_period_s, err, errlen) ||
         s_str("RECSD_API_KEYS", cfg->api_keys, sizeof cfg->api_keys, err, errlen) ||
         s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err, errlen))
         return -1;
 
+    if (!cfg->tls_cert_file[0] != !cfg->tls_key_file[0])
+        return s_fail(err, errlen,
+                      cfg->tls_cert_file[0] ? "RECSD_TLS_KEY_FILE" : "RECSD_TLS_CERT_FILE",
+                      "HTTPS needs both RECSD_TLS_CERT_FILE and RECSD_TLS_KEY_FILE", "");
     if (strcmp(cfg->auth_mode, "auto") != 0 && strcmp(cfg->auth_mode, "required") != 0 &&
         strcmp(cfg->auth_mode, "off") != 0)
         return s_fail(err, errlen, "RECSD_AUTH", "must be auto, required or off", cfg->auth_mode);

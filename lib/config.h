@@ -128,7 +128,10 @@ typedef struct {
     char api_keys[10240]; //  api_keys.h's format: "[name@]sha256:<hex>=role+role;..."
     int rate_limit;       //  requests per user per rate_limit_period_s (GCRA, Redis); 0 = off
     int rate_limit_period_s;
-    int cache_redis_timeout_ms; //  connect and each command
+    char cors_origins[2048];             //  allowed browser origins, comma-separated ("" = none)
+    char tls_cert_file[CONFIG_PATH_MAX]; //  PEM certificate (chain): the gateway serves HTTPS
+    char tls_key_file[CONFIG_PATH_MAX];  //  its private key
+    int cache_redis_timeout_ms;          //  connect and each command
 
     log_level_t log_level;
 } config_t;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway_cors.h"
 #include "gateway_docs.h"
 #include "gateway_models.h"
 #include "gateway_problem.h"
@@ -32,6 +33,9 @@
 
 struct gateway_http_t {
     gateway_http_deps_t deps;
+    gateway_cors_t *cors; //  browser origins allowed (none by default)
+    char *tls_cert;       //  PEM, for the daemon's lifetime; NULL: plain HTTP
+    char *tls_key;
     struct MHD_Daemon *daemon;
     int listen_fd; //  ours until the daemon starts, then the daemon's
     int port;
@@ -60,8 +64,10 @@ typedef struct {
     char location[96];   //  Location header, "" if none
     char extra_name[32]; //  one more header, "" if none
     char extra_value[256];
-    char limit_headers[160]; //  "RateLimit-*" values, "" if none: see s_rate_limit
-    char retry_after[24];    //  Retry-After seconds, "" if none
+    char limit_headers[160];  //  "RateLimit-*" values, "" if none: see s_rate_limit
+    char retry_after[24];     //  Retry-After seconds, "" if none
+    char cors_origin[256];    //  an allowed Origin to echo, "" if none
+    const char *cors_methods; //  a preflight's answer: the route's methods, else NULL
 } reply_t;
 
 static const char s_health_body[] = "{\"status\":\"ok\"}";
@@ -572,6 +578,26 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
     }
 }
 
+//  The CORS headers for an allowed origin (gateway_cors.h). Returns 0 or -1.
+static int s_add_cors_headers(struct MHD_Response *response, const reply_t *reply)
+{
+    bool ok = MHD_add_response_header(response, "Access-Control-Allow-Origin",
+                                      reply->cors_origin) == MHD_YES &&
+              MHD_add_response_header(response, "Vary", "Origin") == MHD_YES;
+    if (reply->cors_methods)
+        ok = ok &&
+             MHD_add_response_header(response, "Access-Control-Allow-Methods",
+                                     reply->cors_methods) == MHD_YES &&
+             MHD_add_response_header(response, "Access-Control-Allow-Headers",
+                                     GATEWAY_CORS_ALLOW_HEADERS) == MHD_YES &&
+             MHD_add_response_header(response, "Access-Control-Max-Age", GATEWAY_CORS_MAX_AGE) ==
+                 MHD_YES;
+    else
+        ok = ok && MHD_add_response_header(response, "Access-Control-Expose-Headers",
+                                           GATEWAY_CORS_EXPOSE_HEADERS) == MHD_YES;
+    return ok ? 0 : -1;
+}
+
 //  Adds "RateLimit-Limit", "-Remaining" and "-Reset" from their values
 //  "L R S". Returns 0, or -1 if one could not be added.
 static int s_add_limit_headers(struct MHD_Response *response, const char *values)
@@ -653,6 +679,7 @@ static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn,
         (reply->retry_after[0] && MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER,
                                                           reply->retry_after) == MHD_NO) ||
         (reply->limit_headers[0] && s_add_limit_headers(response, reply->limit_headers) != 0) ||
+        (reply->cors_origin[0] && s_add_cors_headers(response, reply) != 0) ||
         (gateway_state_stopping(self->deps.state) &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO))
         ok = MHD_NO;
@@ -759,11 +786,36 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     size_t tail_len = 0;
     gateway_route_t route = s_match(url, &tail, &tail_len);
     reply_t reply = {0};
-    gateway_auth_result_t access;
-    gateway_auth_check(self->deps.auth, route, method, route == GATEWAY_ROUTE_RECS ? tail : NULL,
-                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key"), &access);
-    if (access.status) {
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    bool cors = gateway_cors_allowed(self->cors, origin);
+    if (cors)
+        snprintf(reply.cors_origin, sizeof reply.cors_origin, "%s", origin);
+    const char *preflight =
+        strcmp(method, "OPTIONS") == 0
+            ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method")
+            : NULL;
+    gateway_auth_result_t access = {0};
+    if (preflight) {
+        //  Before authentication: a preflight carries no credentials.
+        if (!cors)
+            s_problem(&reply, 403, "this origin may not call the API from a browser", url, NULL);
+        else if (route == GATEWAY_ROUTE_OTHER)
+            s_problem(&reply, 404, "no such resource", url, NULL);
+        else {
+            reply.status = 204;
+            reply.content_type = JSON_CONTENT_TYPE;
+            reply.static_body = "";
+            reply.len = 0;
+            reply.cors_methods = gateway_route_allow(route);
+        }
+    } else
+        gateway_auth_check(
+            self->deps.auth, route, method, route == GATEWAY_ROUTE_RECS ? tail : NULL,
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key"), &access);
+    if (preflight) {
+        //  answered above
+    } else if (access.status) {
         s_problem(&reply, access.status, access.detail, url, NULL);
         if (access.status == 401) {
             snprintf(reply.extra_name, sizeof reply.extra_name, "WWW-Authenticate");
@@ -860,6 +912,27 @@ static int s_listen(gateway_http_t *self, char *err, size_t errlen)
     return 0;
 }
 
+//  A PEM file's contents (NUL-terminated, caller frees), or NULL with the
+//  reason in err naming var (never the contents: a key is secret).
+static char *s_read_pem(const char *path, const char *var, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s=%s: %s", var, path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(65537);
+    size_t n = text ? fread(text, 1, 65536, f) : 0;
+    bool bad = !text || ferror(f) || n == 0 || n == 65536;
+    fclose(f);
+    if (bad || !strstr((text[n] = '\0', text), "-----BEGIN ")) {
+        snprintf(err, errlen, "%s=%s: not a PEM file of at most 64 KiB", var, path);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
 gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, size_t errlen)
 {
     gateway_http_t *self = calloc(1, sizeof *self);
@@ -870,6 +943,21 @@ gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, siz
     self->deps = *deps;
     self->listen_fd = -1;
     self->debug = deps->cfg->log_level <= LOG_LEVEL_DEBUG;
+    self->cors = gateway_cors_new(deps->cfg->cors_origins, err, errlen);
+    if (!self->cors)
+        goto err;
+    if (deps->cfg->tls_cert_file[0]) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            snprintf(err, errlen, "HTTPS: this libmicrohttpd has no TLS support");
+            goto err;
+        }
+        self->tls_cert = s_read_pem(deps->cfg->tls_cert_file, "RECSD_TLS_CERT_FILE", err, errlen);
+        if (!self->tls_cert)
+            goto err;
+        self->tls_key = s_read_pem(deps->cfg->tls_key_file, "RECSD_TLS_KEY_FILE", err, errlen);
+        if (!self->tls_key)
+            goto err;
+    }
     if (s_listen(self, err, errlen) != 0)
         goto err;
     //  libmicrohttpd refuses a connection limit below the pool size.
@@ -880,12 +968,16 @@ gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, siz
     //  MHD_USE_ITC: needed by MHD_quiesce_daemon in this threading mode.
     unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     //  The logger goes first, so that option errors are logged through it.
-    self->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER,
-                         s_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, self->listen_fd,
-                         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, limit,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
-                         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_END);
+    //  With TLS the key and certificate options come last (MHD reads them
+    //  only with MHD_USE_TLS); without, they end the list early.
+    self->daemon = MHD_start_daemon(
+        flags | (self->tls_cert ? MHD_USE_TLS : 0), 0, NULL, NULL, s_access, self,
+        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, self->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        self->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, self->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, self->tls_key, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d", deps->cfg->http_addr,
                  deps->cfg->http_port);
@@ -895,6 +987,9 @@ gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, siz
 err:
     if (self->listen_fd >= 0 && !self->daemon)
         close(self->listen_fd);
+    gateway_cors_destroy(&self->cors);
+    free(self->tls_cert);
+    free(self->tls_key);
     free(self);
     return NULL;
 }
@@ -950,6 +1045,9 @@ void gateway_http_destroy(gateway_http_t **self_p)
     gateway_http_t *self = *self_p;
     if (self->daemon)
         MHD_stop_daemon(self->daemon); //  closes the listening socket unless quiesced
+    gateway_cors_destroy(&self->cors);
+    free(self->tls_cert);
+    free(self->tls_key);
     free(self);
     *self_p = NULL;
 }
