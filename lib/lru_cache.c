@@ -2,6 +2,7 @@
 #include "lru_cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,7 @@ typedef struct {
 struct lru_cache_t {
     shard_t *shards;
     size_t shard_count;
-    int64_t ttl_ms;
+    _Atomic int64_t ttl_ms; //  changeable at run time (lru_cache_set_ttl)
 };
 
 static int64_t s_now_ms(void)
@@ -244,7 +245,7 @@ int lru_cache_put(lru_cache_t *self, const char *group_name, const char *key, co
     entry->key_len = key_len;
     entry->value_len = len;
     entry->hash = hash;
-    entry->expires_ms = s_now_ms() + self->ttl_ms;
+    entry->expires_ms = s_now_ms() + atomic_load_explicit(&self->ttl_ms, memory_order_relaxed);
 
     shard_t *shard = s_shard(self, ghash);
     pthread_mutex_lock(&shard->mutex);
@@ -369,4 +370,10 @@ void lru_cache_stats(lru_cache_t *self, lru_cache_stats_t *stats)
         stats->entries += shard->count;
         pthread_mutex_unlock(&shard->mutex);
     }
+}
+
+void lru_cache_set_ttl(lru_cache_t *self, int64_t ttl_ms)
+{
+    if (ttl_ms > 0)
+        atomic_store_explicit(&self->ttl_ms, ttl_ms, memory_order_relaxed);
 }

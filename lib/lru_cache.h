@@ -56,6 +56,10 @@ char *lru_cache_get(lru_cache_t *self, const char *group, const char *key, size_
 //  Frees every entry of group. Returns how many there were.
 size_t lru_cache_drop_group(lru_cache_t *self, const char *group);
 
+//  Entries put from now on live ttl_ms (> 0; other values are ignored);
+//  entries already there keep their expiry. Thread-safe.
+void lru_cache_set_ttl(lru_cache_t *self, int64_t ttl_ms);
+
 //  Sums the shards' counters (each shard read under its lock).
 void lru_cache_stats(lru_cache_t *self, lru_cache_stats_t *stats);
 

@@ -47,8 +47,9 @@ static const char *s_write_results[WRITE_RESULTS] = {"written", "dropped", "erro
 
 struct gateway_cache_t {
     lru_cache_t *l1;
-    redis_pool_t *redis; //  NULL: no Redis configured (level 1 only)
-    int redis_ttl_s, segment_ttl_s;
+    redis_pool_t *redis;     //  NULL: no Redis configured (level 1 only)
+    _Atomic int redis_ttl_s; //  changeable at run time (gateway_cache_set_ttls)
+    int segment_ttl_s;
     atomic_uint_fast64_t counts[LEVEL_COUNT][RESULT_COUNT];
     //  Write-behind: a ring of pending writes and the thread that pipelines
     //  them to Redis, so a miss costs the request one Redis round trip (the
@@ -266,9 +267,9 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
     redis_pool_ok(self->redis);
     const char *fresh = NULL;
     if (reply->type == REDIS_REPLY_STRING)
-        fresh =
-            s_fresh_body(reply->str, reply->len,
-                         kind == KIND_USER ? self->redis_ttl_s : self->segment_ttl_s, &body_len);
+        fresh = s_fresh_body(
+            reply->str, reply->len,
+            kind == KIND_USER ? atomic_load(&self->redis_ttl_s) : self->segment_ttl_s, &body_len);
     else if (reply->type == REDIS_REPLY_ERROR) {
         //  e.g. WRONGTYPE: Redis works, this key is unusable; a set repairs it.
         redis_pool_error(self->redis, "HGET", reply->str);
@@ -339,7 +340,8 @@ static void s_set(gateway_cache_t *self, kind_t kind, const char *name, const ch
                          .variant = strdup(variant),
                          .value = value,
                          .value_len = (size_t)stamp_len + len,
-                         .ttl_s = kind == KIND_USER ? self->redis_ttl_s : self->segment_ttl_s};
+                         .ttl_s = kind == KIND_USER ? atomic_load(&self->redis_ttl_s)
+                                                    : self->segment_ttl_s};
     bool queued = false;
     pthread_mutex_lock(&self->queue_mutex);
     if (w.group && w.key && w.variant && self->queue_len < WRITE_QUEUE_MAX && !self->stopping) {
@@ -665,4 +667,13 @@ uint64_t gateway_cache_count(gateway_cache_t *self, const char *level, const cha
 uint64_t gateway_cache_redis_errors(gateway_cache_t *self)
 {
     return self->redis ? redis_pool_errors(self->redis) : 0;
+}
+
+void gateway_cache_set_ttls(gateway_cache_t *self, int redis_ttl_s, int64_t l1_ttl_ms)
+{
+    if (redis_ttl_s > 0)
+        atomic_store(&self->redis_ttl_s, redis_ttl_s);
+    //  0 turns level 1 off in the serving configuration: a millisecond
+    //  lifetime is the same for every purpose.
+    lru_cache_set_ttl(self->l1, l1_ttl_ms > 0 ? l1_ttl_ms : 1);
 }

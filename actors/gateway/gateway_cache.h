@@ -112,6 +112,11 @@ char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char
 void gateway_cache_set_user(gateway_cache_t *self, const char *user, const char *variant,
                             const void *body, size_t len);
 
+//  The serving configuration's lifetimes, from now on: Redis user lists
+//  (redis_ttl_s > 0) and level 1 (l1_ttl_ms; 0 = effectively off).
+//  Thread-safe.
+void gateway_cache_set_ttls(gateway_cache_t *self, int redis_ttl_s, int64_t l1_ttl_ms);
+
 //  Waits until every queued Redis write has been attempted, at most
 //  timeout_ms. Returns 0, or -1 on timeout. For tests and orderly stops.
 int gateway_cache_flush(gateway_cache_t *self, int timeout_ms);

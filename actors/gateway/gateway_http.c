@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,9 @@
 
 struct gateway_http_t {
     gateway_http_deps_t deps;
-    gateway_cors_t *cors; //  browser origins allowed (none by default)
-    char *tls_cert;       //  PEM, for the daemon's lifetime; NULL: plain HTTP
+    gateway_cors_t *cors;           //  browser origins allowed (none by default)
+    _Atomic int64_t config_version; //  serving configuration whose cache TTLs are applied
+    char *tls_cert;                 //  PEM, for the daemon's lifetime; NULL: plain HTTP
     char *tls_key;
     struct MHD_Daemon *daemon;
     int listen_fd; //  ours until the daemon starts, then the daemon's
@@ -213,7 +215,13 @@ static int s_apply_serving(gateway_http_t *self, struct MHD_Connection *conn, co
     if (!self->deps.serving)
         return 0;
     serving_config_t sc;
-    gateway_config_current(self->deps.serving, &sc);
+    int64_t version = gateway_config_current(self->deps.serving, &sc);
+    //  A new version's cache lifetimes, applied by whichever request sees
+    //  it first.
+    int64_t seen = atomic_load(&self->config_version);
+    if (version != seen && self->deps.cache &&
+        atomic_compare_exchange_strong(&self->config_version, &seen, version))
+        gateway_cache_set_ttls(self->deps.cache, sc.cache_ttl_s, sc.cache_l1_ttl_ms);
     if (!MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"))
         q->limit = (uint32_t)sc.limit_default;
     else if (q->limit > (uint32_t)sc.limit_max) {

@@ -106,8 +106,8 @@ static int s_train_request(const gateway_models_request_t *req, gateway_models_r
     char detail[256];
     if (req->body_too_large) {
         snprintf(detail, sizeof detail, "the request body is larger than %d bytes",
-                 GATEWAY_MODELS_BODY_MAX);
-        gateway_api_problem(reply, req, 400, detail, "body");
+                 GATEWAY_API_BODY_MAX);
+        gateway_api_problem(reply, req, 413, detail, "body");
         return -1;
     }
     json_error_t jerr;

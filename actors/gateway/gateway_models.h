@@ -5,7 +5,7 @@
         (model_type collaborative|content|hybrid|popularity|all; dates are
         RFC 3339 with a zone, bounds on the interactions used; null is the
         same as absent; other members are refused, so a typo is not
-        silently ignored; at most GATEWAY_MODELS_BODY_MAX bytes)
+        silently ignored; at most GATEWAY_API_BODY_MAX bytes, else 413)
         202 {"training_id","model_ids":[...],"model_id":<first>,
              "status":"queued","models":[{"model_id","model_type","version"}]}
             Location: /api/v1/recs/models/<model_id>
@@ -46,7 +46,6 @@
 #include "gateway_api.h"
 #include "gateway_route.h"
 
-#define GATEWAY_MODELS_BODY_MAX 4096     //  request body bytes, at most
 #define GATEWAY_MODELS_POOL_MAX 4        //  PostgreSQL connections, at most
 #define GATEWAY_MODELS_ACQUIRE_MS 2000   //  wait for a free connection
 #define GATEWAY_MODELS_CONNECT_S 2       //  connect timeout

@@ -1,9 +1,9 @@
 /*  ranker.c: the ranker actor.
 
     Serves recommendation lists to the gateway over a ROUTER socket at
-    ipc://<runtime_dir>/<instance>: the active trained models first
-    (ranker_serve.h: hybrid -> collaborative -> content -> popularity
-    bundle), the popularity list from PostgreSQL when none is loaded.
+    ipc://<runtime_dir>/<instance>: the active trained models first, then
+    co-occurrence, genre segment popularity, the popularity bundle and the
+    popularity list from PostgreSQL (ranker_serve.h has the chain).
 
     Threads: the loop (this file) owns every socket, the models, the
     histories and the PostgreSQL connection of the start-up loads; the

@@ -157,7 +157,7 @@ void ranker_serve_destroy(ranker_serve_t **self_p);
 //  is the serving bundle's registry id, "popularity" for the list,
 //  "cooccurrence" for co-occurrence (type "collaborative"), or
 //  "segment:<genre>" for a segment's list (type "popularity"). rep->segment
-//  is set when the list is the same for every user of a segment: "new"
+//  is set when the list is the same for every user of a segment: "all"
 //  for a user without any history served by popularity, "genre:<genre>"
 //  for a segment list from which nothing of the user's was filtered; never
 //  when a step of the chain failed (a model not loaded, a scorer error),

@@ -18,7 +18,9 @@ survives a restart of the whole service.
 """
 import http.client
 import json
+import os
 import re
+import subprocess
 import time
 import uuid
 
@@ -199,7 +201,8 @@ def configuration(svc):
     status, doc, hdrs = call(svc, "GET", "/api/v1/recs/config")
     check(status == 200 and doc["default_type"] == "hybrid", f"defaults ({status})")
     version0 = int(hdrs.get("X-Config-Version", "-1"))
-    cfg = dict(doc, default_type="popularity", limits={"default": 5, "max": 50})
+    cfg = dict(doc, default_type="popularity", limits={"default": 5, "max": 50},
+               cache={"ttl_s": 120, "l1_ttl_ms": 1000})
     status, stored, _ = call(svc, "PUT", "/api/v1/recs/config", cfg,
                              {"X-Change-Note": "popularity by default"})
     check(status == 200 and stored["version"] > version0 and
@@ -210,6 +213,14 @@ def configuration(svc):
         d = recs_nolimit(svc, "7")
         return d["type"] == default_type and len(d["items"]) == n
     svc.wait_for(lambda: answers("popularity", 5), 5, "answers with the new defaults")
+
+    # The new cache lifetime: lists written from now on expire within 120 s.
+    def short_ttl():
+        recs_nolimit(svc, "7")
+        out = subprocess.run(["redis-cli", "-u", os.environ["RECSD_REDIS_URL"], "TTL",
+                              "recsd:recs:7"], capture_output=True, text=True).stdout.strip()
+        return out.lstrip("-").isdigit() and 0 < int(out) <= 120
+    svc.wait_for(short_ttl, 10, "user 7's cached lists to carry the configured 120 s TTL")
     for body, word in [(dict(cfg, default_type="telepathy"), "default_type"),
                        (dict(cfg, event_weights=dict(cfg["event_weights"], watch=-1)),
                         "event_weights.watch"),

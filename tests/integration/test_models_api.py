@@ -129,13 +129,14 @@ try:
             status, headers, doc = c.request("POST", "/api/v1/recs/train", body)
             problem(status, headers, doc, 400, param)
             check(True, f"400 for {what} ({doc.get('detail')})")
-        big = json.dumps({"model_type": "all", "pad": "x" * 5000})
+        big = json.dumps({"model_type": "all", "pad": "x" * 17000})
         status, headers, doc = c.request("POST", "/api/v1/recs/train", big)
-        detail = problem(status, headers, doc, 400, "body")
-        check("4096" in detail, f"400 for a body over 4 KiB, refused by Content-Length ({detail})")
+        detail = problem(status, headers, doc, 413, "body")
+        check("16384" in detail,
+              f"413 for a body over 16 KiB, refused by Content-Length ({detail})")
         status, headers, doc = c.request("POST", "/api/v1/recs/train", big, chunked=True)
-        problem(status, headers, doc, 400, "body")
-        check(True, "400 for a chunked body over 4 KiB")
+        problem(status, headers, doc, 413, "body")
+        check(True, "413 for a chunked body over 16 KiB")
         status, headers, doc = c.request("POST", "/api/v1/recs/train",
                                          '{"model_type": "content"}', chunked=True)
         check(status == 202, f"a small chunked body is read whole ({status} {doc})")
@@ -180,9 +181,9 @@ try:
         status, headers, doc = c.request("POST", "/api/v1/recs/models", "{}")
         problem(status, headers, doc, 405, rid=False)
         check(headers.get("allow") == "GET, HEAD", "POST /models is 405, Allow: GET, HEAD")
-        status, headers, doc = c.request("GET", "/api/v1/recs/experiments")
+        status, headers, doc = c.request("GET", "/api/v1/recs/experiments/")
         problem(status, headers, doc, 404, rid=False)
-        check(True, "/experiments is still reserved (404)")
+        check(True, "/experiments/ (a trailing slash) is no route and no user (404)")
 
         # -- activation -----------------------------------------------------------
         status, headers, doc = c.request("POST", f"/api/v1/recs/models/{model_ids[0]}/activate")
@@ -247,7 +248,7 @@ try:
                 fail(f"the 503 leaks the cause: {text}")
         check(True, "PostgreSQL down: every model route is 503 with a generic detail")
         check(any(line.get("request_id") == "it-pg-down-1" and line.get("level") == "error"
-                  and "model API" in line.get("msg", "") for line in svc.log_lines()),
+                  and "model registry" in line.get("msg", "") for line in svc.log_lines()),
               "the cause is logged under the request id")
         status, _, doc = c.request("GET", "/api/v1/recs/42?limit=3")
         check(status == 200 and len(doc["items"]) <= 3, "recommendations served with PG down")

@@ -174,9 +174,8 @@ Test(gateway_models, train_queues_and_answers_202)
 
 Test(gateway_models, train_validation_is_400_and_writes_nothing)
 {
-    char big[GATEWAY_MODELS_BODY_MAX + 64];
-    snprintf(big, sizeof big, "{\"model_type\":\"all\",\"pad\":\"%0*d\"}", GATEWAY_MODELS_BODY_MAX,
-             0);
+    char big[GATEWAY_API_BODY_MAX + 64];
+    snprintf(big, sizeof big, "{\"model_type\":\"all\",\"pad\":\"%0*d\"}", GATEWAY_API_BODY_MAX, 0);
     struct {
         const char *body;
         const char *param;
@@ -208,14 +207,14 @@ Test(gateway_models, train_validation_is_400_and_writes_nothing)
     //  Too large: refused whatever it holds.
     gateway_models_request_t req = {.route = GATEWAY_ROUTE_TRAIN,
                                     .body = big,
-                                    .body_len = GATEWAY_MODELS_BODY_MAX,
+                                    .body_len = GATEWAY_API_BODY_MAX,
                                     .body_too_large = true,
                                     .url = "/api/v1/recs/train",
                                     .request_id = "r"};
     gateway_models_reply_t reply;
     gateway_models_handle(s_models, &req, &reply);
-    cr_assert_eq(reply.status, 400);
-    cr_assert(strstr(reply.body, "larger than 4096 bytes"), "%s", reply.body);
+    cr_assert_eq(reply.status, 413);
+    cr_assert(strstr(reply.body, "larger than 16384 bytes"), "%s", reply.body);
     free(reply.body);
 
     PGconn *conn = pg_test_db_connect(s_db);
