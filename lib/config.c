@@ -84,7 +84,8 @@ static int s_str(const char *var, char *out, size_t outlen, char *err, size_t er
         return 0;
     //  A secret is never echoed into an error message (they reach logs).
     if (strlen(text) >= outlen)
-        return s_fail(err, errlen, var, "too long", strstr(var, "SECRET") ? "(hidden)" : text);
+        return s_fail(err, errlen, var, "too long",
+                      strstr(var, "SECRET") || strstr(var, "PASSWORD") ? "(hidden)" : text);
     memcpy(out, text, strlen(text) + 1);
     return 0;
 }
@@ -339,6 +340,20 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         s_str("RECSD_CORS_ORIGINS", cfg->cors_origins, sizeof cfg->cors_origins, err, errlen) ||
         s_str("RECSD_TLS_CERT_FILE", cfg->tls_cert_file, sizeof cfg->tls_cert_file, err, errlen) ||
         s_str("RECSD_TLS_KEY_FILE", cfg->tls_key_file, sizeof cfg->tls_key_file, err, errlen) ||
+        s_str("RECSD_KAFKA_SECURITY_PROTOCOL", cfg->kafka_security_protocol,
+              sizeof cfg->kafka_security_protocol, err, errlen) ||
+        s_str("RECSD_KAFKA_SSL_CA_FILE", cfg->kafka_ssl_ca_file, sizeof cfg->kafka_ssl_ca_file, err,
+              errlen) ||
+        s_str("RECSD_KAFKA_SSL_CERT_FILE", cfg->kafka_ssl_cert_file,
+              sizeof cfg->kafka_ssl_cert_file, err, errlen) ||
+        s_str("RECSD_KAFKA_SSL_KEY_FILE", cfg->kafka_ssl_key_file, sizeof cfg->kafka_ssl_key_file,
+              err, errlen) ||
+        s_str("RECSD_KAFKA_SASL_MECHANISM", cfg->kafka_sasl_mechanism,
+              sizeof cfg->kafka_sasl_mechanism, err, errlen) ||
+        s_str("RECSD_KAFKA_SASL_USERNAME", cfg->kafka_sasl_username,
+              sizeof cfg->kafka_sasl_username, err, errlen) ||
+        s_str("RECSD_KAFKA_SASL_PASSWORD", cfg->kafka_sasl_password,
+              sizeof cfg->kafka_sasl_password, err, errlen) ||
         s_int("RECSD_RATE_LIMIT_PERIOD_S", 1, 86400, &cfg->rate_limit_period_s, err, errlen) ||
         s_str("RECSD_API_KEYS", cfg->api_keys, sizeof cfg->api_keys, err, errlen) ||
         s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err, errlen))

@@ -131,7 +131,15 @@ typedef struct {
     char cors_origins[2048];             //  allowed browser origins, comma-separated ("" = none)
     char tls_cert_file[CONFIG_PATH_MAX]; //  PEM certificate (chain): the gateway serves HTTPS
     char tls_key_file[CONFIG_PATH_MAX];  //  its private key
-    int cache_redis_timeout_ms;          //  connect and each command
+    //  Kafka clients' TLS/SASL (kafka_security.h)
+    char kafka_security_protocol[32];
+    char kafka_ssl_ca_file[CONFIG_PATH_MAX];
+    char kafka_ssl_cert_file[CONFIG_PATH_MAX];
+    char kafka_ssl_key_file[CONFIG_PATH_MAX];
+    char kafka_sasl_mechanism[32];
+    char kafka_sasl_username[256];
+    char kafka_sasl_password[256];
+    int cache_redis_timeout_ms; //  connect and each command
 
     log_level_t log_level;
 } config_t;

@@ -319,7 +319,8 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
     if (assigned > 0) {
         ab = &ab_store;
         s_apply_variant(self, conn, ab, q);
-        snprintf(ab_key, sizeof ab_key, "%s/%s/%s", ab->experiment_id, ab->variant, ab->model_id);
+        snprintf(ab_key, sizeof ab_key, "%.36s/%.64s/%.36s", ab->experiment_id, ab->variant,
+                 ab->model_id);
     }
 
     //  The cache holds rendered answers per user and variant: everything

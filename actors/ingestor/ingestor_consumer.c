@@ -2,6 +2,8 @@
     event-ingestor (see ingestor_consumer.h). */
 #include "ingestor_consumer.h"
 
+#include "kafka_security.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,7 +165,8 @@ ingestor_consumer_t *ingestor_consumer_new(const config_t *cfg, const char *inst
     self->arg = arg;
     char client_id[96];
     snprintf(client_id, sizeof client_id, "recsd-%s", instance);
-    if (s_set(conf, "bootstrap.servers", cfg->kafka_brokers, err, errlen) ||
+    if (kafka_security_apply(conf, cfg, err, errlen) != 0 ||
+        s_set(conf, "bootstrap.servers", cfg->kafka_brokers, err, errlen) ||
         s_set(conf, "group.id", cfg->kafka_group, err, errlen) ||
         s_set(conf, "client.id", client_id, err, errlen) ||
         //  Commits are ours, made after PostgreSQL committed.

@@ -223,8 +223,8 @@ static bool s_ensure_producer(self_t *self)
     if (zclock_mono() < self->producer_next_create)
         return false;
     char err[512];
-    self->producer =
-        publisher_producer_new(self->cfg->kafka_brokers, s_on_delivery, self, err, sizeof err);
+    self->producer = publisher_producer_new(self->cfg->kafka_brokers, self->cfg, s_on_delivery,
+                                            self, err, sizeof err);
     if (!self->producer) {
         log_error("%s", err);
         self->producer_next_create = zclock_mono() + s_backoff_next(&self->kafka_backoff_ms);

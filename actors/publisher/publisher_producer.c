@@ -2,6 +2,8 @@
     (see publisher_producer.h). */
 #include "publisher_producer.h"
 
+#include "kafka_security.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -70,7 +72,7 @@ static int s_set(rd_kafka_conf_t *conf, const char *name, const char *value, cha
     return 0;
 }
 
-publisher_producer_t *publisher_producer_new(const char *brokers,
+publisher_producer_t *publisher_producer_new(const char *brokers, const config_t *security,
                                              publisher_delivery_fn *on_delivery, void *arg,
                                              char *err, size_t errlen)
 {
@@ -85,7 +87,8 @@ publisher_producer_t *publisher_producer_new(const char *brokers,
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", PUBLISHER_MESSAGE_TIMEOUT_MS);
-    if (!conf || s_set(conf, "bootstrap.servers", brokers, err, errlen) ||
+    if (!conf || kafka_security_apply(conf, security, err, errlen) != 0 ||
+        s_set(conf, "bootstrap.servers", brokers, err, errlen) ||
         s_set(conf, "client.id", "recsd-publisher", err, errlen) ||
         s_set(conf, "enable.idempotence", "true", err, errlen) ||
         s_set(conf, "acks", "all", err, errlen) || s_set(conf, "linger.ms", "5", err, errlen) ||

@@ -19,6 +19,8 @@
 #define RECSD_PUBLISHER_PRODUCER_H
 
 #include <librdkafka/rdkafka.h>
+
+#include "config.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,10 +34,11 @@ typedef struct publisher_producer_t publisher_producer_t;
 //  (RD_KAFKA_RESP_ERR_NO_ERROR = acknowledged by all in-sync replicas).
 typedef void(publisher_delivery_fn)(void *arg, uint64_t seq, rd_kafka_resp_err_t err);
 
-//  Creates the producer for brokers ("host:port,..."). on_delivery and arg
-//  are borrowed and must outlive the producer. Does not connect yet (no
-//  broker needs to be up). Returns NULL with the reason in err.
-publisher_producer_t *publisher_producer_new(const char *brokers,
+//  Creates the producer for brokers ("host:port,..."), with the TLS/SASL
+//  settings of security (kafka_security.h; NULL = plaintext). on_delivery
+//  and arg are borrowed and must outlive the producer. Does not connect
+//  yet (no broker needs to be up). Returns NULL with the reason in err.
+publisher_producer_t *publisher_producer_new(const char *brokers, const config_t *security,
                                              publisher_delivery_fn *on_delivery, void *arg,
                                              char *err, size_t errlen);
 

@@ -311,7 +311,7 @@ static int s_load_pinned(s_thread_t *self, const ranker_pinned_t *p)
         if (strcmp(self->pin_fetch_warned, m->model_id) != 0)
             log_warn("pinned %s model %s v%d not fetched, retrying at the next check: %s",
                      p->model_type, m->model_id, m->version, err);
-        snprintf(self->pin_fetch_warned, sizeof self->pin_fetch_warned, "%s", m->model_id);
+        snprintf(self->pin_fetch_warned, sizeof self->pin_fetch_warned, "%.36s", m->model_id);
         return 1;
     }
     ranker_load_result_t *result =
@@ -355,7 +355,7 @@ static int s_check_pinned(s_thread_t *self)
         const char *id = rows[i].model.model_id;
         if (s_among(self->pinned_handled, self->n_pinned_handled, id) ||
             s_load_pinned(self, &rows[i]) == 0)
-            snprintf(handled[n_handled++], sizeof handled[0], "%s", id);
+            snprintf(handled[n_handled++], sizeof handled[0], "%.36s", id);
     }
     memcpy(self->pinned_handled, handled, sizeof handled);
     self->n_pinned_handled = n_handled;
@@ -372,7 +372,7 @@ static int s_check_pinned(s_thread_t *self)
     }
     result->kind = RANKER_LOAD_PINS;
     for (int i = 0; i < n; i++)
-        snprintf(result->pins[i], sizeof result->pins[i], "%s", rows[i].model.model_id);
+        snprintf(result->pins[i], sizeof result->pins[i], "%.36s", rows[i].model.model_id);
     result->n_pins = n;
     memcpy(self->pins_posted, result->pins, sizeof result->pins);
     self->n_pins_posted = n;

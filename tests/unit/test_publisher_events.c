@@ -139,8 +139,8 @@ Test(publisher_events, produced_to_kafka)
     s_ctx_t ctx = {0};
     ctx.events = publisher_events_new(&s.cfg, "publisher", 0, err, sizeof err);
     cr_assert_not_null(ctx.events, "%s", err);
-    publisher_producer_t *producer = publisher_producer_new(rd_kafka_mock_cluster_bootstraps(mc),
-                                                            s_on_delivery, &ctx, err, sizeof err);
+    publisher_producer_t *producer = publisher_producer_new(
+        rd_kafka_mock_cluster_bootstraps(mc), NULL, s_on_delivery, &ctx, err, sizeof err);
     cr_assert_not_null(producer, "%s", err);
     event_sender_t *sender = s_sender();
     for (int i = 0; i < 99; i++)
