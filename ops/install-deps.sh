@@ -30,6 +30,8 @@ PACKAGES=(
     # API document checks: JSON Schema validation of live answers, and the
     # /docs page rendered in a headless browser
     python3-jsonschema chromium
+    # the load test (tests/load/locustfile.py)
+    python3-locust
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -233,17 +233,18 @@ if ((!QUICK)) && command -v clang >/dev/null; then
     fuzz_proto() {
         CC=clang CXX=clang++ cmake -S "$REPO" -B "$BUILD_FUZZ" -DCMAKE_BUILD_TYPE=Debug \
             "${PY_ARGS[@]}" -DRECSD_FUZZ=ON >/dev/null || return 1
-        cmake --build "$BUILD_FUZZ" -j "$JOBS" --target fuzz_proto_decode fuzz_auth_token ||
-            return 1
+        cmake --build "$BUILD_FUZZ" -j "$JOBS" --target fuzz_proto_decode fuzz_auth_token \
+            fuzz_request || return 1
         local scratch rc=0 target
         # The msgpack decoder from the committed corpus; token handling
         # (bearer tokens, API keys, signed claims) from its own seeds.
-        for target in fuzz_proto_decode fuzz_auth_token; do
+        for target in fuzz_proto_decode fuzz_auth_token fuzz_request; do
             scratch=$(mktemp -d)
             local seeds=()
             [[ "$target" == fuzz_proto_decode ]] && seeds=("$REPO/fuzz/corpus")
+            [[ "$target" == fuzz_request ]] && seeds=("$REPO/fuzz/corpus_request")
             # A crashing input is kept in the build dir (artifact_prefix).
-            "$BUILD_FUZZ/$target" -max_total_time="${RECSD_FUZZ_SECONDS:-30}" -timeout=5 \
+            "$BUILD_FUZZ/$target" -max_total_time="${RECSD_FUZZ_SECONDS:-20}" -timeout=5 \
                 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD_FUZZ/" \
                 "$scratch" "${seeds[@]}" >"$BUILD_FUZZ/$target.log" 2>&1 || rc=1
             tail -n 6 "$BUILD_FUZZ/$target.log"
@@ -251,10 +252,10 @@ if ((!QUICK)) && command -v clang >/dev/null; then
         done
         return "$rc"
     }
-    step "fuzz proto_decode and auth tokens for ${RECSD_FUZZ_SECONDS:-30} s each (clang, libFuzzer + ASan/UBSan)"
+    step "fuzz proto_decode, auth tokens, request validation for ${RECSD_FUZZ_SECONDS:-20} s each (clang, libFuzzer + ASan/UBSan)"
     if run fuzz_proto; then
-        record ok "fuzz proto_decode, auth tokens"
+        record ok "fuzz proto_decode, auth tokens, request validation"
     else
-        record FAIL "fuzz proto_decode, auth tokens"
+        record FAIL "fuzz proto_decode, auth tokens, request validation"
     fi
 fi
