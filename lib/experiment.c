@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "model_registry.h"
 
 struct experiment_set_t {
@@ -24,18 +25,6 @@ static const char *s_model_types[] = {"collaborative", "content", "hybrid",
                                       "popularity",    "ease",    "item_knn"};
 
 //  ---- small helpers ---------------------------------------------------
-
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void s_copy(char *dst, size_t len, const char *src)
 {
@@ -87,11 +76,11 @@ static int s_opt_string(const json_t *doc, const char *key, const char *field, s
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v)) {
-        s_set(err, errlen, "%s: must be a string", field);
+        errbuf_set(err, errlen, "%s: must be a string", field);
         return -1;
     }
     if (json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
-        s_set(err, errlen, "%s: must be at most %zu bytes, without NUL", field, max);
+        errbuf_set(err, errlen, "%s: must be at most %zu bytes, without NUL", field, max);
         return -1;
     }
     *out = json_string_value(v);
@@ -110,7 +99,7 @@ static int s_known_keys(const json_t *doc, const char *const *allowed, size_t co
         for (size_t i = 0; i < count && !known; i++)
             known = strcmp(key, allowed[i]) == 0;
         if (!known) {
-            s_set(err, errlen, "%s%.64s: unknown field", prefix, key);
+            errbuf_set(err, errlen, "%s%.64s: unknown field", prefix, key);
             return -1;
         }
     }
@@ -127,7 +116,7 @@ int experiment_params_parse(const json_t *params, const char *field, experiment_
     if (!params || json_is_null(params))
         return 0;
     if (!json_is_object(params)) {
-        s_set(err, errlen, "%s: must be an object", field);
+        errbuf_set(err, errlen, "%s: must be an object", field);
         return -1;
     }
     static const struct {
@@ -144,15 +133,15 @@ int experiment_params_parse(const json_t *params, const char *field, experiment_
         while (k < 3 && strcmp(key, keys[k].key) != 0)
             k++;
         if (k == 3) {
-            s_set(err, errlen,
-                  "%s.%.64s: unknown parameter (known: content_k, content_floor, "
-                  "ease_share)",
-                  field, key);
+            errbuf_set(err, errlen,
+                       "%s.%.64s: unknown parameter (known: content_k, content_floor, "
+                       "ease_share)",
+                       field, key);
             return -1;
         }
         double x = json_is_number(v) ? json_number_value(v) : NAN;
         if (!isfinite(x) || x < 0 || x > keys[k].max) {
-            s_set(err, errlen, "%s.%s: must be a number in [0, %g]", field, key, keys[k].max);
+            errbuf_set(err, errlen, "%s.%s: must be a number in [0, %g]", field, key, keys[k].max);
             return -1;
         }
         *has[k] = true;
@@ -171,7 +160,7 @@ int experiment_params_parse(const json_t *params, const char *field, experiment_
     json_decref(canon);
     if (!text || strlen(text) >= json_outlen) {
         free(text);
-        s_set(err, errlen, "%s: out of memory", field);
+        errbuf_set(err, errlen, "%s: out of memory", field);
         return -1;
     }
     s_copy(json_out, json_outlen, text);
@@ -185,93 +174,99 @@ int experiment_validate(const experiment_t *self, char *err, size_t errlen)
 {
     size_t name_len = strnlen(self->name, sizeof self->name);
     if (name_len == 0 || name_len > EXPERIMENT_NAME_MAX || !s_text_clean(self->name, false)) {
-        s_set(err, errlen, "name: must be 1..%d bytes without control characters",
-              EXPERIMENT_NAME_MAX);
+        errbuf_set(err, errlen, "name: must be 1..%d bytes without control characters",
+                   EXPERIMENT_NAME_MAX);
         return -1;
     }
     if (!s_text_clean(self->description, true)) {
-        s_set(err, errlen, "description: must not contain control characters");
+        errbuf_set(err, errlen, "description: must not contain control characters");
         return -1;
     }
     if (!s_ident_valid(self->layer, EXPERIMENT_LAYER_MAX)) {
-        s_set(err, errlen, "layer: must be 1..%d characters of [A-Za-z0-9_-]",
-              EXPERIMENT_LAYER_MAX);
+        errbuf_set(err, errlen, "layer: must be 1..%d characters of [A-Za-z0-9_-]",
+                   EXPERIMENT_LAYER_MAX);
         return -1;
     }
     if (!s_ident_valid(self->salt, EXPERIMENT_SALT_MAX)) {
-        s_set(err, errlen, "salt: must be 1..%d characters of [A-Za-z0-9_-]", EXPERIMENT_SALT_MAX);
+        errbuf_set(err, errlen, "salt: must be 1..%d characters of [A-Za-z0-9_-]",
+                   EXPERIMENT_SALT_MAX);
         return -1;
     }
     if (strcmp(self->status, "draft") != 0 && strcmp(self->status, "running") != 0 &&
         strcmp(self->status, "stopped") != 0) {
-        s_set(err, errlen, "status: must be draft, running or stopped");
+        errbuf_set(err, errlen, "status: must be draft, running or stopped");
         return -1;
     }
     if (self->has_start && self->has_end && self->end_us <= self->start_us &&
         strcmp(self->status, "draft") == 0) {
-        s_set(err, errlen, "end_at: must be after start_at");
+        errbuf_set(err, errlen, "end_at: must be after start_at");
         return -1;
     }
     if (self->n_variants < EXPERIMENT_VARIANTS_MIN || self->n_variants > EXPERIMENT_VARIANTS_MAX) {
-        s_set(err, errlen, "variants: must have %d..%d variants, not %d", EXPERIMENT_VARIANTS_MIN,
-              EXPERIMENT_VARIANTS_MAX, self->n_variants);
+        errbuf_set(err, errlen, "variants: must have %d..%d variants, not %d",
+                   EXPERIMENT_VARIANTS_MIN, EXPERIMENT_VARIANTS_MAX, self->n_variants);
         return -1;
     }
     int total = 0, controls = 0, control_at = -1;
     for (int i = 0; i < self->n_variants; i++) {
         const experiment_variant_t *v = &self->variants[i];
         if (!s_ident_valid(v->name, EXPERIMENT_VARIANT_NAME_MAX)) {
-            s_set(err, errlen, "variants[%d].name: must be 1..%d characters of [A-Za-z0-9_-]", i,
-                  EXPERIMENT_VARIANT_NAME_MAX);
+            errbuf_set(err, errlen, "variants[%d].name: must be 1..%d characters of [A-Za-z0-9_-]",
+                       i, EXPERIMENT_VARIANT_NAME_MAX);
             return -1;
         }
         for (int j = 0; j < i; j++)
             if (strcmp(v->name, self->variants[j].name) == 0) {
-                s_set(err, errlen, "variants[%d].name: \"%s\" is also the name of variants[%d]", i,
-                      v->name, j);
+                errbuf_set(err, errlen,
+                           "variants[%d].name: \"%s\" is also the name of variants[%d]", i, v->name,
+                           j);
                 return -1;
             }
         if (v->weight_bp < 1 || v->weight_bp > EXPERIMENT_BUCKETS) {
-            s_set(err, errlen, "variants[%d].weight: must be > 0 and <= 100", i);
+            errbuf_set(err, errlen, "variants[%d].weight: must be > 0 and <= 100", i);
             return -1;
         }
         total += v->weight_bp;
         if (v->model_type[0] && !s_model_type_known(v->model_type)) {
-            s_set(err, errlen,
-                  "variants[%d].model_type: \"%s\" is not one of collaborative, content, hybrid, "
-                  "popularity, ease, item_knn",
-                  i, v->model_type);
+            errbuf_set(
+                err, errlen,
+                "variants[%d].model_type: \"%s\" is not one of collaborative, content, hybrid, "
+                "popularity, ease, item_knn",
+                i, v->model_type);
             return -1;
         }
         if (v->model_id[0] && !model_registry_uuid_valid(v->model_id)) {
-            s_set(err, errlen, "variants[%d].model_id: must be a model id (uuid)", i);
+            errbuf_set(err, errlen, "variants[%d].model_id: must be a model id (uuid)", i);
             return -1;
         }
         const experiment_params_t *p = &v->params;
         bool any_param = p->has_content_k || p->has_content_floor || p->has_ease_share;
         if (any_param && v->model_type[0] && strcmp(v->model_type, "hybrid") != 0) {
-            s_set(err, errlen,
-                  "variants[%d].params: blend parameters apply to a hybrid (or default) variant, "
-                  "not %s",
-                  i, v->model_type);
+            errbuf_set(
+                err, errlen,
+                "variants[%d].params: blend parameters apply to a hybrid (or default) variant, "
+                "not %s",
+                i, v->model_type);
             return -1;
         }
         if (v->is_control) {
             if (controls++ > 0) {
-                s_set(err, errlen,
-                      "variants[%d].is_control: only one control allowed (variants[%d] is one)", i,
-                      control_at);
+                errbuf_set(
+                    err, errlen,
+                    "variants[%d].is_control: only one control allowed (variants[%d] is one)", i,
+                    control_at);
                 return -1;
             }
             control_at = i;
         }
     }
     if (controls != 1) {
-        s_set(err, errlen, "variants: exactly one variant must be the control");
+        errbuf_set(err, errlen, "variants: exactly one variant must be the control");
         return -1;
     }
     if (total != EXPERIMENT_BUCKETS) {
-        s_set(err, errlen, "variants: weights sum to %d.%02d, not 100", total / 100, total % 100);
+        errbuf_set(err, errlen, "variants: weights sum to %d.%02d, not 100", total / 100,
+                   total % 100);
         return -1;
     }
     return 0;
@@ -283,12 +278,12 @@ int experiment_validate(const experiment_t *self, char *err, size_t errlen)
 static int s_weight(const json_t *v, const char *field, int *bp, char *err, size_t errlen)
 {
     if (!json_is_number(v)) {
-        s_set(err, errlen, "%s: must be a number (percent)", field);
+        errbuf_set(err, errlen, "%s: must be a number (percent)", field);
         return -1;
     }
     double pct = json_number_value(v);
     if (!isfinite(pct) || pct <= 0 || pct > 100) {
-        s_set(err, errlen, "%s: must be > 0 and <= 100 (percent)", field);
+        errbuf_set(err, errlen, "%s: must be > 0 and <= 100 (percent)", field);
         return -1;
     }
     double scaled = pct * 100;
@@ -296,12 +291,12 @@ static int s_weight(const json_t *v, const char *field, int *bp, char *err, size
     //  12.34 * 100 is 1233.9999999999998 in binary; anything further off
     //  had a third decimal.
     if (fabs(scaled - rounded) > 1e-6) {
-        s_set(err, errlen, "%s: at most two decimals (%.17g)", field, pct);
+        errbuf_set(err, errlen, "%s: at most two decimals (%.17g)", field, pct);
         return -1;
     }
     *bp = (int)rounded;
     if (*bp < 1) {
-        s_set(err, errlen, "%s: must be at least 0.01", field);
+        errbuf_set(err, errlen, "%s: must be at least 0.01", field);
         return -1;
     }
     return 0;
@@ -313,7 +308,7 @@ static int s_parse_variant(const json_t *doc, int i, experiment_variant_t *out, 
     char field[64];
     snprintf(field, sizeof field, "variants[%d]", i);
     if (!json_is_object(doc)) {
-        s_set(err, errlen, "%s: must be an object", field);
+        errbuf_set(err, errlen, "%s: must be an object", field);
         return -1;
     }
     static const char *allowed[] = {"name",     "weight", "model_type",
@@ -328,8 +323,8 @@ static int s_parse_variant(const json_t *doc, int i, experiment_variant_t *out, 
     if (s_opt_string(doc, "name", field, EXPERIMENT_VARIANT_NAME_MAX, &text, err, errlen) != 0)
         return -1;
     if (!text || !s_ident_valid(text, EXPERIMENT_VARIANT_NAME_MAX)) {
-        s_set(err, errlen, "%s: required, 1..%d characters of [A-Za-z0-9_-]", field,
-              EXPERIMENT_VARIANT_NAME_MAX);
+        errbuf_set(err, errlen, "%s: required, 1..%d characters of [A-Za-z0-9_-]", field,
+                   EXPERIMENT_VARIANT_NAME_MAX);
         return -1;
     }
     s_copy(out->name, sizeof out->name, text);
@@ -337,7 +332,7 @@ static int s_parse_variant(const json_t *doc, int i, experiment_variant_t *out, 
     snprintf(field, sizeof field, "variants[%d].weight", i);
     const json_t *w = json_object_get(doc, "weight");
     if (!w) {
-        s_set(err, errlen, "%s: required", field);
+        errbuf_set(err, errlen, "%s: required", field);
         return -1;
     }
     if (s_weight(w, field, &out->weight_bp, err, errlen) != 0)
@@ -347,10 +342,10 @@ static int s_parse_variant(const json_t *doc, int i, experiment_variant_t *out, 
     if (s_opt_string(doc, "model_type", field, 64, &text, err, errlen) != 0)
         return -1;
     if (text && *text && !s_model_type_known(text)) {
-        s_set(err, errlen,
-              "%s: \"%s\" is not one of collaborative, content, hybrid, popularity, ease, "
-              "item_knn",
-              field, text);
+        errbuf_set(err, errlen,
+                   "%s: \"%s\" is not one of collaborative, content, hybrid, popularity, ease, "
+                   "item_knn",
+                   field, text);
         return -1;
     }
     s_copy(out->model_type, sizeof out->model_type, text);
@@ -359,7 +354,7 @@ static int s_parse_variant(const json_t *doc, int i, experiment_variant_t *out, 
     if (s_opt_string(doc, "model_id", field, 64, &text, err, errlen) != 0)
         return -1;
     if (text && *text && !model_registry_uuid_valid(text)) {
-        s_set(err, errlen, "%s: must be a model id (uuid)", field);
+        errbuf_set(err, errlen, "%s: must be a model id (uuid)", field);
         return -1;
     }
     s_copy(out->model_id, sizeof out->model_id, text);
@@ -373,7 +368,7 @@ static int s_parse_variant(const json_t *doc, int i, experiment_variant_t *out, 
 
     const json_t *c = json_object_get(doc, "is_control");
     if (c && !json_is_null(c) && !json_is_boolean(c)) {
-        s_set(err, errlen, "variants[%d].is_control: must be true or false", i);
+        errbuf_set(err, errlen, "variants[%d].is_control: must be true or false", i);
         return -1;
     }
     out->is_control = c && json_is_true(c);
@@ -389,7 +384,7 @@ static int s_parse_time(const json_t *doc, const char *key, bool *has, int64_t *
         return -1;
     *has = text != NULL;
     if (text && experiment_time_parse(text, us) != 0) {
-        s_set(err, errlen, "%s: must be an RFC 3339 time such as 2024-05-01T12:00:00Z", key);
+        errbuf_set(err, errlen, "%s: must be an RFC 3339 time such as 2024-05-01T12:00:00Z", key);
         return -1;
     }
     return 0;
@@ -400,7 +395,7 @@ static int s_random_salt(char *out, size_t outlen, char *err, size_t errlen)
 {
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof raw) != 1 || outlen < 2 * sizeof raw + 1) {
-        s_set(err, errlen, "salt: no random bytes available");
+        errbuf_set(err, errlen, "salt: no random bytes available");
         return -1;
     }
     for (size_t i = 0; i < sizeof raw; i++)
@@ -412,7 +407,7 @@ experiment_t *experiment_parse(const json_t *doc, char *err, size_t errlen)
 {
     experiment_t *self = NULL;
     if (!json_is_object(doc)) {
-        s_set(err, errlen, "body: must be a JSON object");
+        errbuf_set(err, errlen, "body: must be a JSON object");
         goto err;
     }
     static const char *allowed[] = {"name",     "description", "layer",   "salt",
@@ -421,7 +416,7 @@ experiment_t *experiment_parse(const json_t *doc, char *err, size_t errlen)
         goto err;
     self = calloc(1, sizeof *self);
     if (!self) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         goto err;
     }
     s_copy(self->status, sizeof self->status, "draft");
@@ -430,8 +425,8 @@ experiment_t *experiment_parse(const json_t *doc, char *err, size_t errlen)
     if (s_opt_string(doc, "name", "name", EXPERIMENT_NAME_MAX, &text, err, errlen) != 0)
         goto err;
     if (!text || !*text || !s_text_clean(text, false)) {
-        s_set(err, errlen, "name: required, 1..%d bytes without control characters",
-              EXPERIMENT_NAME_MAX);
+        errbuf_set(err, errlen, "name: required, 1..%d bytes without control characters",
+                   EXPERIMENT_NAME_MAX);
         goto err;
     }
     s_copy(self->name, sizeof self->name, text);
@@ -454,14 +449,14 @@ experiment_t *experiment_parse(const json_t *doc, char *err, size_t errlen)
 
     const json_t *variants = json_object_get(doc, "variants");
     if (!json_is_array(variants)) {
-        s_set(err, errlen, "variants: required, an array of %d..%d variants",
-              EXPERIMENT_VARIANTS_MIN, EXPERIMENT_VARIANTS_MAX);
+        errbuf_set(err, errlen, "variants: required, an array of %d..%d variants",
+                   EXPERIMENT_VARIANTS_MIN, EXPERIMENT_VARIANTS_MAX);
         goto err;
     }
     size_t n = json_array_size(variants);
     if (n < EXPERIMENT_VARIANTS_MIN || n > EXPERIMENT_VARIANTS_MAX) {
-        s_set(err, errlen, "variants: must have %d..%d variants, not %zu", EXPERIMENT_VARIANTS_MIN,
-              EXPERIMENT_VARIANTS_MAX, n);
+        errbuf_set(err, errlen, "variants: must have %d..%d variants, not %zu",
+                   EXPERIMENT_VARIANTS_MIN, EXPERIMENT_VARIANTS_MAX, n);
         goto err;
     }
     bool flagged = false;
@@ -486,7 +481,7 @@ experiment_t *experiment_parse_text(const char *text, size_t len, char *err, siz
     json_error_t jerr;
     json_t *doc = text ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!doc) {
-        s_set(err, errlen, "body: not valid JSON (%s)", text ? jerr.text : "empty");
+        errbuf_set(err, errlen, "body: not valid JSON (%s)", text ? jerr.text : "empty");
         return NULL;
     }
     experiment_t *self = experiment_parse(doc, err, errlen);

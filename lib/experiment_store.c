@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "experiment_stats.h"
 #include "model_registry.h"
 #include "pg_conn.h"
@@ -140,18 +141,6 @@ static const char s_sql_results[] =
 
 //  ---- small helpers ---------------------------------------------------
 
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int s_notify(PGconn *conn, const char *id, char *err, size_t errlen)
 {
     const char *p[] = {id};
@@ -166,7 +155,7 @@ static int s_notify(PGconn *conn, const char *id, char *err, size_t errlen)
 static int s_check_id(const char *id, char *err, size_t errlen)
 {
     if (!model_registry_uuid_valid(id)) {
-        s_set(err, errlen, "experiment id must be a uuid");
+        errbuf_set(err, errlen, "experiment id must be a uuid");
         return EXPERIMENT_STORE_INVALID;
     }
     return EXPERIMENT_STORE_OK;
@@ -206,20 +195,20 @@ static int s_check_model(PGconn *conn, int i, const experiment_variant_t *v, cha
         return EXPERIMENT_STORE_INTERNAL;
     int rc = EXPERIMENT_STORE_OK;
     if (PQntuples(res) == 0) {
-        s_set(err, errlen, "variants[%d].model_id: no model %s", i, v->model_id);
+        errbuf_set(err, errlen, "variants[%d].model_id: no model %s", i, v->model_id);
         rc = EXPERIMENT_STORE_INVALID;
     } else {
         const char *type = PQgetvalue(res, 0, 0), *status = PQgetvalue(res, 0, 1);
         if (strcmp(status, "succeeded") != 0 && strcmp(status, "active") != 0 &&
             strcmp(status, "retired") != 0) {
-            s_set(err, errlen,
-                  "variants[%d].model_id: model %s is %s; only a trained model (succeeded, "
-                  "active or retired) can serve",
-                  i, v->model_id, status);
+            errbuf_set(err, errlen,
+                       "variants[%d].model_id: model %s is %s; only a trained model (succeeded, "
+                       "active or retired) can serve",
+                       i, v->model_id, status);
             rc = EXPERIMENT_STORE_INVALID;
         } else if (v->model_type[0] && strcmp(type, v->model_type) != 0) {
-            s_set(err, errlen, "variants[%d].model_id: model %s is a %s model, not %s", i,
-                  v->model_id, type, v->model_type);
+            errbuf_set(err, errlen, "variants[%d].model_id: model %s is a %s model, not %s", i,
+                       v->model_id, type, v->model_type);
             rc = EXPERIMENT_STORE_INVALID;
         }
     }
@@ -253,7 +242,7 @@ static int s_create_in_tx(PGconn *conn, const experiment_t *def, const char *who
     if (!res) {
         if (strcmp(fail.sqlstate, SQLSTATE_UNIQUE) == 0 &&
             strcmp(fail.constraint, NAME_CONSTRAINT) == 0) {
-            s_set(err, errlen, "name: an experiment named \"%s\" already exists", def->name);
+            errbuf_set(err, errlen, "name: an experiment named \"%s\" already exists", def->name);
             return EXPERIMENT_STORE_CONFLICT;
         }
         if (strcmp(fail.sqlstate, SQLSTATE_CHECK) == 0)
@@ -283,7 +272,7 @@ static int s_create_in_tx(PGconn *conn, const experiment_t *def, const char *who
             //  missed: the input's fault either way.
             if (strcmp(fail.sqlstate, SQLSTATE_FOREIGN_KEY) == 0 ||
                 strcmp(fail.sqlstate, SQLSTATE_CHECK) == 0) {
-                s_set(err, errlen, "variants[%d]: refused by the database", i);
+                errbuf_set(err, errlen, "variants[%d]: refused by the database", i);
                 return EXPERIMENT_STORE_INVALID;
             }
             return EXPERIMENT_STORE_INTERNAL;
@@ -301,7 +290,7 @@ int experiment_store_create(PGconn *conn, const experiment_t *def, const char *c
         return EXPERIMENT_STORE_INVALID;
     const char *who = created_by ? created_by : "unknown";
     if (!*who || strlen(who) > EXPERIMENT_WHO_MAX) {
-        s_set(err, errlen, "created_by: must be 1..%d bytes", EXPERIMENT_WHO_MAX);
+        errbuf_set(err, errlen, "created_by: must be 1..%d bytes", EXPERIMENT_WHO_MAX);
         return EXPERIMENT_STORE_INVALID;
     }
     if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
@@ -337,7 +326,7 @@ static int s_set_status_in_tx(PGconn *conn, const char *id, const char *status, 
         return EXPERIMENT_STORE_INTERNAL;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        s_set(err, errlen, "no experiment %s", id);
+        errbuf_set(err, errlen, "no experiment %s", id);
         return EXPERIMENT_STORE_NOT_FOUND;
     }
     char current[16], layer[EXPERIMENT_LAYER_MAX + 1];
@@ -350,11 +339,11 @@ static int s_set_status_in_tx(PGconn *conn, const char *id, const char *status, 
         return EXPERIMENT_STORE_OK;
     bool start = strcmp(status, "running") == 0;
     if (start && strcmp(current, "stopped") == 0) {
-        s_set(err, errlen, "a stopped experiment cannot be restarted; create a new one");
+        errbuf_set(err, errlen, "a stopped experiment cannot be restarted; create a new one");
         return EXPERIMENT_STORE_CONFLICT;
     }
     if (start && ended) {
-        s_set(err, errlen, "end_at has already passed");
+        errbuf_set(err, errlen, "end_at has already passed");
         return EXPERIMENT_STORE_CONFLICT;
     }
     pg_conn_diag_t fail;
@@ -372,7 +361,7 @@ static int s_set_status_in_tx(PGconn *conn, const char *id, const char *status, 
             if (PQresultStatus(o) == PGRES_TUPLES_OK && PQntuples(o) == 1)
                 snprintf(other, sizeof other, "experiment \"%s\"", PQgetvalue(o, 0, 0));
             PQclear(o);
-            s_set(err, errlen, "%s is already running in layer \"%s\"", other, layer);
+            errbuf_set(err, errlen, "%s is already running in layer \"%s\"", other, layer);
             return EXPERIMENT_STORE_CONFLICT;
         }
         return EXPERIMENT_STORE_INTERNAL;
@@ -393,7 +382,7 @@ int experiment_store_set_status(PGconn *conn, const char *id, const char *status
     if (rc != EXPERIMENT_STORE_OK)
         return rc;
     if (!status || (strcmp(status, "running") != 0 && strcmp(status, "stopped") != 0)) {
-        s_set(err, errlen, "status: must be running or stopped");
+        errbuf_set(err, errlen, "status: must be running or stopped");
         return EXPERIMENT_STORE_INVALID;
     }
     if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
@@ -435,7 +424,7 @@ static void s_load_experiment(const PGresult *res, int r, experiment_t *exp)
 static int s_load_variant(const PGresult *res, int r, experiment_t *exp, char *err, size_t errlen)
 {
     if (exp->n_variants >= EXPERIMENT_VARIANTS_MAX) {
-        s_set(err, errlen, "variants: more than %d", EXPERIMENT_VARIANTS_MAX);
+        errbuf_set(err, errlen, "variants: more than %d", EXPERIMENT_VARIANTS_MAX);
         return -1;
     }
     int i = exp->n_variants;
@@ -473,7 +462,7 @@ static int s_load(PGconn *conn, const char *id, const char *statuses, s_emit_fn 
     int rc = 0;
     experiment_t *exp = malloc(sizeof *exp);
     if (!exp) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         rc = -1;
         goto done;
     }
@@ -491,7 +480,7 @@ static int s_load(PGconn *conn, const char *id, const char *statuses, s_emit_fn 
             bad = experiment_validate(exp, why, sizeof why) != 0;
         rc = emit(arg, exp, bad ? why : NULL);
         if (rc != 0)
-            s_set(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
     }
 done:
     free(exp);
@@ -518,7 +507,7 @@ experiment_set_t *experiment_store_load_set(PGconn *conn, int *skipped, char *er
 {
     s_set_arg_t arg = {.set = experiment_set_new()};
     if (!arg.set) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     if (s_load(conn, NULL, "{running,stopped}", s_emit_set, &arg, err, errlen) != 0) {
@@ -560,11 +549,11 @@ int experiment_store_fetch(PGconn *conn, const char *id, experiment_t **out, cha
     if (s_load(conn, id, NULL, s_emit_one, &arg, err, errlen) != 0)
         return EXPERIMENT_STORE_INTERNAL;
     if (arg.why[0]) {
-        s_set(err, errlen, "stored experiment %s is not valid: %s", id, arg.why);
+        errbuf_set(err, errlen, "stored experiment %s is not valid: %s", id, arg.why);
         return EXPERIMENT_STORE_INTERNAL;
     }
     if (!arg.found) {
-        s_set(err, errlen, "no experiment %s", id);
+        errbuf_set(err, errlen, "no experiment %s", id);
         return EXPERIMENT_STORE_NOT_FOUND;
     }
     *out = arg.found;
@@ -581,7 +570,7 @@ int experiment_store_get(PGconn *conn, const char *id, json_t **out, char *err, 
     *out = experiment_to_json(exp);
     experiment_destroy(&exp);
     if (!*out) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return EXPERIMENT_STORE_INTERNAL;
     }
     return EXPERIMENT_STORE_OK;
@@ -604,7 +593,7 @@ int experiment_store_list(PGconn *conn, const char *const *statuses, json_t **ou
         const char *s = statuses[i];
         if (i >= 3 ||
             (strcmp(s, "draft") != 0 && strcmp(s, "running") != 0 && strcmp(s, "stopped") != 0)) {
-            s_set(err, errlen, "status: must be draft, running or stopped");
+            errbuf_set(err, errlen, "status: must be draft, running or stopped");
             return EXPERIMENT_STORE_INVALID;
         }
         strcat(filter, i ? "," : "");
@@ -613,7 +602,7 @@ int experiment_store_list(PGconn *conn, const char *const *statuses, json_t **ou
     strcat(filter, "}");
     json_t *list = json_array();
     if (!list) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return EXPERIMENT_STORE_INTERNAL;
     }
     if (s_load(conn, NULL, statuses ? filter : NULL, s_emit_json, list, err, errlen) != 0) {
@@ -622,7 +611,7 @@ int experiment_store_list(PGconn *conn, const char *const *statuses, json_t **ou
     }
     *out = json_pack("{s:o}", "experiments", list);
     if (!*out) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return EXPERIMENT_STORE_INTERNAL;
     }
     return EXPERIMENT_STORE_OK;
@@ -645,7 +634,7 @@ static int s_bulk(PGconn *conn, const char *sql, json_t *doc, const char *second
 {
     char *text = json_dumps(doc, JSON_COMPACT);
     if (!text) {
-        s_set(err, errlen, "%s: out of memory", what);
+        errbuf_set(err, errlen, "%s: out of memory", what);
         return EXPERIMENT_STORE_INTERNAL;
     }
     const char *p[] = {text, second};
@@ -686,7 +675,7 @@ int experiment_store_record_exposures(PGconn *conn, const experiment_exposure_t 
         return EXPERIMENT_STORE_OK;
     json_t *doc = json_array();
     if (!doc) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return EXPERIMENT_STORE_INTERNAL;
     }
     int rc = EXPERIMENT_STORE_OK;
@@ -696,17 +685,18 @@ int experiment_store_record_exposures(PGconn *conn, const experiment_exposure_t 
             strnlen(row->variant, EXPERIMENT_VARIANT_NAME_MAX + 1) > EXPERIMENT_VARIANT_NAME_MAX ||
             !*row->variant || !s_id_ok(row->user_id, false) || !s_id_ok(row->request_id, true) ||
             (row->n_videos > 0 && !row->video_ids)) {
-            s_set(err, errlen, "exposure %zu: bad experiment id, variant, user or request id", i);
+            errbuf_set(err, errlen, "exposure %zu: bad experiment id, variant, user or request id",
+                       i);
             rc = EXPERIMENT_STORE_INVALID;
             break;
         }
         json_t *obj = s_exposure_json(row);
         if (!obj) {
-            s_set(err, errlen, "exposure %zu: ids must be 1..%d bytes of UTF-8", i,
-                  EXPERIMENT_STORE_ID_MAX);
+            errbuf_set(err, errlen, "exposure %zu: ids must be 1..%d bytes of UTF-8", i,
+                       EXPERIMENT_STORE_ID_MAX);
             rc = EXPERIMENT_STORE_INVALID;
         } else if (json_array_append_new(doc, obj) != 0) {
-            s_set(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             rc = EXPERIMENT_STORE_INTERNAL;
         }
     }
@@ -737,18 +727,18 @@ int experiment_store_attribute_watches(PGconn *conn, const experiment_watch_t *w
     if (attributed)
         *attributed = 0;
     if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
-        s_set(err, errlen, "attribution must run inside the caller's open transaction");
+        errbuf_set(err, errlen, "attribution must run inside the caller's open transaction");
         return EXPERIMENT_STORE_INVALID;
     }
     if (window_s < 1 || window_s > EXPERIMENT_STORE_WINDOW_MAX) {
-        s_set(err, errlen, "window_s: must be 1..%d", EXPERIMENT_STORE_WINDOW_MAX);
+        errbuf_set(err, errlen, "window_s: must be 1..%d", EXPERIMENT_STORE_WINDOW_MAX);
         return EXPERIMENT_STORE_INVALID;
     }
     if (n == 0)
         return EXPERIMENT_STORE_OK;
     json_t *doc = json_array();
     if (!doc) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return EXPERIMENT_STORE_INTERNAL;
     }
     int rc = EXPERIMENT_STORE_OK;
@@ -757,11 +747,11 @@ int experiment_store_attribute_watches(PGconn *conn, const experiment_watch_t *w
                           ? s_watch_json(&watches[i])
                           : NULL;
         if (!obj) {
-            s_set(err, errlen, "watch %zu: user and video ids must be 1..%d bytes of UTF-8", i,
-                  EXPERIMENT_STORE_ID_MAX);
+            errbuf_set(err, errlen, "watch %zu: user and video ids must be 1..%d bytes of UTF-8", i,
+                       EXPERIMENT_STORE_ID_MAX);
             rc = EXPERIMENT_STORE_INVALID;
         } else if (json_array_append_new(doc, obj) != 0) {
-            s_set(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             rc = EXPERIMENT_STORE_INTERNAL;
         }
     }
@@ -837,7 +827,7 @@ int experiment_store_results(PGconn *conn, const char *id, json_t **out, char *e
     s_arm_t *arms = NULL;
     json_t *variants = NULL;
     if (PQntuples(head) == 0) {
-        s_set(err, errlen, "no experiment %s", id);
+        errbuf_set(err, errlen, "no experiment %s", id);
         rc = EXPERIMENT_STORE_NOT_FOUND;
         goto done;
     }
@@ -851,7 +841,7 @@ int experiment_store_results(PGconn *conn, const char *id, json_t **out, char *e
     arms = calloc(n > 0 ? (size_t)n : 1, sizeof *arms);
     variants = json_array();
     if (!arms || !variants) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         rc = EXPERIMENT_STORE_INTERNAL;
         goto done;
     }
@@ -872,7 +862,7 @@ int experiment_store_results(PGconn *conn, const char *id, json_t **out, char *e
         json_t *arm = s_arm_json(PQgetvalue(res, r, 0), r == control, &arms[r],
                                  control >= 0 ? &arms[control] : NULL);
         if (!arm || json_array_append_new(variants, arm) != 0) {
-            s_set(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             rc = EXPERIMENT_STORE_INTERNAL;
             goto done;
         }
@@ -889,7 +879,7 @@ int experiment_store_results(PGconn *conn, const char *id, json_t **out, char *e
                      PQgetvalue(head, 0, 0), "status", PQgetvalue(head, 0, 1), "start_at", start_j,
                      "end_at", end_j, "confidence_level", 0.95, "variants", variants);
     if (!*out) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         rc = EXPERIMENT_STORE_INTERNAL;
     }
 done:

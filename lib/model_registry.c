@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "pg_conn.h"
 
 //  RFC 3339 UTC with milliseconds, NULL for NULL.
@@ -263,18 +264,6 @@ static const char *s_known_types[] = {"collaborative", "content", "hybrid",
 
 //  ---- small helpers ---------------------------------------------------
 
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 //  A pg_conn helper's 0 / -1 as a model_registry_rc_t.
 static int s_rc(int pg_rc)
 {
@@ -446,20 +435,20 @@ static int s_check_request(const model_registry_request_t *req, char *err, size_
 {
     if (!req || !req->model_type ||
         (strcmp(req->model_type, "all") != 0 && !model_registry_type_known(req->model_type))) {
-        s_set(err, errlen, "unknown model type");
+        errbuf_set(err, errlen, "unknown model type");
         return MODEL_REGISTRY_INVALID;
     }
     if (!req->trigger ||
         (strcmp(req->trigger, "manual") != 0 && strcmp(req->trigger, "schedule") != 0)) {
-        s_set(err, errlen, "trigger must be manual or schedule");
+        errbuf_set(err, errlen, "trigger must be manual or schedule");
         return MODEL_REGISTRY_INVALID;
     }
     if (!s_who_valid(req->requested_by)) {
-        s_set(err, errlen, "requested_by must be 1..%d bytes", MODEL_REGISTRY_WHO_MAX);
+        errbuf_set(err, errlen, "requested_by must be 1..%d bytes", MODEL_REGISTRY_WHO_MAX);
         return MODEL_REGISTRY_INVALID;
     }
     if (req->has_start && req->has_end && req->end_us < req->start_us) {
-        s_set(err, errlen, "end_date is before start_date");
+        errbuf_set(err, errlen, "end_date is before start_date");
         return MODEL_REGISTRY_INVALID;
     }
     return MODEL_REGISTRY_OK;
@@ -524,7 +513,7 @@ static int s_claim_fill(PGresult *res, model_registry_claim_t *out, char *err, s
         out->end_us = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
     out->params = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
     if (!json_is_object(out->params)) {
-        s_set(err, errlen, "claim: stored params are not a JSON object");
+        errbuf_set(err, errlen, "claim: stored params are not a JSON object");
         return -1;
     }
     return 0;
@@ -535,17 +524,17 @@ int model_registry_claim(PGconn *conn, const char *worker, const json_t *default
 {
     memset(out, 0, sizeof *out);
     if (!worker || !*worker || strlen(worker) > 64) {
-        s_set(err, errlen, "worker must be 1..64 bytes");
+        errbuf_set(err, errlen, "worker must be 1..64 bytes");
         return MODEL_REGISTRY_INVALID;
     }
     if (!s_defaults_valid(defaults)) {
-        s_set(err, errlen, "defaults must be an object of objects keyed by model type");
+        errbuf_set(err, errlen, "defaults must be an object of objects keyed by model type");
         return MODEL_REGISTRY_INVALID;
     }
     char *defaults_text =
         defaults ? json_dumps(defaults, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     if (defaults && !defaults_text) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return MODEL_REGISTRY_ERROR;
     }
     int rc = MODEL_REGISTRY_ERROR;
@@ -579,7 +568,8 @@ int model_registry_claim(PGconn *conn, const char *worker, const json_t *default
     if (!locked) {
         //  Only a session that claimed this very model could hold it:
         //  cannot happen for a queued row unless something is badly wrong.
-        s_set(err, errlen, "claim: the advisory lock of model %s is held elsewhere", out->model_id);
+        errbuf_set(err, errlen, "claim: the advisory lock of model %s is held elsewhere",
+                   out->model_id);
         goto done;
     }
     PQclear(res);
@@ -614,15 +604,15 @@ int model_registry_progress(PGconn *conn, const char *model_id, const char *phas
                             double percent, char *err, size_t errlen)
 {
     if (!model_registry_uuid_valid(model_id)) {
-        s_set(err, errlen, "model id is not a uuid");
+        errbuf_set(err, errlen, "model id is not a uuid");
         return MODEL_REGISTRY_INVALID;
     }
     if (phase && (!*phase || strlen(phase) > 64)) {
-        s_set(err, errlen, "phase must be 1..64 bytes");
+        errbuf_set(err, errlen, "phase must be 1..64 bytes");
         return MODEL_REGISTRY_INVALID;
     }
     if (isnan(percent) || percent > 100) {
-        s_set(err, errlen, "percent must be 0..100");
+        errbuf_set(err, errlen, "percent must be 0..100");
         return MODEL_REGISTRY_INVALID;
     }
     char iter[16], pct[32];
@@ -636,7 +626,7 @@ int model_registry_progress(PGconn *conn, const char *model_id, const char *phas
     bool updated = strcmp(PQcmdTuples(res), "0") != 0;
     PQclear(res);
     if (!updated) {
-        s_set(err, errlen, "model %s is not running", model_id);
+        errbuf_set(err, errlen, "model %s is not running", model_id);
         return MODEL_REGISTRY_NOT_FOUND;
     }
     return MODEL_REGISTRY_OK;
@@ -671,7 +661,8 @@ static int s_finish_update(PGconn *conn, const char *sql, int n, const char *con
     bool updated = strcmp(PQcmdTuples(res), "0") != 0;
     PQclear(res);
     if (!updated) {
-        s_set(err, errlen, "model %s is not running (recovered as failed meanwhile?)", model_id);
+        errbuf_set(err, errlen, "model %s is not running (recovered as failed meanwhile?)",
+                   model_id);
         return MODEL_REGISTRY_NOT_FOUND;
     }
     return MODEL_REGISTRY_OK;
@@ -681,20 +672,20 @@ static int s_check_result(const model_registry_result_t *result, char *err, size
 {
     if (!result->artifact_path || !*result->artifact_path ||
         strlen(result->artifact_path) >= MODEL_REGISTRY_PATH_MAX) {
-        s_set(err, errlen, "artifact_path must be 1..%d bytes", MODEL_REGISTRY_PATH_MAX - 1);
+        errbuf_set(err, errlen, "artifact_path must be 1..%d bytes", MODEL_REGISTRY_PATH_MAX - 1);
         return MODEL_REGISTRY_INVALID;
     }
     if (result->artifact_checksum &&
         strlen(result->artifact_checksum) >= MODEL_REGISTRY_CHECKSUM_MAX) {
-        s_set(err, errlen, "artifact_checksum is too long");
+        errbuf_set(err, errlen, "artifact_checksum is too long");
         return MODEL_REGISTRY_INVALID;
     }
     if (result->metrics && !json_is_object(result->metrics)) {
-        s_set(err, errlen, "metrics must be a JSON object");
+        errbuf_set(err, errlen, "metrics must be a JSON object");
         return MODEL_REGISTRY_INVALID;
     }
     if (result->activate && result->activated_by && !s_who_valid(result->activated_by)) {
-        s_set(err, errlen, "activated_by must be 1..%d bytes", MODEL_REGISTRY_WHO_MAX);
+        errbuf_set(err, errlen, "activated_by must be 1..%d bytes", MODEL_REGISTRY_WHO_MAX);
         return MODEL_REGISTRY_INVALID;
     }
     return MODEL_REGISTRY_OK;
@@ -704,7 +695,7 @@ int model_registry_succeed(PGconn *conn, const char *model_id,
                            const model_registry_result_t *result, char *err, size_t errlen)
 {
     if (!model_registry_uuid_valid(model_id) || !result) {
-        s_set(err, errlen, "model id is not a uuid, or no result");
+        errbuf_set(err, errlen, "model id is not a uuid, or no result");
         return MODEL_REGISTRY_INVALID;
     }
     int rc = s_check_result(result, err, errlen);
@@ -714,7 +705,7 @@ int model_registry_succeed(PGconn *conn, const char *model_id,
                         ? json_dumps(result->metrics, JSON_COMPACT | JSON_REAL_PRECISION(15))
                         : strdup("{}");
     if (!metrics) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return MODEL_REGISTRY_ERROR;
     }
     const char *p[] = {model_id,
@@ -750,7 +741,7 @@ int model_registry_fail(PGconn *conn, const char *model_id, const char *error, c
                         size_t errlen)
 {
     if (!model_registry_uuid_valid(model_id)) {
-        s_set(err, errlen, "model id is not a uuid");
+        errbuf_set(err, errlen, "model id is not a uuid");
         return MODEL_REGISTRY_INVALID;
     }
     char text[MODEL_REGISTRY_ERROR_MAX + 1];
@@ -775,7 +766,7 @@ int model_registry_recover(PGconn *conn, char *err, size_t errlen)
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
         //  Inside a transaction its earlier try-locks would stay held and
         //  read as our own (see s_sql_orphan_candidates).
-        s_set(err, errlen, "recover must not run inside a transaction");
+        errbuf_set(err, errlen, "recover must not run inside a transaction");
         return MODEL_REGISTRY_INVALID;
     }
     PGresult *res = pg_conn_query(conn, s_sql_orphan_candidates, 0, NULL, PGRES_TUPLES_OK,
@@ -828,7 +819,7 @@ static int s_activate_in_tx(PGconn *conn, const char *model_id, const char *who,
         return MODEL_REGISTRY_ERROR;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        s_set(err, errlen, "no model %s", model_id);
+        errbuf_set(err, errlen, "no model %s", model_id);
         return MODEL_REGISTRY_NOT_FOUND;
     }
     s_copy(out->model_type, sizeof out->model_type, PQgetvalue(res, 0, 0));
@@ -841,10 +832,10 @@ static int s_activate_in_tx(PGconn *conn, const char *model_id, const char *who,
         return MODEL_REGISTRY_OK; //  changed stays false
     }
     if ((strcmp(status, "succeeded") != 0 && strcmp(status, "retired") != 0) || !artifact) {
-        s_set(err, errlen,
-              "model %s is %s%s: only a succeeded or retired model with an artifact can be "
-              "activated",
-              model_id, status, artifact ? "" : " and has no artifact");
+        errbuf_set(err, errlen,
+                   "model %s is %s%s: only a succeeded or retired model with an artifact can be "
+                   "activated",
+                   model_id, status, artifact ? "" : " and has no artifact");
         return MODEL_REGISTRY_CONFLICT;
     }
     if (!reason)
@@ -881,15 +872,15 @@ int model_registry_activate(PGconn *conn, const char *model_id, const char *who,
     if (out)
         memset(out, 0, sizeof *out);
     if (!model_registry_uuid_valid(model_id)) {
-        s_set(err, errlen, "model id is not a uuid");
+        errbuf_set(err, errlen, "model id is not a uuid");
         return MODEL_REGISTRY_INVALID;
     }
     if (!s_who_valid(who)) {
-        s_set(err, errlen, "who must be 1..%d bytes", MODEL_REGISTRY_WHO_MAX);
+        errbuf_set(err, errlen, "who must be 1..%d bytes", MODEL_REGISTRY_WHO_MAX);
         return MODEL_REGISTRY_INVALID;
     }
     if (reason && !s_in(reason, reasons, sizeof reasons / sizeof *reasons)) {
-        s_set(err, errlen, "reason must be gate, manual or rollback");
+        errbuf_set(err, errlen, "reason must be gate, manual or rollback");
         return MODEL_REGISTRY_INVALID;
     }
     if (pg_conn_command(conn, "BEGIN", "begin", err, errlen) != 0)
@@ -910,7 +901,7 @@ int model_registry_active(PGconn *conn, const char *model_type, model_registry_a
 {
     memset(out, 0, sizeof *out);
     if (!model_registry_type_known(model_type)) {
-        s_set(err, errlen, "unknown model type");
+        errbuf_set(err, errlen, "unknown model type");
         return MODEL_REGISTRY_INVALID;
     }
     const char *p[] = {model_type};
@@ -926,7 +917,7 @@ int model_registry_active(PGconn *conn, const char *model_type, model_registry_a
         s_copy(out->artifact_checksum, sizeof out->artifact_checksum, PQgetvalue(res, 0, 3));
         rc = MODEL_REGISTRY_OK;
     } else
-        s_set(err, errlen, "no active %s model", model_type);
+        errbuf_set(err, errlen, "no active %s model", model_type);
     PQclear(res);
     return rc;
 }
@@ -939,7 +930,7 @@ static json_t *s_json(PGresult *res, char *err, size_t errlen)
     json_error_t jerr;
     json_t *doc = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
     if (!doc)
-        s_set(err, errlen, "registry JSON does not parse: %s", jerr.text);
+        errbuf_set(err, errlen, "registry JSON does not parse: %s", jerr.text);
     return doc;
 }
 
@@ -952,7 +943,7 @@ json_t *model_registry_list(PGconn *conn, const char *model_type, int limit, int
     *rc_p = MODEL_REGISTRY_ERROR;
     if (model_type && !model_registry_type_known(model_type)) {
         *rc_p = MODEL_REGISTRY_INVALID;
-        s_set(err, errlen, "unknown model type");
+        errbuf_set(err, errlen, "unknown model type");
         return NULL;
     }
     if (limit <= 0)
@@ -977,7 +968,7 @@ int model_registry_get(PGconn *conn, const char *model_id, json_t **out, char *e
 {
     *out = NULL;
     if (!model_registry_uuid_valid(model_id)) {
-        s_set(err, errlen, "model id is not a uuid");
+        errbuf_set(err, errlen, "model id is not a uuid");
         return MODEL_REGISTRY_INVALID;
     }
     const char *p[] = {model_id};
@@ -986,7 +977,7 @@ int model_registry_get(PGconn *conn, const char *model_id, json_t **out, char *e
         return MODEL_REGISTRY_ERROR;
     int rc = MODEL_REGISTRY_NOT_FOUND;
     if (PQntuples(res) == 0)
-        s_set(err, errlen, "no model %s", model_id);
+        errbuf_set(err, errlen, "no model %s", model_id);
     else {
         *out = s_json(res, err, errlen);
         rc = *out ? MODEL_REGISTRY_OK : MODEL_REGISTRY_ERROR;
@@ -1041,7 +1032,7 @@ int model_registry_schedule_if_due(PGconn *conn, int interval_s, const char *req
     model_registry_request_t req = {
         .model_type = "all", .trigger = "schedule", .requested_by = requested_by};
     if (interval_s <= 0) {
-        s_set(err, errlen, "interval must be positive");
+        errbuf_set(err, errlen, "interval must be positive");
         return MODEL_REGISTRY_INVALID;
     }
     int rc = s_check_request(&req, err, errlen);

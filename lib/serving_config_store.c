@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "pg_conn.h"
 
@@ -58,38 +59,25 @@ static const char s_sql_get[] = LIST_COLUMNS " WHERE version = $1::bigint";
 
 //  ---- helpers ---------------------------------------------------------------
 
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_set(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(err, errlen, fmt, args);
-    va_end(args);
-}
-
 //  put and rollback open their own transaction: one the caller left open
 //  would be committed by ours.
 static int s_check_write(PGconn *conn, const char *created_by, const char *note, char *err,
                          size_t errlen)
 {
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
-        s_set(err, errlen, "no connection to PostgreSQL");
+        errbuf_set(err, errlen, "no connection to PostgreSQL");
         return SERVING_CONFIG_STORE_INTERNAL;
     }
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-        s_set(err, errlen, "the connection is busy or inside a transaction");
+        errbuf_set(err, errlen, "the connection is busy or inside a transaction");
         return SERVING_CONFIG_STORE_INVALID;
     }
     if (!created_by || !*created_by || strlen(created_by) > SERVING_CONFIG_WHO_MAX) {
-        s_set(err, errlen, "created_by: must be 1 to %d bytes", SERVING_CONFIG_WHO_MAX);
+        errbuf_set(err, errlen, "created_by: must be 1 to %d bytes", SERVING_CONFIG_WHO_MAX);
         return SERVING_CONFIG_STORE_INVALID;
     }
     if (note && strlen(note) > SERVING_CONFIG_NOTE_MAX) {
-        s_set(err, errlen, "note: must be at most %d bytes", SERVING_CONFIG_NOTE_MAX);
+        errbuf_set(err, errlen, "note: must be at most %d bytes", SERVING_CONFIG_NOTE_MAX);
         return SERVING_CONFIG_STORE_INVALID;
     }
     return SERVING_CONFIG_STORE_OK;
@@ -130,7 +118,7 @@ static int s_write_commit(PGconn *conn, const char *sql, int n, const char *cons
                  : SERVING_CONFIG_STORE_INTERNAL;
     PQclear(res);
     if (rc != SERVING_CONFIG_STORE_OK) {
-        s_set(err, errlen, "%s: no version returned", what);
+        errbuf_set(err, errlen, "%s: no version returned", what);
         return rc;
     }
     if (pg_conn_command(conn, "COMMIT", "commit", err, errlen) != 0)
@@ -159,15 +147,15 @@ int serving_config_store_current(PGconn *conn, const serving_config_t *defaults,
     serving_config_t cfg;
     char why[256];
     if (s_parse_version(PQgetvalue(res, 0, 0), &v) != 0) {
-        s_set(err, errlen, "read the serving configuration: bad version \"%s\"",
-              PQgetvalue(res, 0, 0));
+        errbuf_set(err, errlen, "read the serving configuration: bad version \"%s\"",
+                   PQgetvalue(res, 0, 0));
         rc = SERVING_CONFIG_STORE_INTERNAL;
         goto done;
     }
     const char *doc = PQgetvalue(res, 0, 1);
     if (serving_config_parse_text(doc, strlen(doc), &cfg, why, sizeof why) != 0) {
-        s_set(err, errlen, "stored serving configuration version %" PRId64 " is invalid: %s", v,
-              why);
+        errbuf_set(err, errlen, "stored serving configuration version %" PRId64 " is invalid: %s",
+                   v, why);
         rc = SERVING_CONFIG_STORE_INTERNAL;
         goto done;
     }
@@ -188,7 +176,7 @@ int serving_config_store_put(PGconn *conn, const serving_config_t *cfg, const ch
         return SERVING_CONFIG_STORE_INVALID;
     char *doc = serving_config_to_text(cfg);
     if (!doc) {
-        s_set(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return SERVING_CONFIG_STORE_INTERNAL;
     }
     const char *params[3] = {doc, created_by, note};
@@ -209,7 +197,7 @@ int serving_config_store_rollback(PGconn *conn, int64_t to_version, const char *
     if (rc != SERVING_CONFIG_STORE_OK)
         return rc;
     if (to_version < 1) {
-        s_set(err, errlen, "no serving configuration version %" PRId64, to_version);
+        errbuf_set(err, errlen, "no serving configuration version %" PRId64, to_version);
         return SERVING_CONFIG_STORE_NOT_FOUND;
     }
     char number[24], default_note[64];
@@ -228,7 +216,7 @@ int serving_config_store_rollback(PGconn *conn, int64_t to_version, const char *
         goto err;
     }
     if (PQntuples(res) != 1) {
-        s_set(err, errlen, "no serving configuration version %" PRId64, to_version);
+        errbuf_set(err, errlen, "no serving configuration version %" PRId64, to_version);
         rc = SERVING_CONFIG_STORE_NOT_FOUND;
         goto err;
     }
@@ -237,7 +225,7 @@ int serving_config_store_rollback(PGconn *conn, int64_t to_version, const char *
     char why[256];
     const char *doc = PQgetvalue(res, 0, 0);
     if (serving_config_parse_text(doc, strlen(doc), &old, why, sizeof why) != 0) {
-        s_set(err, errlen, "version %" PRId64 " cannot be restored: %s", to_version, why);
+        errbuf_set(err, errlen, "version %" PRId64 " cannot be restored: %s", to_version, why);
         rc = SERVING_CONFIG_STORE_INVALID;
         goto err;
     }
@@ -301,7 +289,7 @@ int serving_config_store_list(PGconn *conn, int limit, int64_t before, json_t **
         }
     PQclear(res);
     if (!list) {
-        s_set(err, errlen, "list serving configuration versions: out of memory");
+        errbuf_set(err, errlen, "list serving configuration versions: out of memory");
         return SERVING_CONFIG_STORE_INTERNAL;
     }
     *out = list;
@@ -320,10 +308,10 @@ int serving_config_store_get(PGconn *conn, int64_t version, json_t **out, char *
     int rc = SERVING_CONFIG_STORE_OK;
     json_t *item = NULL;
     if (PQntuples(res) != 1) {
-        s_set(err, errlen, "no serving configuration version %" PRId64, version);
+        errbuf_set(err, errlen, "no serving configuration version %" PRId64, version);
         rc = SERVING_CONFIG_STORE_NOT_FOUND;
     } else if (!(item = s_row_json(res, 0))) {
-        s_set(err, errlen, "read a serving configuration version: out of memory");
+        errbuf_set(err, errlen, "read a serving configuration version: out of memory");
         rc = SERVING_CONFIG_STORE_INTERNAL;
     }
     PQclear(res);
@@ -528,24 +516,24 @@ serving_config_watch_t *serving_config_watch_new(const serving_config_watch_opti
                                                  char *err, size_t errlen)
 {
     if (!opts || !opts->dsn || !*opts->dsn || !opts->defaults) {
-        s_set(err, errlen, "serving configuration watcher: dsn and defaults are required");
+        errbuf_set(err, errlen, "serving configuration watcher: dsn and defaults are required");
         return NULL;
     }
     char why[256];
     if (serving_config_validate(opts->defaults, why, sizeof why) != 0) {
-        s_set(err, errlen, "serving configuration watcher: bad defaults: %s", why);
+        errbuf_set(err, errlen, "serving configuration watcher: bad defaults: %s", why);
         return NULL;
     }
     serving_config_watch_t *self = calloc(1, sizeof *self);
     if (!self) {
-        s_set(err, errlen, "serving configuration watcher: out of memory");
+        errbuf_set(err, errlen, "serving configuration watcher: out of memory");
         return NULL;
     }
     self->wake[0] = self->wake[1] = -1;
     bool lock_made = false, cond_made = false;
     pthread_condattr_t attr;
     if (!(self->dsn = strdup(opts->dsn)) || pthread_condattr_init(&attr) != 0) {
-        s_set(err, errlen, "serving configuration watcher: out of memory");
+        errbuf_set(err, errlen, "serving configuration watcher: out of memory");
         goto err;
     }
     //  Waits measure time on the monotonic clock, like everything else here.
@@ -556,11 +544,11 @@ serving_config_watch_t *serving_config_watch_new(const serving_config_watch_opti
     if (rc == 0 && (rc = pthread_mutex_init(&self->lock, NULL)) == 0)
         lock_made = true;
     if (rc != 0) {
-        s_set(err, errlen, "serving configuration watcher: %s", strerror(rc));
+        errbuf_set(err, errlen, "serving configuration watcher: %s", strerror(rc));
         goto err;
     }
     if (pipe2(self->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-        s_set(err, errlen, "serving configuration watcher: pipe: %s", strerror(errno));
+        errbuf_set(err, errlen, "serving configuration watcher: pipe: %s", strerror(errno));
         goto err;
     }
     snprintf(self->app, sizeof self->app, "%s", opts->app ? opts->app : "serving-config");
@@ -578,7 +566,7 @@ serving_config_watch_t *serving_config_watch_new(const serving_config_watch_opti
     atomic_init(&self->reload_asked, false);
     atomic_init(&self->stop, false);
     if ((rc = pthread_create(&self->thread, NULL, s_thread, self)) != 0) {
-        s_set(err, errlen, "serving configuration watcher: thread: %s", strerror(rc));
+        errbuf_set(err, errlen, "serving configuration watcher: thread: %s", strerror(rc));
         goto err;
     }
     self->started = true;
