@@ -934,7 +934,11 @@ static char *s_read_pem(const char *path, const char *var, char *err, size_t err
     size_t n = text ? fread(text, 1, 65536, f) : 0;
     bool bad = !text || ferror(f) || n == 0 || n == 65536;
     fclose(f);
-    if (bad || !strstr((text[n] = '\0', text), "-----BEGIN ")) {
+    if (!bad) {
+        text[n] = '\0';
+        bad = !strstr(text, "-----BEGIN ");
+    }
+    if (bad) {
         snprintf(err, errlen, "%s=%s: not a PEM file of at most 64 KiB", var, path);
         free(text);
         return NULL;
