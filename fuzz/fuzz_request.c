@@ -108,8 +108,8 @@ static void s_serving(const char *text, size_t len)
 
 static void s_body(const char *text, size_t len)
 {
-    gateway_api_request_t req = {.body = text, .body_len = len, .url = "/fuzz",
-                                 .request_id = "fuzz"};
+    gateway_api_request_t req = {
+        .body = text, .body_len = len, .url = "/fuzz", .request_id = "fuzz"};
     gateway_api_reply_t reply;
     memset(&reply, 0, sizeof reply);
     json_t *doc = gateway_api_body(&reply, &req);
