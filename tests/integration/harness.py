@@ -173,6 +173,23 @@ class Service:
         finally:
             conn.close()
 
+    def api(self, method, path, body=None, timeout=10):
+        """One JSON request: (status, the parsed body, or the raw bytes when
+        it is not JSON). body (any JSON value) is sent as application/json."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            try:
+                return resp.status, json.loads(data)
+            except ValueError:
+                return resp.status, data
+        finally:
+            conn.close()
+
     def logs(self):
         try:
             with open(self.log_path, "rb") as f:

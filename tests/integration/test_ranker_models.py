@@ -30,31 +30,15 @@ TRAIN_TIMEOUT = 400  # seconds per model: the ASan build trains several times sl
 USER = "1"
 
 
-def request(svc, method, path, body=None, timeout=10):
-    conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=timeout)
-    try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        try:
-            return resp.status, json.loads(data)
-        except ValueError:
-            return resp.status, data
-    finally:
-        conn.close()
-
-
 def recs(svc, user=USER):
-    status, doc = request(svc, "GET", f"/api/v1/recs/{user}?limit=10")
+    status, doc = svc.api("GET", f"/api/v1/recs/{user}?limit=10")
     if status != 200:
         fail(f"GET recs for {user}: {status} {doc}")
     return doc
 
 
 def train(svc):
-    status, doc = request(svc, "POST", "/api/v1/recs/train", {"model_type": "hybrid"})
+    status, doc = svc.api("POST", "/api/v1/recs/train", {"model_type": "hybrid"})
     check(status == 202, f"training queued ({status} {doc})")
     return doc["model_id"]
 
@@ -63,7 +47,7 @@ def wait_trained(svc, model_id):
     """Waits until the model is trained; returns its status document."""
     deadline = time.time() + TRAIN_TIMEOUT
     while time.time() < deadline:
-        status, doc = request(svc, "GET", f"/api/v1/recs/models/{model_id}")
+        status, doc = svc.api("GET", f"/api/v1/recs/models/{model_id}")
         if status == 200 and doc["status"] in ("succeeded", "active", "retired"):
             print(f"model {model_id}: {doc['status']}, metrics {json.dumps(doc.get('metrics'))[:300]}")
             return doc
@@ -74,7 +58,7 @@ def wait_trained(svc, model_id):
 
 
 def activate(svc, model_id):
-    status, doc = request(svc, "POST", f"/api/v1/recs/models/{model_id}/activate", {})
+    status, doc = svc.api("POST", f"/api/v1/recs/models/{model_id}/activate", {})
     if status != 200:
         fail(f"activate {model_id}: {status} {doc}")
 
@@ -224,7 +208,7 @@ def main():
             check(delay < 5, f"the switch reached the answers within seconds ({delay:.2f} s)")
 
             # 4. A corrupt artifact is refused; the serving model stays.
-            status, doc_b = request(svc, "GET", f"/api/v1/recs/models/{b}")
+            status, doc_b = svc.api("GET", f"/api/v1/recs/models/{b}")
             path = urllib.parse.urlsplit(doc_b["artifact_path"]).path
             check(os.path.isfile(path), f"B's artifact is in the store ({path})")
             replace_with_garbage(path)

@@ -15,7 +15,6 @@ seconds, without it from the active one; an unknown model id is served by
 the active model and counted as a pinned miss in /metrics; once the
 experiment is stopped the pinned model is dropped.
 """
-import http.client
 import json
 import shutil
 import tempfile
@@ -32,29 +31,13 @@ require_env("RECSD_PG_DSN", "RECSD_REDIS_URL")
 TRAIN_TIMEOUT = 400  # seconds per model: the ASan build trains several times slower
 
 
-def request(svc, method, path, body=None, timeout=10):
-    conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=timeout)
-    try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        try:
-            return resp.status, json.loads(data)
-        except ValueError:
-            return resp.status, data
-    finally:
-        conn.close()
-
-
 def train(svc):
-    status, doc = request(svc, "POST", "/api/v1/recs/train", {"model_type": "collaborative"})
+    status, doc = svc.api("POST", "/api/v1/recs/train", {"model_type": "collaborative"})
     check(status == 202, f"training queued ({status} {doc})")
     model_id = doc["model_id"] if "model_id" in doc else doc["models"][0]["model_id"]
     deadline = time.time() + TRAIN_TIMEOUT
     while time.time() < deadline:
-        status, doc = request(svc, "GET", f"/api/v1/recs/models/{model_id}")
+        status, doc = svc.api("GET", f"/api/v1/recs/models/{model_id}")
         if status == 200 and doc["status"] in ("succeeded", "active", "retired"):
             return doc
         if status == 200 and doc["status"] == "failed":
@@ -64,7 +47,7 @@ def train(svc):
 
 
 def activate(svc, model_id):
-    status, body = request(svc, "POST", f"/api/v1/recs/models/{model_id}/activate", {})
+    status, body = svc.api("POST", f"/api/v1/recs/models/{model_id}/activate", {})
     check(status == 200, f"model {model_id} activated ({status} {body.get('reason')})")
 
 
