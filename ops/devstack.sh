@@ -11,8 +11,8 @@
 #
 # Environment:
 #   RECSD_DEV_DIR         state directory (default <repo>/var/dev)
-#   RECSD_DEV_PG_PORT     PostgreSQL port (default 55432)
-#   RECSD_DEV_REDIS_PORT  Redis port (default 56379)
+#   RECSD_DEV_PG_PORT     PostgreSQL port (default 25432)
+#   RECSD_DEV_REDIS_PORT  Redis port (default 26379)
 #   RECSD_BIN             the recsd binary (default <repo>/build/recsd)
 #   RECSD_PG_BINDIR       PostgreSQL server binaries (default: newest
 #                         /usr/lib/postgresql/*/bin, else initdb on PATH)
@@ -26,8 +26,10 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEV_DIR=${RECSD_DEV_DIR:-$REPO/var/dev}
 [[ "$DEV_DIR" == /* ]] || DEV_DIR="$PWD/$DEV_DIR"
 DEV_DIR=${DEV_DIR%/}
-PG_PORT=${RECSD_DEV_PG_PORT:-55432}
-REDIS_PORT=${RECSD_DEV_REDIS_PORT:-56379}
+# Below the ephemeral port range (32768-60999), so no outgoing connection
+# holds them by chance.
+PG_PORT=${RECSD_DEV_PG_PORT:-25432}
+REDIS_PORT=${RECSD_DEV_REDIS_PORT:-26379}
 BIN=${RECSD_BIN:-$REPO/build/recsd}
 
 # As root the cluster belongs to `postgres`, which may not be able to reach

@@ -13,7 +13,7 @@
 # Environment:
 #   RECSD_DEV_DIR          state directory (default <repo>/var/dev), shared
 #                          with ops/devstack.sh
-#   RECSD_DEV_S3_PORT      port (default 54569)
+#   RECSD_DEV_S3_PORT      port (default 24569)
 #   RECSD_S3RVER_VERSION   npm version to install (default 3.7.1)
 #
 # s3rver accepts the fixed credentials S3RVER / S3RVER. It checks that the
@@ -27,7 +27,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEV_DIR=${RECSD_DEV_DIR:-$REPO/var/dev}
 [[ "$DEV_DIR" == /* ]] || DEV_DIR="$PWD/$DEV_DIR"
 DEV_DIR=${DEV_DIR%/}
-PORT=${RECSD_DEV_S3_PORT:-54569}
+PORT=${RECSD_DEV_S3_PORT:-24569}
 VERSION=${RECSD_S3RVER_VERSION:-3.7.1}
 BUCKET=recsd
 

@@ -11,9 +11,9 @@
 #   RECSD_TEST_DEV_DIR     the private stack's state (default <repo>/var/test-stack);
 #                          deliberately not RECSD_DEV_DIR, which may name your
 #                          own dev stack: this one is purged at the end
-#   RECSD_DEV_PG_PORT      PostgreSQL port (default 55433)
-#   RECSD_DEV_REDIS_PORT   Redis port (default 56380)
-#   RECSD_DEV_S3_PORT      s3rver port (default 54570)
+#   RECSD_DEV_PG_PORT      PostgreSQL port (default 25433)
+#   RECSD_DEV_REDIS_PORT   Redis port (default 26380)
+#   RECSD_DEV_S3_PORT      s3rver port (default 24570)
 #   RECSD_BUILD_DIR        normal tree (default <repo>/build)
 #   RECSD_ASAN_BUILD_DIR   sanitizer tree (default <repo>/build-asan)
 #   RECSD_TEST_JOBS        build parallelism (default: nproc)
@@ -40,9 +40,12 @@ BUILD=${RECSD_BUILD_DIR:-$REPO/build}
 BUILD_ASAN=${RECSD_ASAN_BUILD_DIR:-$REPO/build-asan}
 JOBS=${RECSD_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 export RECSD_DEV_DIR=${RECSD_TEST_DEV_DIR:-$REPO/var/test-stack}
-export RECSD_DEV_PG_PORT=${RECSD_DEV_PG_PORT:-55433}
-export RECSD_DEV_REDIS_PORT=${RECSD_DEV_REDIS_PORT:-56380}
-export RECSD_DEV_S3_PORT=${RECSD_DEV_S3_PORT:-54570}
+# Fixed ports below the kernel's ephemeral range (32768-60999): a port in it
+# can be taken by any outgoing connection or bind(0) socket on the machine
+# (CI once found s3rver's port held that way).
+export RECSD_DEV_PG_PORT=${RECSD_DEV_PG_PORT:-25433}
+export RECSD_DEV_REDIS_PORT=${RECSD_DEV_REDIS_PORT:-26380}
+export RECSD_DEV_S3_PORT=${RECSD_DEV_S3_PORT:-24570}
 export RECSD_BIN=$BUILD/recsd
 # Called through bash so that lost exec bits (a tarball checkout) do not matter.
 DEVSTACK=(bash "$REPO/ops/devstack.sh")
