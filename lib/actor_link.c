@@ -91,6 +91,9 @@ static void s_send_heartbeat(actor_link_t *self, const char *state)
     hb->queue_depth = self->queue_depth;
     //  The message owns its copy; a failed copy only drops the metrics.
     hb->metrics = self->metrics ? strdup(self->metrics) : NULL;
+    //  The supervisor compares it with its setting and tells us again if
+    //  they differ (see supervisor.c).
+    snprintf(hb->log_level, sizeof hb->log_level, "%s", log_level_name(log_get_level()));
     //  A lost beat is not an error: the supervisor tolerates several.
     if (proto_send(self->control, NULL, msg) != 0 && errno != EAGAIN)
         log_debug("heartbeat not sent: %s", zmq_strerror(errno));
@@ -148,6 +151,26 @@ int actor_link_set_metrics(actor_link_t *self, const char *text)
     return 0;
 }
 
+//  PROTO_LOG_LEVEL: the operator's `recsd ctl log-level`, forwarded.
+static void s_set_log_level(actor_link_t *self, const char *name)
+{
+    log_level_t level, before = log_get_level();
+    if (log_level_parse(name, &level) != 0) {
+        log_warn("ignored unknown log level \"%s\" from supervisor", name);
+        return;
+    }
+    if (level == before)
+        return; //  a repeat (the supervisor re-sends until a heartbeat agrees)
+    //  Logged at the more verbose of the two levels, so the line shows.
+    if (level > before)
+        log_info("log level set to %s by the supervisor", log_level_name(level));
+    log_set_level(level);
+    if (level < before)
+        log_info("log level set to %s by the supervisor", log_level_name(level));
+    //  Report it at once, so `recsd ctl log-level` shows it.
+    s_send_heartbeat(self, self->stopping ? "stopping" : self->ready ? "ready" : "starting");
+}
+
 int actor_link_handle(actor_link_t *self)
 {
     int handled = 0;
@@ -169,6 +192,9 @@ int actor_link_handle(actor_link_t *self)
         case PROTO_DRAIN:
             log_info("drain requested by supervisor");
             self->draining = true;
+            break;
+        case PROTO_LOG_LEVEL:
+            s_set_log_level(self, msg->body.log_level.level);
             break;
         case PROTO_STATUS_REP:
             proto_msg_destroy(&self->status);

@@ -54,8 +54,10 @@ void actor_link_set_queue_depth(actor_link_t *self, uint64_t depth);
 int actor_link_set_metrics(actor_link_t *self, const char *text);
 
 //  Reads every waiting command. Returns the number handled. STOP sets the
-//  stopping flag, DRAIN the draining flag; a STATUS_REP is kept and can be
-//  taken with actor_link_take_status. Malformed input is logged and dropped.
+//  stopping flag, DRAIN the draining flag, LOG_LEVEL the process's log level
+//  (log_set_level; heartbeats report the current level); a STATUS_REP is
+//  kept and can be taken with actor_link_take_status. Malformed input is
+//  logged and dropped.
 int actor_link_handle(actor_link_t *self);
 
 //  Sends a heartbeat if one is due. Cannot fail: a failed send is retried

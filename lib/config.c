@@ -9,6 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log_file.h"
+
 //  Start order; the supervisor stops actors in reverse, so the gateway
 //  (last up) is first down and stops taking traffic before its backends go.
 static const char *s_all_actors[] = {"publisher", "trainer", "ranker", "event-ingestor",
@@ -74,6 +76,38 @@ static int s_double(const char *var, double lo, double hi, double *out, char *er
         return s_fail(err, errlen, var, why, text);
     }
     *out = value;
+    return 0;
+}
+
+//  Reads a size in bytes, plain or with a binary suffix K, M or G (also
+//  KiB, MiB, GiB), within [lo, hi]; unset or empty keeps *out.
+static int s_size(const char *var, uint64_t lo, uint64_t hi, uint64_t *out, char *err,
+                  size_t errlen)
+{
+    const char *text = getenv(var);
+    if (!text || !*text)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno || end == text || text[0] == '-' || text[0] == '+')
+        return s_fail(err, errlen, var, "not a size (bytes, or a number with K, M or G)", text);
+    uint64_t unit = 1;
+    if (*end) {
+        const char *units = "KMG";
+        const char *at = strchr(units, end[0] >= 'a' ? end[0] - 'a' + 'A' : end[0]);
+        if (!end[0] || !at ||
+            !(end[1] == '\0' || strcmp(end + 1, "iB") == 0 || strcmp(end + 1, "B") == 0))
+            return s_fail(err, errlen, var, "not a size (bytes, or a number with K, M or G)", text);
+        unit = 1ull << (10 * (at - units + 1));
+    }
+    if (value > hi / unit || value * unit < lo || value * unit > hi) {
+        char why[96];
+        snprintf(why, sizeof why, "must be between %llu and %llu bytes", (unsigned long long)lo,
+                 (unsigned long long)hi);
+        return s_fail(err, errlen, var, why, text);
+    }
+    *out = value * unit;
     return 0;
 }
 
@@ -237,6 +271,8 @@ static void s_defaults(config_t *cfg)
     snprintf(cfg->jwt_roles_claim, sizeof cfg->jwt_roles_claim, "roles");
     cfg->cache_redis_timeout_ms = 20;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->log_file_max_bytes = 100ull << 20;
+    cfg->log_file_keep = 5;
 }
 
 int config_load(config_t *cfg, char *err, size_t errlen)
@@ -356,7 +392,12 @@ int config_load(config_t *cfg, char *err, size_t errlen)
               sizeof cfg->kafka_sasl_password, err, errlen) ||
         s_int("RECSD_RATE_LIMIT_PERIOD_S", 1, 86400, &cfg->rate_limit_period_s, err, errlen) ||
         s_str("RECSD_API_KEYS", cfg->api_keys, sizeof cfg->api_keys, err, errlen) ||
-        s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err, errlen))
+        s_int("RECSD_CACHE_REDIS_TIMEOUT_MS", 1, 10000, &cfg->cache_redis_timeout_ms, err,
+              errlen) ||
+        s_str("RECSD_LOG_FILE", cfg->log_file, sizeof cfg->log_file, err, errlen) ||
+        s_size("RECSD_LOG_FILE_MAX_BYTES", 4096, 1ull << 40, &cfg->log_file_max_bytes, err,
+               errlen) ||
+        s_int("RECSD_LOG_FILE_KEEP", 1, LOG_FILE_KEEP_MAX, &cfg->log_file_keep, err, errlen))
         return -1;
 
     if (!cfg->tls_cert_file[0] != !cfg->tls_key_file[0])
@@ -370,6 +411,13 @@ int config_load(config_t *cfg, char *err, size_t errlen)
     const char *level = getenv("RECSD_LOG_LEVEL");
     if (level && *level && log_level_parse(level, &cfg->log_level) != 0)
         return s_fail(err, errlen, "RECSD_LOG_LEVEL", "must be debug, info, warn or error", level);
+
+    //  Relative paths would depend on each process's working directory; a
+    //  trailing slash names a directory, which cannot be appended to.
+    size_t log_len = strlen(cfg->log_file);
+    if (log_len && (cfg->log_file[0] != '/' || cfg->log_file[log_len - 1] == '/'))
+        return s_fail(err, errlen, "RECSD_LOG_FILE", "must be an absolute path to a file",
+                      cfg->log_file);
 
     //  Cross-field rules.
     if (cfg->actor_count == 0)

@@ -141,7 +141,13 @@ typedef struct {
     char kafka_sasl_password[256];
     int cache_redis_timeout_ms; //  connect and each command
 
+    //  Logs (lib/log.h). log_file "" = stderr only; else `recsd run` and its
+    //  actors append to it, rotating at log_file_max_bytes and keeping
+    //  log_file_keep rotated files (log_file.h).
     log_level_t log_level;
+    char log_file[CONFIG_PATH_MAX];
+    uint64_t log_file_max_bytes;
+    int log_file_keep;
 } config_t;
 
 //  Fills *cfg from the environment. Returns 0, or -1 with a message naming

@@ -58,6 +58,17 @@ static const char *s_sources[] = {"model", "cache", "fallback", NULL};
 static const char *s_interaction_kinds[] = {"watch", "rating", "watchlist_add", "watchlist_remove",
                                             NULL};
 static const char *s_recs_types[] = {"hybrid", "collaborative", "content", "popularity", NULL};
+static const char *s_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+bool proto_log_level_valid(const char *level)
+{
+    if (!level)
+        return false;
+    for (size_t i = 0; s_log_levels[i]; i++)
+        if (strcmp(level, s_log_levels[i]) == 0)
+            return true;
+    return false;
+}
 
 bool proto_recs_type_valid(const char *type)
 {
@@ -110,6 +121,8 @@ const char *proto_type_name(int type)
         return "recs_rep";
     case PROTO_INTERACTION:
         return "interaction";
+    case PROTO_LOG_LEVEL:
+        return "log_level";
     default:
         return "unknown";
     }
@@ -324,6 +337,15 @@ static int s_check_metrics(const char *text, const char *name, char *err, size_t
     return 0;
 }
 
+//  An optional log level field: "" (not reported) or one of s_log_levels.
+static int s_check_optional_level(const char *level, size_t cap, const char *name, char *err,
+                                  size_t errlen)
+{
+    if (strnlen(level, cap) == 0)
+        return 0;
+    return s_check_enum(level, cap, s_log_levels, name, err, errlen);
+}
+
 static int s_validate_row(const proto_actor_status_t *row, uint32_t i, char *err, size_t errlen)
 {
     char name[48];
@@ -341,6 +363,9 @@ static int s_validate_row(const proto_actor_status_t *row, uint32_t i, char *err
         s_seterr(err, errlen, "actors[%u]: uptime_ms and heartbeat_age_ms must be >= -1", i);
         return -1;
     }
+    snprintf(name, sizeof name, "actors[%u].log_level", i);
+    if (s_check_optional_level(row->log_level, sizeof row->log_level, name, err, errlen) != 0)
+        return -1;
     return s_check_metrics(row->metrics, "actors.metrics", err, errlen);
 }
 
@@ -361,6 +386,9 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
             s_seterr(err, errlen, "pid: must be > 0");
             return -1;
         }
+        if (s_check_optional_level(hb->log_level, sizeof hb->log_level, "log_level", err, errlen) !=
+            0)
+            return -1;
         return s_check_metrics(hb->metrics, "metrics", err, errlen);
     }
     case PROTO_STATUS_REP: {
@@ -377,6 +405,9 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
             s_seterr(err, errlen, "actors: count %u but no array", st->count);
             return -1;
         }
+        if (s_check_optional_level(st->log_level, sizeof st->log_level, "log_level", err, errlen) !=
+            0)
+            return -1;
         for (uint32_t i = 0; i < st->count; i++)
             if (s_validate_row(&st->actors[i], i, err, errlen) != 0)
                 return -1;
@@ -384,6 +415,12 @@ static int s_validate_body(const proto_msg_t *msg, char *err, size_t errlen)
     }
     case PROTO_RESTART_REQ:
         return S_CHECK_ID(msg->body.restart.actor, false, "actor");
+    case PROTO_LOG_LEVEL: {
+        const proto_log_level_t *ll = &msg->body.log_level;
+        if (s_check_enum(ll->level, sizeof ll->level, s_log_levels, "level", err, errlen) != 0)
+            return -1;
+        return S_CHECK_ID(ll->actor, true, "actor");
+    }
     case PROTO_RESULT:
         return s_check_str(msg->body.result.message, sizeof msg->body.result.message, 0x20, true,
                            "message", err, errlen);
@@ -547,7 +584,8 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
     case PROTO_HEARTBEAT: {
         const proto_heartbeat_t *hb = &msg->body.heartbeat;
         bool metrics = hb->metrics && hb->metrics[0];
-        rc |= msgpack_pack_map(pk, metrics ? 6 : 5);
+        bool level = hb->log_level[0] != '\0';
+        rc |= msgpack_pack_map(pk, 5 + (uint32_t)metrics + (uint32_t)level);
         rc |= s_kv_str(pk, "name", hb->name);
         rc |= s_kv_int(pk, "pid", hb->pid);
         rc |= s_kv_str(pk, "state", hb->state);
@@ -555,11 +593,16 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
         rc |= s_kv_uint(pk, "queue", hb->queue_depth);
         if (metrics)
             rc |= s_kv_str(pk, "metrics", hb->metrics);
+        if (level)
+            rc |= s_kv_str(pk, "log_level", hb->log_level);
         break;
     }
     case PROTO_STATUS_REP: {
         const proto_status_rep_t *st = &msg->body.status;
-        rc |= msgpack_pack_map(pk, 3);
+        bool level = st->log_level[0] != '\0';
+        rc |= msgpack_pack_map(pk, 3 + (uint32_t)level);
+        if (level)
+            rc |= s_kv_str(pk, "log_level", st->log_level);
         rc |= s_pack_str(pk, "draining");
         rc |= st->draining ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
         rc |= s_kv_int(pk, "uptime_ms", st->uptime_ms);
@@ -567,7 +610,8 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
         for (uint32_t i = 0; i < st->count && rc == 0; i++) {
             const proto_actor_status_t *row = &st->actors[i];
             bool metrics = row->metrics && row->metrics[0];
-            rc |= msgpack_pack_map(pk, metrics ? 10 : 9);
+            bool row_level = row->log_level[0] != '\0';
+            rc |= msgpack_pack_map(pk, 9 + (uint32_t)metrics + (uint32_t)row_level);
             rc |= s_kv_str(pk, "name", row->name);
             rc |= s_kv_int(pk, "pid", row->pid);
             rc |= s_kv_str(pk, "state", row->state);
@@ -579,12 +623,19 @@ static int s_pack_body(msgpack_packer *pk, const proto_msg_t *msg)
             rc |= s_kv_uint(pk, "queue", row->queue_depth);
             if (metrics)
                 rc |= s_kv_str(pk, "metrics", row->metrics);
+            if (row_level)
+                rc |= s_kv_str(pk, "log_level", row->log_level);
         }
         break;
     }
     case PROTO_RESTART_REQ:
         rc |= msgpack_pack_map(pk, 1);
         rc |= s_kv_str(pk, "actor", msg->body.restart.actor);
+        break;
+    case PROTO_LOG_LEVEL:
+        rc |= msgpack_pack_map(pk, 2);
+        rc |= s_kv_str(pk, "level", msg->body.log_level.level);
+        rc |= s_kv_str(pk, "actor", msg->body.log_level.actor);
         break;
     case PROTO_RESULT:
         rc |= msgpack_pack_map(pk, 2);
@@ -1135,6 +1186,10 @@ static int s_decode_heartbeat(const msgpack_object *body, proto_heartbeat_t *hb,
         s_get_uint(f[3].value, UINT64_MAX, &hb->handled, "handled", err, errlen) != 0 ||
         s_get_uint(f[4].value, UINT64_MAX, &hb->queue_depth, "queue", err, errlen) != 0)
         return -1;
+    const msgpack_object *value;
+    if (s_optional(body, "log_level", &value, err, errlen) != 0 ||
+        (value && S_GET_STR(value, hb->log_level, "log_level") != 0))
+        return -1;
     return s_get_optional_text(body, "metrics", &hb->metrics, "metrics", err, errlen);
 }
 
@@ -1159,6 +1214,10 @@ static int s_decode_row(const msgpack_object *o, uint32_t i, proto_actor_status_
         s_get_uint(f[7].value, UINT64_MAX, &row->handled, "actors.handled", err, errlen) != 0 ||
         s_get_uint(f[8].value, UINT64_MAX, &row->queue_depth, "actors.queue", err, errlen) != 0)
         return -1;
+    const msgpack_object *value;
+    if (s_optional(o, "log_level", &value, err, errlen) != 0 ||
+        (value && S_GET_STR(value, row->log_level, "actors.log_level") != 0))
+        return -1;
     return s_get_optional_text(o, "metrics", &row->metrics, "actors.metrics", err, errlen);
 }
 
@@ -1170,6 +1229,10 @@ static int s_decode_status(const msgpack_object *body, proto_status_rep_t *st, c
     if (s_fields(body, f, S_NFIELDS(f), "body", err, errlen) != 0 ||
         s_get_bool(f[0].value, &st->draining, "draining", err, errlen) != 0 ||
         s_get_int(f[1].value, INT64_MIN, INT64_MAX, &st->uptime_ms, "uptime_ms", err, errlen) != 0)
+        return -1;
+    const msgpack_object *value;
+    if (s_optional(body, "log_level", &value, err, errlen) != 0 ||
+        (value && S_GET_STR(value, st->log_level, "log_level") != 0))
         return -1;
     const msgpack_object *arr = f[2].value;
     if (arr->type != MSGPACK_OBJECT_ARRAY) {
@@ -1326,6 +1389,13 @@ static int s_decode_body(const msgpack_object *body, proto_msg_t *msg, char *err
         if (s_fields(body, f, S_NFIELDS(f), "body", err, errlen) != 0)
             return -1;
         return S_GET_STR(f[0].value, msg->body.restart.actor, "actor");
+    }
+    case PROTO_LOG_LEVEL: {
+        s_field_t f[] = {{"level", NULL}, {"actor", NULL}};
+        if (s_fields(body, f, S_NFIELDS(f), "body", err, errlen) != 0 ||
+            S_GET_STR(f[0].value, msg->body.log_level.level, "level") != 0)
+            return -1;
+        return S_GET_STR(f[1].value, msg->body.log_level.actor, "actor");
     }
     case PROTO_RESULT: {
         s_field_t f[] = {{"code", NULL}, {"message", NULL}};

@@ -40,6 +40,7 @@
 #define PROTO_METRICS_MAX 12288  //  an actor's metrics text (see heartbeat)
 #define PROTO_EXCLUDE_MAX 100    //  video ids a RECS_REQ may exclude
 #define PROTO_RECS_TYPE_MAX 15   //  recommendation types ("collaborative")
+#define PROTO_LEVEL_MAX 7        //  log levels ("debug", "info", "warn", "error")
 
 typedef enum {
     PROTO_HEARTBEAT = 1,    //  actor -> supervisor, on the control socket
@@ -52,7 +53,8 @@ typedef enum {
     PROTO_RECS_REQ = 8,     //  gateway -> ranker
     PROTO_RECS_REP = 9,     //  ranker -> gateway
     PROTO_INTERACTION = 10, //  event-ingestor -> ranker (PUB/SUB): a stored interaction
-    PROTO_TYPE_MAX = 10
+    PROTO_LOG_LEVEL = 11,   //  ctl -> supervisor -> actors: set the minimum log level
+    PROTO_TYPE_MAX = 11
 } proto_type_t;
 
 typedef struct {
@@ -63,11 +65,14 @@ typedef struct {
     uint64_t deadline_ms;
 } proto_header_t;
 
-//  PROTO_HEARTBEAT body: {"name","pid","state","handled","queue"[,"metrics"]}
+//  PROTO_HEARTBEAT body: {"name","pid","state","handled","queue"[,"metrics"]
+//  [,"log_level"]}
 //  state is "starting", "ready" or "stopping". metrics (optional) is the
 //  actor's own counters as Prometheus text format 0.0.4 lines (# HELP,
 //  # TYPE and samples), at most PROTO_METRICS_MAX bytes of printable ASCII
-//  and newlines; the gateway merges them into /metrics.
+//  and newlines; the gateway merges them into /metrics. log_level
+//  (optional, absent = "" = not reported) is the actor's current minimum
+//  log level: "debug", "info", "warn" or "error".
 typedef struct {
     char name[PROTO_NAME_MAX + 1];
     int32_t pid;
@@ -75,13 +80,16 @@ typedef struct {
     uint64_t handled;     //  messages handled since start
     uint64_t queue_depth; //  work waiting in the actor
     char *metrics;        //  NULL if none; owned by the message (malloc'd)
+    char log_level[PROTO_LEVEL_MAX + 1];
 } proto_heartbeat_t;
 
 //  One row of PROTO_STATUS_REP: {"name","pid","state","restarts","uptime_ms",
-//  "heartbeat_age_ms","rss_bytes","handled","queue"[,"metrics"]}; metrics is
-//  the actor's last heartbeat's, same rules. state is one of
+//  "heartbeat_age_ms","rss_bytes","handled","queue"[,"metrics"][,"log_level"]};
+//  metrics is the actor's last heartbeat's, same rules. state is one of
 //  "starting", "running", "backoff", "failed", "stopping", "stopped".
-//  pid 0 and ages -1 mean "no process right now".
+//  pid 0 and ages -1 mean "no process right now". log_level (optional,
+//  absent = "") is the level the process last reported, or, with no
+//  process or no report yet, the level the supervisor will start it with.
 typedef struct {
     char name[PROTO_NAME_MAX + 1];
     int32_t pid;
@@ -93,20 +101,34 @@ typedef struct {
     uint64_t handled;
     uint64_t queue_depth;
     char *metrics; //  NULL if none; owned by the message (malloc'd)
+    char log_level[PROTO_LEVEL_MAX + 1];
 } proto_actor_status_t;
 
-//  PROTO_STATUS_REP body: {"draining":bool, "uptime_ms":int, "actors":[row...]}
+//  PROTO_STATUS_REP body: {"draining":bool, "uptime_ms":int, "actors":[row...]
+//  [,"log_level"]}; log_level (optional, absent = "") is the supervisor's own.
 typedef struct {
     bool draining;
     int64_t uptime_ms; //  supervisor uptime
     uint32_t count;
     proto_actor_status_t *actors; //  owned by the message
+    char log_level[PROTO_LEVEL_MAX + 1];
 } proto_status_rep_t;
 
 //  PROTO_RESTART_REQ body: {"actor"}
 typedef struct {
     char actor[PROTO_NAME_MAX + 1];
 } proto_restart_req_t;
+
+//  PROTO_LOG_LEVEL body: {"level", "actor"}. level is "debug", "info", "warn"
+//  or "error". actor names what to set: "" for the supervisor and every
+//  actor, "supervisor" for the supervisor only, an actor name ("ranker")
+//  for every instance of it, or an instance name ("ranker.2"). The
+//  supervisor answers ctl with a PROTO_RESULT and forwards the message
+//  (actor as received) to each matching actor on the control socket.
+typedef struct {
+    char level[PROTO_LEVEL_MAX + 1];
+    char actor[PROTO_NAME_MAX + 1];
+} proto_log_level_t;
 
 //  PROTO_RESULT body: {"code":int, "message":str}
 typedef struct {
@@ -188,6 +210,7 @@ typedef struct {
         proto_recs_req_t recs_req;
         proto_recs_rep_t recs_rep;
         proto_interaction_t interaction;
+        proto_log_level_t log_level;
     } body;
 } proto_msg_t;
 
@@ -217,6 +240,9 @@ const char *proto_type_name(int type);
 
 //  Writes a fresh random request id (32 hex chars) into buf (>= 33 bytes).
 void proto_request_id(char *buf, size_t buflen);
+
+//  True if level is one of the log level names above (not "").
+bool proto_log_level_valid(const char *level);
 
 //  Milliseconds since the Unix epoch (CLOCK_REALTIME), for deadlines.
 uint64_t proto_now_ms(void);

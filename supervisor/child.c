@@ -33,7 +33,10 @@ struct child_t {
     bool restart_after_stop;
     uint64_t handled;
     uint64_t queue_depth;
-    char *metrics; //  last heartbeat's metrics text, owned
+    char *metrics;         //  last heartbeat's metrics text, owned
+    log_level_t log_level; //  the setting (see child.h)
+    bool level_reported;   //  the current process reported reported_level
+    log_level_t reported_level;
     //  Times of recent unplanned restarts, a ring, for the intensity rule.
     int64_t *recent;
     int recent_count;
@@ -57,6 +60,7 @@ child_t *child_new(const config_t *cfg, const char *kind, const char *name, rest
     self->state = CHILD_BACKOFF; //  due to start at once
     self->next_start = 0;
     self->backoff_ms = cfg->backoff_min_ms;
+    self->log_level = cfg->log_level;
     return self;
 }
 
@@ -115,6 +119,7 @@ void child_spawned(child_t *self, pid_t pid, int64_t now)
     free(self->metrics);
     self->metrics = NULL;
     self->restart_after_stop = false;
+    self->level_reported = false;
 }
 
 bool child_heartbeat(child_t *self, int32_t pid, const char *state, uint64_t handled,
@@ -307,4 +312,28 @@ uint64_t child_queue_depth(const child_t *self)
 const char *child_metrics(const child_t *self)
 {
     return self->metrics;
+}
+
+void child_set_log_level(child_t *self, log_level_t level)
+{
+    self->log_level = level;
+}
+
+log_level_t child_log_level(const child_t *self)
+{
+    return self->log_level;
+}
+
+void child_report_log_level(child_t *self, const char *level)
+{
+    log_level_t parsed;
+    if (level && *level && log_level_parse(level, &parsed) == 0) {
+        self->reported_level = parsed;
+        self->level_reported = true;
+    }
+}
+
+const char *child_reported_log_level(const child_t *self)
+{
+    return self->pid && self->level_reported ? log_level_name(self->reported_level) : NULL;
 }

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "log.h"
 
 typedef enum {
     CHILD_STARTING, //  spawned, no "ready" heartbeat yet
@@ -78,6 +79,19 @@ bool child_due_start(const child_t *self, int64_t now);
 bool child_overdue(const child_t *self, int64_t now, const char **why);
 //  Milliseconds until this child's next timer, or -1 if none.
 int64_t child_next_timer(const child_t *self, int64_t now);
+
+//  Log level. The setting is what the supervisor wants for this actor: the
+//  RECSD_LOG_LEVEL it is exec'd with, and what it is told again when a
+//  heartbeat reports another level; it starts as cfg->log_level and is
+//  changed by `recsd ctl log-level`.
+void child_set_log_level(child_t *self, log_level_t level);
+log_level_t child_log_level(const child_t *self);
+//  The level the current process reported in its last heartbeat ("" = none;
+//  an unknown name is ignored). Cleared when a process is spawned.
+void child_report_log_level(child_t *self, const char *level);
+//  The reported level, or NULL if the current process has reported none
+//  (or there is no process). Borrowed.
+const char *child_reported_log_level(const child_t *self);
 
 //  Figures for status.
 int64_t child_uptime_ms(const child_t *self, int64_t now);

@@ -106,15 +106,17 @@ static int s_print_json(const proto_status_rep_t *status)
     for (uint32_t i = 0; i < status->count; i++) {
         const proto_actor_status_t *row = &status->actors[i];
         json_array_append_new(
-            actors, json_pack("{s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name", row->name,
-                              "pid", (int)row->pid, "state", row->state, "restarts",
-                              (json_int_t)row->restarts, "uptime_ms", (json_int_t)row->uptime_ms,
-                              "heartbeat_age_ms", (json_int_t)row->heartbeat_age_ms, "rss_bytes",
-                              (json_int_t)row->rss_bytes, "handled", (json_int_t)row->handled,
-                              "queue_depth", (json_int_t)row->queue_depth));
+            actors,
+            json_pack("{s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "name", row->name,
+                      "pid", (int)row->pid, "state", row->state, "restarts",
+                      (json_int_t)row->restarts, "uptime_ms", (json_int_t)row->uptime_ms,
+                      "heartbeat_age_ms", (json_int_t)row->heartbeat_age_ms, "rss_bytes",
+                      (json_int_t)row->rss_bytes, "handled", (json_int_t)row->handled,
+                      "queue_depth", (json_int_t)row->queue_depth, "log_level", row->log_level));
     }
-    json_t *root = json_pack("{s:b, s:I, s:o}", "draining", status->draining, "uptime_ms",
-                             (json_int_t)status->uptime_ms, "actors", actors);
+    json_t *root =
+        json_pack("{s:b, s:I, s:s, s:o}", "draining", status->draining, "uptime_ms",
+                  (json_int_t)status->uptime_ms, "log_level", status->log_level, "actors", actors);
     if (!root)
         return 1;
     int rc = json_dumpf(root, stdout, JSON_INDENT(2)) == 0 ? 0 : 1;
@@ -123,14 +125,45 @@ static int s_print_json(const proto_status_rep_t *status)
     return rc;
 }
 
+//  `ctl log-level` without a level: the supervisor's and each actor's.
+static void s_print_levels(const proto_status_rep_t *status)
+{
+    printf("%-15s %s\n", "ACTOR", "LOG_LEVEL");
+    printf("%-15s %s\n", "supervisor", status->log_level[0] ? status->log_level : "-");
+    for (uint32_t i = 0; i < status->count; i++) {
+        const proto_actor_status_t *row = &status->actors[i];
+        printf("%-15s %s\n", row->name, row->log_level[0] ? row->log_level : "-");
+    }
+}
+
+//  Checks an ACTOR argument: an actor name, an instance name ("ranker.2"),
+//  "supervisor" or "all". Returns 0, or -1 with a message printed.
+static int s_check_target(const char *target)
+{
+    if (strcmp(target, "supervisor") == 0 || strcmp(target, "all") == 0)
+        return 0;
+    char kind[32];
+    snprintf(kind, sizeof kind, "%s", target);
+    kind[strcspn(kind, ".")] = '\0'; //  "ranker.2" is an instance of ranker
+    if (!config_actor_known(kind) || strlen(target) > PROTO_NAME_MAX) {
+        fprintf(stderr, "recsd ctl: unknown actor \"%s\"\n", target);
+        return -1;
+    }
+    return 0;
+}
+
+#define CTL_USAGE                                                                                  \
+    "usage: recsd ctl status [--json] | restart ACTOR | drain |\n"                                 \
+    "                 log-level [debug|info|warn|error [ACTOR|supervisor|all]]\n"
+
 int ctl_main(const config_t *cfg, int argc, char **argv)
 {
     if (argc < 1) {
-        fprintf(stderr, "usage: recsd ctl status [--json] | restart ACTOR | drain\n");
+        fprintf(stderr, CTL_USAGE);
         return 2;
     }
     proto_msg_t *req = NULL;
-    bool json = false;
+    bool json = false, levels = false;
     if (strcmp(argv[0], "status") == 0 && argc <= 2) {
         json = argc == 2 && strcmp(argv[1], "--json") == 0;
         if (argc == 2 && !json) {
@@ -151,8 +184,28 @@ int ctl_main(const config_t *cfg, int argc, char **argv)
             snprintf(req->body.restart.actor, sizeof req->body.restart.actor, "%s", argv[1]);
     } else if (strcmp(argv[0], "drain") == 0 && argc == 1) {
         req = proto_msg_new(PROTO_DRAIN, NULL);
+    } else if (strcmp(argv[0], "log-level") == 0 && argc == 1) {
+        levels = true;
+        req = proto_msg_new(PROTO_STATUS_REQ, NULL);
+    } else if (strcmp(argv[0], "log-level") == 0 && argc <= 3) {
+        log_level_t level;
+        if (log_level_parse(argv[1], &level) != 0) {
+            fprintf(stderr, "recsd ctl: unknown log level \"%s\" (debug, info, warn or error)\n",
+                    argv[1]);
+            return 2;
+        }
+        const char *target = argc == 3 ? argv[2] : "";
+        if (argc == 3 && s_check_target(target) != 0)
+            return 2;
+        req = proto_msg_new(PROTO_LOG_LEVEL, NULL);
+        if (req) {
+            snprintf(req->body.log_level.level, sizeof req->body.log_level.level, "%s",
+                     log_level_name(level));
+            snprintf(req->body.log_level.actor, sizeof req->body.log_level.actor, "%s",
+                     strcmp(target, "all") == 0 ? "" : target);
+        }
     } else {
-        fprintf(stderr, "usage: recsd ctl status [--json] | restart ACTOR | drain\n");
+        fprintf(stderr, CTL_USAGE);
         return 2;
     }
     if (!req)
@@ -162,7 +215,9 @@ int ctl_main(const config_t *cfg, int argc, char **argv)
     if (!reply)
         return 1;
     int rc = 0;
-    if (reply->header.type == PROTO_STATUS_REP)
+    if (reply->header.type == PROTO_STATUS_REP && levels)
+        s_print_levels(&reply->body.status);
+    else if (reply->header.type == PROTO_STATUS_REP)
         rc = json ? s_print_json(&reply->body.status) : (s_print_table(&reply->body.status), 0);
     else if (reply->header.type == PROTO_RESULT) {
         rc = reply->body.result.code == 0 ? 0 : 1;

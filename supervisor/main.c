@@ -2,7 +2,7 @@
 
     recsd run                 the supervisor (forks one `recsd actor NAME` each)
     recsd actor NAME [INSTANCE]  one actor process (normally started by `run`)
-    recsd ctl status [--json] | restart ACTOR | drain
+    recsd ctl status [--json] | restart ACTOR | drain | log-level [LEVEL [ACTOR]]
     recsd migrate             apply migrations/ once, in order
     recsd import movielens DIR   bulk-load MovieLens CSVs (demo data)
     recsd import events FILE     load JSON lines of events (see event_import.h)
@@ -35,11 +35,33 @@ static int s_usage(FILE *out)
 {
     fprintf(out,
             "usage: recsd run | actor NAME [INSTANCE] | ctl status [--json] | ctl restart ACTOR |\n"
-            "             ctl drain | migrate | import movielens DIR | import events FILE |\n"
+            "             ctl drain | ctl log-level [debug|info|warn|error [ACTOR|supervisor]] |\n"
+            "             migrate | import movielens DIR | import events FILE |\n"
             "             token --sub ID [--roles R,R] [--ttl S] |\n"
             "             hash-api-key [--roles R+R] [--name N] [KEY] | dev-kafka | version\n"
             "Configuration comes from RECSD_* environment variables (see README.md).\n");
     return out == stdout ? 0 : 2;
+}
+
+//  RECSD_LOG_FILE, for the service processes (`run` and its actors; one-off
+//  commands keep logging to the terminal). The supervisor refuses to start
+//  without it, so a wrong path is found at once; an actor falls back to
+//  stderr rather than crash-loop over where its lines go.
+static int s_log_file(const config_t *cfg, bool required)
+{
+    if (!cfg->log_file[0])
+        return 0;
+    char err[512];
+    if (log_open_file(cfg->log_file, cfg->log_file_max_bytes, cfg->log_file_keep, err,
+                      sizeof err) == 0)
+        return 0;
+    if (required) {
+        fprintf(stderr, "recsd: invalid configuration: RECSD_LOG_FILE=\"%s\": %s\n", cfg->log_file,
+                err);
+        return -1;
+    }
+    log_error("RECSD_LOG_FILE not used, logging to stderr: %s", err);
+    return 0;
 }
 
 static int s_actor(const config_t *cfg, const char *name, const char *instance)
@@ -121,6 +143,8 @@ int main(int argc, char **argv)
 
     if (strcmp(cmd, "run") == 0) {
         log_init("supervisor", cfg.log_level);
+        if (s_log_file(&cfg, true) != 0)
+            return RECSD_EXIT_CONFIG;
         return supervisor_run(&cfg, argv[0]);
     }
     if (strcmp(cmd, "actor") == 0 && (argc == 3 || argc == 4)) {
@@ -132,6 +156,8 @@ int main(int argc, char **argv)
             return 2;
         }
         log_init(instance, cfg.log_level);
+        if (s_log_file(&cfg, false) != 0)
+            return RECSD_EXIT_CONFIG;
         return s_actor(&cfg, argv[2], instance);
     }
     if (strcmp(cmd, "ctl") == 0) {

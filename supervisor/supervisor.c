@@ -15,6 +15,13 @@
     default dispositions and mask, asks for SIGTERM if we die, and execs
     `recsd actor NAME` at once. Nothing between fork and exec touches the
     ZeroMQ context.
+
+    Log levels (`recsd ctl log-level LEVEL [ACTOR]`): the supervisor keeps a
+    level per child (child_log_level), sends it to the running process over
+    the control socket, execs every new process with it in RECSD_LOG_LEVEL
+    (so a restarted actor logs at it from its first line), and tells a
+    process again whenever its heartbeat reports another level (a command
+    lost while the actor was not yet connected is repaired at the next beat).
 */
 #include "supervisor.h"
 
@@ -124,12 +131,39 @@ static child_t *s_child_by_pid(self_t *self, pid_t pid)
     return NULL;
 }
 
+//  The environment an actor is exec'd with: ours, with RECSD_LOG_LEVEL set
+//  to `assignment` ("RECSD_LOG_LEVEL=debug"). Built before fork, since the
+//  child may only make async-signal-safe calls; the strings are borrowed.
+//  Returns NULL on allocation failure (the caller then passes ours).
+static char **s_child_env(const char *assignment)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "RECSD_LOG_LEVEL=", 16) != 0)
+            env[k++] = environ[i];
+    env[k++] = (char *)assignment;
+    env[k] = NULL;
+    return env;
+}
+
 static void s_spawn(self_t *self, child_t *child)
 {
     const char *name = child_name(child);
+    char level[48];
+    snprintf(level, sizeof level, "RECSD_LOG_LEVEL=%s", log_level_name(child_log_level(child)));
+    char **env = s_child_env(level);
+    if (!env)
+        log_warn("actor %s starts at the initial log level: out of memory", name);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork for actor %s failed: %s", name, strerror(errno));
+        free(env);
         //  Treat like a crash so the back-off and intensity rules apply.
         child_spawned(child, 0, s_now());
         child_exited(child, W_EXITCODE(127, 0), s_now());
@@ -147,9 +181,10 @@ static void s_spawn(self_t *self, child_t *child)
         //  only, which then stops the actors in order.
         setpgid(0, 0);
         char *argv[] = {"recsd", "actor", (char *)child_kind(child), (char *)name, NULL};
-        execv(self->exe, argv);
+        execve(self->exe, argv, env ? env : environ);
         _exit(127);
     }
+    free(env);
     child_spawned(child, pid, s_now());
     log_info("started actor %s pid %d", name, (int)pid);
 }
@@ -169,6 +204,23 @@ static int s_command(self_t *self, child_t *child, proto_type_t type)
     proto_msg_t *msg = proto_msg_new(type, NULL);
     if (!msg)
         return -1;
+    zframe_t *identity = zframe_new(child_name(child), strlen(child_name(child)));
+    int rc = proto_send(self->control, identity, msg);
+    zframe_destroy(&identity);
+    proto_msg_destroy(&msg);
+    return rc;
+}
+
+//  Tells a running actor its log level setting. Returns 0, or -1 if it is
+//  not connected (the heartbeat check repairs that later).
+static int s_send_log_level(self_t *self, child_t *child)
+{
+    proto_msg_t *msg = proto_msg_new(PROTO_LOG_LEVEL, NULL);
+    if (!msg)
+        return -1;
+    snprintf(msg->body.log_level.level, sizeof msg->body.log_level.level, "%s",
+             log_level_name(child_log_level(child)));
+    snprintf(msg->body.log_level.actor, sizeof msg->body.log_level.actor, "%s", child_name(child));
     zframe_t *identity = zframe_new(child_name(child), strlen(child_name(child)));
     int rc = proto_send(self->control, identity, msg);
     zframe_destroy(&identity);
@@ -198,6 +250,7 @@ static proto_msg_t *s_status(self_t *self, const char *request_id)
     }
     int64_t now = s_now();
     status->draining = self->draining;
+    snprintf(status->log_level, sizeof status->log_level, "%s", log_level_name(log_get_level()));
     status->uptime_ms = now - self->started_at;
     status->count = (uint32_t)self->child_count;
     long page = sysconf(_SC_PAGESIZE);
@@ -214,6 +267,9 @@ static proto_msg_t *s_status(self_t *self, const char *request_id)
         row->queue_depth = child_queue_depth(child);
         //  The reply owns its copy (freed by proto_msg_destroy).
         row->metrics = child_metrics(child) ? strdup(child_metrics(child)) : NULL;
+        const char *level = child_reported_log_level(child);
+        snprintf(row->log_level, sizeof row->log_level, "%s",
+                 level ? level : log_level_name(child_log_level(child)));
         if (row->pid > 0) {
             char path[64];
             snprintf(path, sizeof path, "/proc/%d/statm", (int)row->pid);
@@ -249,6 +305,53 @@ static proto_msg_t *s_result(const char *request_id, int code, const char *messa
         snprintf(msg->body.result.message, sizeof msg->body.result.message, "%s", message);
     }
     return msg;
+}
+
+//  `recsd ctl log-level LEVEL [ACTOR]`: see the header comment.
+static proto_msg_t *s_log_level(self_t *self, const char *rid, const proto_log_level_t *req)
+{
+    log_level_t level;
+    if (log_level_parse(req->level, &level) != 0)
+        return s_result(rid, 400, "unknown log level (debug, info, warn or error)");
+    const char *target = req->actor;
+    bool all = !target[0] || strcmp(target, "all") == 0;
+    bool ours = all || strcmp(target, "supervisor") == 0;
+    int matched = 0, told = 0;
+    for (int i = 0; i < self->child_count; i++) {
+        child_t *child = self->children[i];
+        if (!all && strcmp(child_kind(child), target) != 0 &&
+            strcmp(child_name(child), target) != 0)
+            continue;
+        matched++;
+        child_set_log_level(child, level);
+        if (child_pid(child) > 0 && s_send_log_level(self, child) == 0)
+            told++;
+    }
+    if (!ours && matched == 0)
+        return s_result(rid, 404, "no such actor in this supervisor");
+    if (ours) {
+        //  Logged at the more verbose of the two levels, so the line shows.
+        log_level_t before = log_get_level();
+        if (level > before)
+            log_info("log level set to %s", log_level_name(level));
+        log_set_level(level);
+        if (level <= before)
+            log_info("log level set to %s", log_level_name(level));
+    }
+    if (matched)
+        log_info("log level %s for %s: told %d of %d actor processes now, the rest start with it",
+                 log_level_name(level), all ? "every actor" : target, told, matched);
+    char text[PROTO_TEXT_MAX + 1];
+    const char *plural = matched == 1 ? "" : "es";
+    if (all)
+        snprintf(text, sizeof text, "log level %s: supervisor and %d actor process%s",
+                 log_level_name(level), matched, plural);
+    else if (ours)
+        snprintf(text, sizeof text, "log level %s: supervisor", log_level_name(level));
+    else
+        snprintf(text, sizeof text, "log level %s: %s (%d actor process%s)", log_level_name(level),
+                 target, matched, plural);
+    return s_result(rid, 0, text);
 }
 
 static void s_begin_drain(self_t *self)
@@ -297,6 +400,12 @@ static void s_handle_request(self_t *self, zsock_t *sock, bool admin)
             if (!child || !child_heartbeat(child, hb->pid, hb->state, hb->handled, hb->queue_depth,
                                            hb->metrics, s_now()))
                 log_debug("heartbeat from unknown actor %s pid %d", hb->name, (int)hb->pid);
+            else if (hb->log_level[0]) {
+                child_report_log_level(child, hb->log_level);
+                const char *want = log_level_name(child_log_level(child));
+                if (strcmp(hb->log_level, want) != 0 && s_send_log_level(self, child) != 0)
+                    log_debug("could not tell %s its log level %s", hb->name, want);
+            }
         } else if (msg->header.type == PROTO_STATUS_REQ) {
             reply = s_status(self, rid);
         } else if (msg->header.type == PROTO_RESTART_REQ && admin) {
@@ -314,6 +423,8 @@ static void s_handle_request(self_t *self, zsock_t *sock, bool admin)
                 s_stop_child(self, child, true);
                 reply = s_result(rid, 0, "restarting");
             }
+        } else if (msg->header.type == PROTO_LOG_LEVEL && admin) {
+            reply = s_log_level(self, rid, &msg->body.log_level);
         } else if (msg->header.type == PROTO_DRAIN && admin) {
             s_begin_drain(self);
             reply = s_result(rid, 0, "draining");

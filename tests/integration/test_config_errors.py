@@ -14,6 +14,10 @@ cases = [
      "RECSD_HEARTBEAT_TIMEOUT_MS", "greater than"),
     ({"RECSD_LOG_LEVEL": "chatty"}, "RECSD_LOG_LEVEL", "debug, info, warn or error"),
     ({"RECSD_RUNTIME_DIR": "run/here"}, "RECSD_RUNTIME_DIR", "absolute"),
+    ({"RECSD_LOG_FILE": "logs/recsd.log"}, "RECSD_LOG_FILE", "absolute path"),
+    ({"RECSD_LOG_FILE_MAX_BYTES": "lots"}, "RECSD_LOG_FILE_MAX_BYTES", "not a size"),
+    ({"RECSD_LOG_FILE_MAX_BYTES": "100"}, "RECSD_LOG_FILE_MAX_BYTES", "between 4096 and"),
+    ({"RECSD_LOG_FILE_KEEP": "0"}, "RECSD_LOG_FILE_KEEP", "between 1 and 1000"),
 ]
 base = tempfile.mkdtemp(prefix="recsd-cfg-")
 for i, (env_over, var, words) in enumerate(cases):

@@ -16,7 +16,10 @@ static const char *s_vars[] = {"RECSD_HTTP_PORT",
                                "RECSD_ADMIN_TCP",
                                "RECSD_ARTIFACT_URL",
                                "RECSD_BACKOFF_MIN_MS",
-                               "RECSD_BACKOFF_MAX_MS"};
+                               "RECSD_BACKOFF_MAX_MS",
+                               "RECSD_LOG_FILE",
+                               "RECSD_LOG_FILE_MAX_BYTES",
+                               "RECSD_LOG_FILE_KEEP"};
 
 static void s_clean(void)
 {
@@ -127,4 +130,43 @@ Test(config, actor_instances)
     s_expect_error("RECSD_ACTORS", "ranker:x", "N in 1..8");
     s_expect_error("RECSD_ACTORS", "publisher:2", "runs once per pod");
     s_expect_error("RECSD_REQUIRED_ACTORS", "ranker:2", "only in RECSD_ACTORS");
+}
+
+Test(config, log_file_settings)
+{
+    config_t cfg;
+    char err[512];
+    cr_assert_eq(config_load(&cfg, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(cfg.log_file, "", "stderr only by default");
+    cr_assert_eq(cfg.log_file_max_bytes, 100ull << 20);
+    cr_assert_eq(cfg.log_file_keep, 5);
+
+    setenv("RECSD_LOG_FILE", "/var/log/recsd/recsd.log", 1);
+    setenv("RECSD_LOG_FILE_KEEP", "12", 1);
+    const struct {
+        const char *text;
+        uint64_t bytes;
+    } sizes[] = {{"4096", 4096},       {"64K", 64 << 10},      {"64k", 64 << 10},
+                 {"10M", 10ull << 20}, {"10MiB", 10ull << 20}, {"2GB", 2ull << 30},
+                 {"1024G", 1ull << 40}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        setenv("RECSD_LOG_FILE_MAX_BYTES", sizes[i].text, 1);
+        cr_assert_eq(config_load(&cfg, err, sizeof err), 0, "%s: %s", sizes[i].text, err);
+        cr_assert_eq(cfg.log_file_max_bytes, sizes[i].bytes, "%s", sizes[i].text);
+    }
+    cr_assert_str_eq(cfg.log_file, "/var/log/recsd/recsd.log");
+    cr_assert_eq(cfg.log_file_keep, 12);
+
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "big", "not a size");
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "5X", "not a size");
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "-5M", "not a size");
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "10 M", "not a size");
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "100", "between 4096 and");
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "2048G", "between 4096 and");
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "99999999999999999999", "not a size");
+    s_expect_error("RECSD_LOG_FILE_MAX_BYTES", "18014398509481984K", "between 4096 and");
+    s_expect_error("RECSD_LOG_FILE_KEEP", "0", "between 1 and 1000");
+    s_expect_error("RECSD_LOG_FILE_KEEP", "many", "not an integer");
+    s_expect_error("RECSD_LOG_FILE", "logs/recsd.log", "absolute path");
+    s_expect_error("RECSD_LOG_FILE", "/var/log/recsd/", "absolute path to a file");
 }

@@ -63,6 +63,10 @@ static proto_msg_t *s_valid(proto_type_t type)
     case PROTO_RESTART_REQ:
         snprintf(msg->body.restart.actor, sizeof msg->body.restart.actor, "trainer");
         break;
+    case PROTO_LOG_LEVEL:
+        snprintf(msg->body.log_level.level, sizeof msg->body.log_level.level, "debug");
+        snprintf(msg->body.log_level.actor, sizeof msg->body.log_level.actor, "ranker.2");
+        break;
     case PROTO_RESULT:
         msg->body.result.code = -22;
         snprintf(msg->body.result.message, sizeof msg->body.result.message,
@@ -105,9 +109,9 @@ static proto_msg_t *s_valid(proto_type_t type)
     return msg;
 }
 
-static const proto_type_t s_all_types[] = {PROTO_HEARTBEAT,  PROTO_STOP,       PROTO_DRAIN,
-                                           PROTO_STATUS_REQ, PROTO_STATUS_REP, PROTO_RESTART_REQ,
-                                           PROTO_RESULT,     PROTO_RECS_REQ,   PROTO_RECS_REP};
+static const proto_type_t s_all_types[] = {
+    PROTO_HEARTBEAT,   PROTO_STOP,   PROTO_DRAIN,    PROTO_STATUS_REQ, PROTO_STATUS_REP,
+    PROTO_RESTART_REQ, PROTO_RESULT, PROTO_RECS_REQ, PROTO_RECS_REP,   PROTO_LOG_LEVEL};
 #define N_TYPES (sizeof s_all_types / sizeof s_all_types[0])
 
 static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
@@ -124,11 +128,13 @@ static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
         cr_assert_str_eq(a->body.heartbeat.state, b->body.heartbeat.state);
         cr_assert_eq(a->body.heartbeat.handled, b->body.heartbeat.handled);
         cr_assert_eq(a->body.heartbeat.queue_depth, b->body.heartbeat.queue_depth);
+        cr_assert_str_eq(a->body.heartbeat.log_level, b->body.heartbeat.log_level);
         break;
     case PROTO_STATUS_REP:
         cr_assert_eq(a->body.status.draining, b->body.status.draining);
         cr_assert_eq(a->body.status.uptime_ms, b->body.status.uptime_ms);
         cr_assert_eq(a->body.status.count, b->body.status.count);
+        cr_assert_str_eq(a->body.status.log_level, b->body.status.log_level);
         for (uint32_t i = 0; i < a->body.status.count; i++) {
             const proto_actor_status_t *x = &a->body.status.actors[i];
             const proto_actor_status_t *y = &b->body.status.actors[i];
@@ -141,10 +147,15 @@ static void s_assert_same(const proto_msg_t *a, const proto_msg_t *b)
             cr_assert_eq(x->rss_bytes, y->rss_bytes);
             cr_assert_eq(x->handled, y->handled);
             cr_assert_eq(x->queue_depth, y->queue_depth);
+            cr_assert_str_eq(x->log_level, y->log_level);
         }
         break;
     case PROTO_RESTART_REQ:
         cr_assert_str_eq(a->body.restart.actor, b->body.restart.actor);
+        break;
+    case PROTO_LOG_LEVEL:
+        cr_assert_str_eq(a->body.log_level.level, b->body.log_level.level);
+        cr_assert_str_eq(a->body.log_level.actor, b->body.log_level.actor);
         break;
     case PROTO_RESULT:
         cr_assert_eq(a->body.result.code, b->body.result.code);
@@ -1612,4 +1623,82 @@ Test(proto, recs_exclude_bounds)
     cr_assert(proto_recs_type_valid("collaborative"));
     cr_assert_not(proto_recs_type_valid("Collaborative"));
     cr_assert_not(proto_recs_type_valid(NULL));
+}
+
+//  PROTO_LOG_LEVEL, and the optional log_level of heartbeats and status
+//  (absent in messages from senders that predate it: they decode as "").
+Test(proto, log_level_message_and_reported_levels)
+{
+    const char *levels[] = {"debug", "info", "warn", "error"};
+    const char *actors[] = {"", "supervisor", "ranker", "ranker.2"};
+    for (int i = 0; i < 4; i++) {
+        proto_msg_t *msg = s_valid(PROTO_LOG_LEVEL);
+        snprintf(msg->body.log_level.level, sizeof msg->body.log_level.level, "%s", levels[i]);
+        snprintf(msg->body.log_level.actor, sizeof msg->body.log_level.actor, "%s", actors[i]);
+        s_roundtrip(msg);
+        proto_msg_destroy(&msg);
+        cr_assert(proto_log_level_valid(levels[i]));
+    }
+    cr_assert_not(proto_log_level_valid(""));
+    cr_assert_not(proto_log_level_valid("Debug"));
+    cr_assert_not(proto_log_level_valid(NULL));
+    cr_assert_str_eq(proto_type_name(PROTO_LOG_LEVEL), "log_level");
+
+    s_body_value_rejects(PROTO_LOG_LEVEL, "level", s_obj_str(""), "level: empty");
+    s_body_value_rejects(PROTO_LOG_LEVEL, "level", s_obj_str("verbose"),
+                         "level: unknown value \"verbose\"");
+    s_body_value_rejects(PROTO_LOG_LEVEL, "level", s_obj_str("debugging!"), "level: 10 bytes");
+    s_body_value_rejects(PROTO_LOG_LEVEL, "level", s_obj_uint(0), "level: not a string");
+    s_body_value_rejects(PROTO_LOG_LEVEL, "actor", s_obj_str("rank er"), "actor: byte 0x20");
+    s_body_value_accepts(PROTO_LOG_LEVEL, "actor", s_obj_str(""));
+
+    //  Reported levels: round trip, absent = "", checked when present.
+    proto_msg_t *msg = s_valid(PROTO_HEARTBEAT);
+    snprintf(msg->body.heartbeat.log_level, sizeof msg->body.heartbeat.log_level, "warn");
+    s_roundtrip(msg);
+    char err[256] = "", *data = NULL;
+    size_t size = 0;
+    snprintf(msg->body.heartbeat.log_level, sizeof msg->body.heartbeat.log_level, "loud");
+    cr_assert_eq(proto_encode(msg, &data, &size, err, sizeof err), -1);
+    cr_assert(strstr(err, "log_level: unknown value"), "%s", err);
+    proto_msg_destroy(&msg);
+
+    msg = s_valid(PROTO_STATUS_REP);
+    snprintf(msg->body.status.log_level, sizeof msg->body.status.log_level, "error");
+    snprintf(msg->body.status.actors[0].log_level, sizeof msg->body.status.actors[0].log_level,
+             "debug");
+    snprintf(msg->body.status.actors[2].log_level, sizeof msg->body.status.actors[2].log_level,
+             "info");
+    s_roundtrip(msg);
+    snprintf(msg->body.status.actors[1].log_level, sizeof msg->body.status.actors[1].log_level,
+             "x");
+    cr_assert_eq(proto_encode(msg, &data, &size, err, sizeof err), -1);
+    cr_assert(strstr(err, "actors[1].log_level: unknown value"), "%s", err);
+    proto_msg_destroy(&msg);
+
+    //  Decoding checks the same rules.
+    tree_t t;
+    tree_of(&t, PROTO_HEARTBEAT);
+    msgpack_object *body = tree_env(&t, 5);
+    msgpack_object_kv extra[8];
+    cr_assert_lt(body->via.map.size, 8);
+    memcpy(extra, body->via.map.ptr, body->via.map.size * sizeof *extra);
+    extra[body->via.map.size].key = s_obj_str("log_level");
+    extra[body->via.map.size].val = s_obj_str("chatty");
+    msgpack_object_kv *saved = body->via.map.ptr;
+    body->via.map.ptr = extra;
+    body->via.map.size++;
+    tree_reject(&t, "log_level: unknown value");
+    extra[body->via.map.size - 1].val = s_obj_uint(1);
+    tree_reject(&t, "log_level: not a string");
+    extra[body->via.map.size - 1].val = s_obj_str("info");
+    proto_msg_t *ok = tree_accept(&t);
+    cr_assert_str_eq(ok->body.heartbeat.log_level, "info");
+    proto_msg_destroy(&ok);
+    body->via.map.size--;
+    ok = tree_accept(&t);
+    cr_assert_str_eq(ok->body.heartbeat.log_level, "", "absent: not reported");
+    proto_msg_destroy(&ok);
+    body->via.map.ptr = saved;
+    tree_free(&t);
 }
