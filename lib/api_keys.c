@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "auth.h"
 
 #define S_HASH_LEN 32
@@ -85,16 +86,6 @@ static const char *s_parse_roles(const char *p, size_t n, unsigned *roles)
     return NULL;
 }
 
-static void s_hex(const unsigned char *bytes, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 0xf];
-    }
-    out[2 * n] = '\0';
-}
-
 //  Parses one trimmed, non-empty entry of n bytes. Returns NULL, or the
 //  reason.
 static const char *s_parse_entry(const char *p, size_t n, s_entry_t *entry)
@@ -137,7 +128,7 @@ static const char *s_parse_entry(const char *p, size_t n, s_entry_t *entry)
                  name);
     else {
         char hex[2 * S_HASH_LEN + 1];
-        s_hex(entry->hash, S_HASH_LEN, hex);
+        hex_encode(entry->hash, S_HASH_LEN, hex);
         snprintf(entry->subject, sizeof entry->subject, "%s%.12s", S_SUBJECT_PREFIX, hex);
     }
     return NULL;
@@ -275,7 +266,7 @@ int api_keys_hash_line(const char *key, const char *roles, const char *name, cha
         s_set_err(err, errlen, "cannot hash the key");
         return -1;
     }
-    s_hex(digest, S_HASH_LEN, hex);
+    hex_encode(digest, S_HASH_LEN, hex);
     bool named = name && *name;
     int n = snprintf(buf, buflen, "%s%s%s%s=%s", named ? name : "", named ? "@" : "", S_HASH_PREFIX,
                      hex, canonical);

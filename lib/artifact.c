@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hex.h"
+
 //  The ranker reads the integers and floats in place, so the bytes on disk
 //  must already be in host order.
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -89,16 +91,6 @@ __attribute__((format(printf, 3, 4))) static int s_fail(char *err, size_t errlen
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-static void s_hex(const uint8_t *bytes, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 static size_t s_elem_size(uint32_t dtype)
@@ -462,7 +454,7 @@ int artifact_writer_write(artifact_writer_t *self, const char *path, char checks
         rc = s_fail(err, errlen, "artifact write: fsync of the directory of %s: %s", path,
                     strerror(errno));
     else if (checksum_hex)
-        s_hex(sum, S_SUM_LEN, checksum_hex);
+        hex_encode(sum, S_SUM_LEN, checksum_hex);
     EVP_MD_CTX_free(out->md);
     free(out);
     free(head);
@@ -516,8 +508,8 @@ static int s_check_header(const artifact_t *self, char *err, size_t errlen)
     if (s_digest(self->base, self->size, sum))
         return s_fail(err, errlen, "cannot compute SHA-256 (OpenSSL)");
     if (memcmp(sum, h->sha256, S_SUM_LEN) != 0) {
-        s_hex(h->sha256, S_SUM_LEN, want);
-        s_hex(sum, S_SUM_LEN, got);
+        hex_encode(h->sha256, S_SUM_LEN, want);
+        hex_encode(sum, S_SUM_LEN, got);
         return s_fail(err, errlen, "checksum mismatch: header says %s, content is %s", want, got);
     }
     //  A valid checksum only proves the writer's intent; the rest is still
@@ -628,7 +620,7 @@ artifact_t *artifact_open(const char *path, char *err, size_t errlen)
         s_fail(err, errlen, "%s: %s", path, why);
         goto err;
     }
-    s_hex(self->header->sha256, S_SUM_LEN, self->checksum);
+    hex_encode(self->header->sha256, S_SUM_LEN, self->checksum);
     return self;
 err:
     if (fd >= 0)

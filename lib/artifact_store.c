@@ -3,6 +3,7 @@
 */
 #include "artifact_store.h"
 
+#include "hex.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -61,16 +62,6 @@ __attribute__((format(printf, 1, 2))) static char *s_printf(const char *fmt, ...
     int n = vasprintf(&out, fmt, ap);
     va_end(ap);
     return n < 0 ? NULL : out;
-}
-
-static void s_hex(const unsigned char *bytes, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 int artifact_store_key_valid(const char *key)
@@ -183,7 +174,7 @@ static int s_sha256_fd(int fd, char hex[65], off_t *size)
         at += n;
     }
     if (EVP_DigestFinal_ex(md, sum, &len) && len == 32) {
-        s_hex(sum, 32, hex);
+        hex_encode(sum, 32, hex);
         *size = at;
         rc = 0;
     }
@@ -735,7 +726,7 @@ static int s_s3_put(artifact_store_t *self, const char *local_path, const char *
         s_fail(err, errlen, "getrandom: %s", strerror(errno));
         goto done;
     }
-    s_hex(rnd, sizeof rnd, rnd_hex);
+    hex_encode(rnd, sizeof rnd, rnd_hex);
     tmp = self->prefix[0] ? s_printf("%s/.tmp/%s", self->prefix, rnd_hex)
                           : s_printf(".tmp/%s", rnd_hex);
     if (!tmp) {
@@ -789,7 +780,7 @@ static int s_s3_get(artifact_store_t *self, const char *key, const char *local_p
         s_fail(err, errlen, "%s: SHA-256 failed", name);
         goto done;
     }
-    s_hex(sum, 32, sha);
+    hex_encode(sum, 32, sha);
     if (req.meta_sha256[0] && strcmp(req.meta_sha256, sha) != 0) {
         s_fail(err, errlen, "%s: content sha256 %s, x-amz-meta-sha256 says %s", name, sha,
                req.meta_sha256);

@@ -129,7 +129,8 @@ done:
 
 int event_sender_recommendations_refreshed(event_sender_t *self, const char *user_id,
                                            const proto_rec_item_t *items, size_t n,
-                                           const char *model_id, uint64_t now_ms)
+                                           const char *model_id, uint64_t now_ms,
+                                           const char *traceparent)
 {
     proto_event_t *event = NULL;
     int rc = -1;
@@ -142,7 +143,9 @@ int event_sender_recommendations_refreshed(event_sender_t *self, const char *use
     if (!event ||
         proto_event_add_header(event, "content-type", "application/json", err, sizeof err) != 0 ||
         proto_event_add_header(event, "event-type", "RecommendationsRefreshed", err, sizeof err) !=
-            0)
+            0 ||
+        (traceparent && *traceparent &&
+         proto_event_add_header(event, "traceparent", traceparent, err, sizeof err) != 0))
         goto done;
     rc = event_sender_send(self, event); //  counts itself
     proto_event_destroy(&event);

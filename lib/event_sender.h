@@ -62,11 +62,14 @@ int event_sender_send(event_sender_t *self, const proto_event_t *event);
 //  Builds and sends a RecommendationsRefreshed event (format above) for
 //  user_id's freshly computed list: the video ids of items[0..n) (borrowed;
 //  at most PROTO_MAX_ITEMS are sent), model_id ("" or NULL: null) and
-//  now_ms (ms since the Unix epoch). Never blocks. Returns 0 if queued, -1
-//  if dropped (counted).
+//  now_ms (ms since the Unix epoch), with a "traceparent" header when
+//  traceparent (the computing request's trace context) is neither NULL nor
+//  "": the publisher's producer span joins that trace. Never blocks.
+//  Returns 0 if queued, -1 if dropped (counted).
 int event_sender_recommendations_refreshed(event_sender_t *self, const char *user_id,
                                            const proto_rec_item_t *items, size_t n,
-                                           const char *model_id, uint64_t now_ms);
+                                           const char *model_id, uint64_t now_ms,
+                                           const char *traceparent);
 
 //  Events queued for the publisher since creation.
 uint64_t event_sender_sent(const event_sender_t *self);

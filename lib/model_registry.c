@@ -11,6 +11,7 @@
 
 #include "errbuf.h"
 #include "pg_conn.h"
+#include "trace.h"
 
 //  RFC 3339 UTC with milliseconds, NULL for NULL.
 #define TS(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -34,8 +35,14 @@
     " AND l.classid = ((" k " >> 32) & 4294967295)::oid"                                           \
     " AND l.objid = ((" k ") & 4294967295)::oid)"
 
-#define HEADERS_STARTED "'{\"event-type\": \"ModelTrainingStarted\"}'::jsonb"
-#define HEADERS_COMPLETED "'{\"event-type\": \"ModelTrainingCompleted\"}'::jsonb"
+//  An event's Kafka headers for run row alias r: its type, and the
+//  requester's trace context when the run has one (the publisher continues
+//  that trace).
+#define HEADERS(type, r)                                                                           \
+    "jsonb_strip_nulls(jsonb_build_object('event-type', '" type "',"                               \
+    " 'traceparent', " r ".traceparent))"
+#define HEADERS_STARTED(r) HEADERS("ModelTrainingStarted", r)
+#define HEADERS_COMPLETED(r) HEADERS("ModelTrainingCompleted", r)
 //  The ModelTrainingCompleted payload of row alias m; status_expr is SQL.
 #define COMPLETED_PAYLOAD(m, status_expr)                                                          \
     "jsonb_build_object('model_id', " m ".model_id, 'training_id', " m ".training_id,"             \
@@ -47,8 +54,9 @@
 // clang-format off
 
 static const char s_sql_insert_run[] =
-    "INSERT INTO training.runs (trigger, requested_by, model_type, start_date, end_date)"
-    " VALUES ($1, $2, $3, " FROM_US("$4") ", " FROM_US("$5") ")"
+    "INSERT INTO training.runs (trigger, requested_by, model_type, start_date, end_date,"
+    "                           traceparent)"
+    " VALUES ($1, $2, $3, " FROM_US("$4") ", " FROM_US("$5") ", $6)"
     " RETURNING training_id::text";
 
 //  The counter row's lock serialises version numbers per type.
@@ -75,7 +83,8 @@ static const char s_sql_claim[] =
     "                      LIMIT 1 FOR UPDATE SKIP LOCKED)"
     "   AND r.training_id = m.training_id"
     " RETURNING m.model_id::text, m.training_id::text, m.model_type, m.version,"
-    "           m.params::text, r.trigger, " EPOCH_US("r.start_date") ", " EPOCH_US("r.end_date");
+    "           m.params::text, r.trigger, " EPOCH_US("r.start_date") ", " EPOCH_US("r.end_date") ","
+    "           r.traceparent";
 
 static const char s_sql_lock_model[] =
     "SELECT pg_try_advisory_lock(" MODEL_KEY("$1::uuid") ")";
@@ -92,14 +101,16 @@ static const char s_sql_started_event[] =
     "        jsonb_build_object('model_id', m.model_id, 'model_type', m.model_type,"
     "                           'training_id', m.training_id,"
     "                           'start_time', " TS("m.started_at") ","
-    "                           'parameters', m.params), " HEADERS_STARTED
-    "   FROM training.models m WHERE m.model_id = $1::uuid";
+    "                           'parameters', m.params), " HEADERS_STARTED("r")
+    "   FROM training.models m JOIN training.runs r USING (training_id)"
+    "  WHERE m.model_id = $1::uuid";
 
 static const char s_sql_completed_event[] =
     "INSERT INTO public.outbox (topic, key, payload, headers)"
     " SELECT '" MODEL_REGISTRY_TOPIC_COMPLETED "', m.model_id::text,"
-    "        " COMPLETED_PAYLOAD("m", "$2::text") ", " HEADERS_COMPLETED
-    "   FROM training.models m WHERE m.model_id = $1::uuid";
+    "        " COMPLETED_PAYLOAD("m", "$2::text") ", " HEADERS_COMPLETED("r")
+    "   FROM training.models m JOIN training.runs r USING (training_id)"
+    "  WHERE m.model_id = $1::uuid";
 
 static const char s_sql_progress[] =
     "UPDATE training.models"
@@ -149,8 +160,8 @@ static const char s_sql_recover[] =
     " events AS ("
     "   INSERT INTO public.outbox (topic, key, payload, headers)"
     "   SELECT '" MODEL_REGISTRY_TOPIC_COMPLETED "', f.model_id::text,"
-    "          " COMPLETED_PAYLOAD("f", "'failed'") ", " HEADERS_COMPLETED
-    "     FROM failed f)"
+    "          " COMPLETED_PAYLOAD("f", "'failed'") ", " HEADERS_COMPLETED("r")
+    "     FROM failed f JOIN training.runs r USING (training_id))"
     " SELECT count(*) FROM failed";
 
 static const char s_sql_queue_depth[] =
@@ -393,9 +404,14 @@ static int s_enqueue_in_tx(PGconn *conn, const model_registry_request_t *req,
     char start[24], end[24];
     snprintf(start, sizeof start, "%" PRId64, req->start_us);
     snprintf(end, sizeof end, "%" PRId64, req->end_us);
-    const char *params[] = {req->trigger, req->requested_by, req->model_type,
-                            req->has_start ? start : NULL, req->has_end ? end : NULL};
-    PGresult *res = pg_conn_query(conn, s_sql_insert_run, 5, params, PGRES_TUPLES_OK,
+    const char *traceparent = req->traceparent && *req->traceparent ? req->traceparent : NULL;
+    const char *params[] = {req->trigger,
+                            req->requested_by,
+                            req->model_type,
+                            req->has_start ? start : NULL,
+                            req->has_end ? end : NULL,
+                            traceparent};
+    PGresult *res = pg_conn_query(conn, s_sql_insert_run, 6, params, PGRES_TUPLES_OK,
                                   "insert training run", err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
@@ -449,6 +465,13 @@ static int s_check_request(const model_registry_request_t *req, char *err, size_
     }
     if (req->has_start && req->has_end && req->end_us < req->start_us) {
         errbuf_set(err, errlen, "end_date is before start_date");
+        return MODEL_REGISTRY_INVALID;
+    }
+    trace_ctx_t ctx;
+    if (req->traceparent && *req->traceparent &&
+        (strlen(req->traceparent) != TRACE_TRACEPARENT_LEN ||
+         trace_ctx_parse(req->traceparent, &ctx) != 0)) {
+        errbuf_set(err, errlen, "traceparent is not a W3C trace context");
         return MODEL_REGISTRY_INVALID;
     }
     return MODEL_REGISTRY_OK;
@@ -511,6 +534,7 @@ static int s_claim_fill(PGresult *res, model_registry_claim_t *out, char *err, s
         out->start_us = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
     if ((out->has_end = !PQgetisnull(res, 0, 7)))
         out->end_us = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    s_copy(out->traceparent, sizeof out->traceparent, PQgetvalue(res, 0, 8));
     out->params = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
     if (!json_is_object(out->params)) {
         errbuf_set(err, errlen, "claim: stored params are not a JSON object");

@@ -114,6 +114,10 @@ typedef struct {
     int64_t start_us;         //  microseconds since the epoch, UTC
     bool has_end;
     int64_t end_us;
+    //  W3C traceparent of the request, kept with the run so the trainer
+    //  continues its trace; NULL or "" for none. Must be a well-formed
+    //  traceparent, else the request is INVALID.
+    const char *traceparent;
 } model_registry_request_t;
 
 typedef struct {
@@ -141,7 +145,8 @@ typedef struct {
     int64_t start_us;
     bool has_end;
     int64_t end_us;
-    json_t *params; //  object, owned by the claim: model_registry_claim_clear
+    char traceparent[56]; //  the request's trace context, "" if none
+    json_t *params;       //  object, owned by the claim: model_registry_claim_clear
 } model_registry_claim_t;
 
 //  Claims the oldest queued model: status running, worker, started_at and

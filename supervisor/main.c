@@ -23,6 +23,7 @@
 #include "migrate.h"
 #include "movielens_import.h"
 #include "supervisor/ctl.h"
+#include "trace.h"
 #include "supervisor/supervisor.h"
 #include "actors/gateway/gateway.h"
 #include "actors/ingestor/ingestor.h"
@@ -142,6 +143,12 @@ int main(int argc, char **argv)
     zsys_handler_set(NULL);
 
     if (strcmp(cmd, "run") == 0) {
+        //  The OpenTelemetry variables too: every actor would refuse them
+        //  one by one, after the fork (config_check does not know them).
+        if (tracer_check_env(err, sizeof err) != 0) {
+            fprintf(stderr, "recsd: tracing configuration: %s\n", err);
+            return RECSD_EXIT_CONFIG;
+        }
         log_init("supervisor", cfg.log_level);
         if (s_log_file(&cfg, true) != 0)
             return RECSD_EXIT_CONFIG;

@@ -34,6 +34,7 @@
 #include "gateway_state.h"
 #include "log.h"
 #include "proto/proto_zmq.h"
+#include "trace.h"
 
 //  The loop wakes at least this often; actor_link reads SIGTERM from a
 //  signalfd at each tick, so this bounds how late a signal is noticed.
@@ -48,6 +49,7 @@
 
 typedef struct {
     const config_t *cfg;
+    const char *instance; //  "http-gateway" or "http-gateway.N"
     actor_link_t *link;
     gateway_state_t *state;
     gateway_metrics_t *metrics;
@@ -63,6 +65,7 @@ typedef struct {
     zsock_t *notices;                   //  SUB to the ingestors: evict a user's cached lists
     uint64_t invalidated;               //  notices that evicted at least one entry
     gateway_http_t *http;
+    tracer_t *tracer; //  spans of the HTTP requests (off unless OTEL_* say otherwise)
 
     proto_msg_t *status;        //  latest supervisor status reply, or NULL
     uint64_t status_at_ms;      //  when it arrived (monotonic)
@@ -129,6 +132,19 @@ static bool s_take_status(self_t *self)
     self->status = msg;
     self->status_at_ms = s_now_ms();
     return true;
+}
+
+//  The tracer's counters go to /metrics through the heartbeat, merged
+//  with the other actors' (the ranker reports the same family).
+static void s_report_metrics(self_t *self, const char *instance)
+{
+    if (!tracer_enabled(self->tracer))
+        return;
+    char text[1024];
+    size_t len = 0;
+    if (tracer_metrics(self->tracer, instance, text, sizeof text, &len) != 0 ||
+        actor_link_set_metrics(self->link, text) != 0)
+        log_warn("tracing metrics text does not fit a heartbeat");
 }
 
 //  Tells the supervisor how much we did and how much is waiting.
@@ -240,6 +256,7 @@ static void s_turn(self_t *self, long max_wait_ms)
             log_debug("could not ask the supervisor for its status");
         self->next_readiness_ms = now + (uint64_t)self->cfg->readiness_interval_ms;
         refresh = true;
+        s_report_metrics(self, self->instance);
     }
     if (refresh)
         s_refresh_readiness(self);
@@ -283,7 +300,7 @@ static void s_stop(self_t *self)
 
 int gateway_main(const config_t *cfg, const char *instance)
 {
-    self_t ctx = {.cfg = cfg, .ready_status = 503};
+    self_t ctx = {.cfg = cfg, .instance = instance, .ready_status = 503};
     self_t *self = &ctx;
     int rc = 1;
     char err[512];
@@ -292,11 +309,26 @@ int gateway_main(const config_t *cfg, const char *instance)
     //  kill the gateway with SIGPIPE. The actor owns its process.
     signal(SIGPIPE, SIG_IGN);
 
+    //  A bad OTEL_* variable is a configuration error: refused before
+    //  anything starts (the tracer itself starts after actor_link, so
+    //  that its export thread inherits the blocked signals).
+    if (tracer_check_env(err, sizeof err) != 0) {
+        log_error("tracing configuration: %s", err);
+        return RECSD_EXIT_CONFIG;
+    }
+
     //  First: actor_link blocks SIGTERM/SIGINT (read through a signalfd at
     //  each tick), and every thread started after it inherits that mask.
     self->link = actor_link_new(cfg, instance);
     if (!self->link)
         goto done; //  logged by actor_link_new
+    self->tracer = tracer_new(instance, err, sizeof err);
+    if (!self->tracer) {
+        log_error("tracing: %s", err);
+        goto done;
+    }
+    if (tracer_enabled(self->tracer))
+        log_info("tracing on: OTLP/HTTP JSON export (OTEL_* variables)");
     self->state = gateway_state_new();
     self->metrics = gateway_metrics_new();
     if (!self->state || !self->metrics) {
@@ -376,7 +408,7 @@ int gateway_main(const config_t *cfg, const char *instance)
                                 .cache = self->cache,
                                 .serving = self->serving,
                                 .experiments = self->experiments};
-    self->http = gateway_http_new(&deps, err, sizeof err);
+    self->http = gateway_http_new_traced(&deps, self->tracer, err, sizeof err);
     if (!self->http) {
         log_error("%s", err);
         goto done;
@@ -408,6 +440,8 @@ done:
     proto_msg_destroy(&self->status);
     gateway_state_destroy(&self->state);
     gateway_metrics_destroy(&self->metrics);
+    //  After the HTTP daemon: every span has ended. Flushes what is queued.
+    tracer_destroy(&self->tracer);
     actor_link_destroy(&self->link);
     return rc;
 }

@@ -36,6 +36,10 @@ typedef struct {
     const char *before;     //  ?before=, or NULL
     const char *url;        //  request path, for the problem's "instance"
     const char *request_id; //  the request's id (logs, problem bodies)
+    //  The trace context work queued by this request carries on (the
+    //  server span's, else the caller's; NULL or "" for none), so that the
+    //  process doing it later continues the request's trace.
+    const char *traceparent;
 } gateway_api_request_t;
 
 typedef struct {

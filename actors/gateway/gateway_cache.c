@@ -13,6 +13,7 @@
 #include "log.h"
 #include "lru_cache.h"
 #include "redis_pool.h"
+#include "trace.h"
 
 #define USER_PREFIX "recsd:recs:"
 #define SEGMENT_PREFIX "recsd:recs-segment:"
@@ -229,8 +230,20 @@ static const char *s_fresh_body(const char *value, size_t len, int ttl_s, size_t
     return nl + 1;
 }
 
+//  Ends a lookup's span with its outcome ("hit", "miss" or "error").
+static void s_span_done(trace_span_t **span_p, const char *result)
+{
+    if (!*span_p)
+        return;
+    trace_span_set_str(*span_p, "recsd.cache.result", result);
+    if (strcmp(result, "error") == 0)
+        trace_span_set_error(*span_p, "Redis unavailable or failing");
+    trace_span_end(span_p);
+}
+
+//  trace: the span the lookups are children of (NULL: untraced).
 static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const char *variant,
-                   size_t *len, gateway_cache_level_t *level)
+                   size_t *len, gateway_cache_level_t *level, trace_span_t *trace)
 {
     char group[NAME_MAX_LEN + 3];
     if (level)
@@ -238,20 +251,29 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
     if (s_group(kind, name, group, sizeof group) != 0 || !s_variant_ok(variant))
         return NULL;
     size_t body_len = 0;
+    trace_span_t *span = trace_span_child(trace, "cache.lru", TRACE_KIND_INTERNAL);
+    trace_span_set_str(span, "recsd.cache.kind", kind == KIND_USER ? "user" : "segment");
     char *body = lru_cache_get(self->l1, group, variant, &body_len);
     if (body) {
         s_count(self, LEVEL_L1, RESULT_HIT);
+        s_span_done(&span, "hit");
         if (level)
             *level = GATEWAY_CACHE_L1;
         *len = body_len;
         return body;
     }
     s_count(self, LEVEL_L1, RESULT_MISS);
+    s_span_done(&span, "miss");
 
     int counter = kind == KIND_USER ? LEVEL_REDIS : LEVEL_SEGMENT;
+    span = trace_span_child(trace, "cache.redis", TRACE_KIND_CLIENT);
+    trace_span_set_str(span, "db.system", "redis");
+    trace_span_set_str(span, "db.operation", "HGET");
+    trace_span_set_str(span, "recsd.cache.kind", kind == KIND_USER ? "user" : "segment");
     redis_pool_slot_t *slot = s_acquire(self);
     if (!slot) {
         s_count(self, counter, RESULT_ERROR);
+        s_span_done(&span, "error");
         return NULL;
     }
     char key[NAME_MAX_LEN + 32];
@@ -261,6 +283,7 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
         redis_pool_fail(self->redis, slot, "HGET");
         redis_pool_release(self->redis, &slot);
         s_count(self, counter, RESULT_ERROR);
+        s_span_done(&span, "error");
         return NULL;
     }
     redis_pool_release(self->redis, &slot);
@@ -275,6 +298,7 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
         redis_pool_error(self->redis, "HGET", reply->str);
         freeReplyObject(reply);
         s_count(self, counter, RESULT_ERROR);
+        s_span_done(&span, "error");
         return NULL;
     }
     if (fresh)
@@ -290,6 +314,7 @@ static char *s_get(gateway_cache_t *self, kind_t kind, const char *name, const c
         *len = body_len;
     } else
         s_count(self, counter, RESULT_MISS);
+    s_span_done(&span, body ? "hit" : "miss");
     freeReplyObject(reply);
     return body;
 }
@@ -457,7 +482,13 @@ int gateway_cache_flush(gateway_cache_t *self, int timeout_ms)
 char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char *variant,
                              size_t *len, gateway_cache_level_t *level)
 {
-    char *body = s_get(self, KIND_USER, user, variant, len, level);
+    return gateway_cache_get_user_traced(self, user, variant, len, level, NULL);
+}
+
+char *gateway_cache_get_user_traced(gateway_cache_t *self, const char *user, const char *variant,
+                                    size_t *len, gateway_cache_level_t *level, trace_span_t *trace)
+{
+    char *body = s_get(self, KIND_USER, user, variant, len, level, trace);
     if (!body || body[0] != '@')
         return body;
     //  A reference: the user's list is their segment's (a rendered list is
@@ -465,7 +496,7 @@ char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char
     char segment[NAME_MAX_LEN + 1];
     snprintf(segment, sizeof segment, "%s", body + 1);
     free(body);
-    return s_get(self, KIND_SEGMENT, segment, variant, len, level);
+    return s_get(self, KIND_SEGMENT, segment, variant, len, level, trace);
 }
 
 void gateway_cache_set_user_segment(gateway_cache_t *self, const char *user, const char *variant,
@@ -488,7 +519,7 @@ void gateway_cache_set_user(gateway_cache_t *self, const char *user, const char 
 char *gateway_cache_get_segment(gateway_cache_t *self, const char *segment, const char *variant,
                                 size_t *len, gateway_cache_level_t *level)
 {
-    return s_get(self, KIND_SEGMENT, segment, variant, len, level);
+    return s_get(self, KIND_SEGMENT, segment, variant, len, level, NULL);
 }
 
 void gateway_cache_set_segment(gateway_cache_t *self, const char *segment, const char *variant,

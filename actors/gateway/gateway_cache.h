@@ -67,6 +67,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "trace.h"
+
 typedef struct gateway_cache_t gateway_cache_t;
 
 typedef struct {
@@ -106,6 +108,12 @@ void gateway_cache_destroy(gateway_cache_t **self_p);
 //  timeout.
 char *gateway_cache_get_user(gateway_cache_t *self, const char *user, const char *variant,
                              size_t *len, gateway_cache_level_t *level);
+
+//  gateway_cache_get_user with spans: each lookup is a child of trace
+//  ("cache.lru", INTERNAL; "cache.redis", CLIENT; attribute
+//  recsd.cache.result = hit|miss|error). trace NULL: untraced, no cost.
+char *gateway_cache_get_user_traced(gateway_cache_t *self, const char *user, const char *variant,
+                                    size_t *len, gateway_cache_level_t *level, trace_span_t *trace);
 
 //  Stores body[0..len) as user's list for variant in level 1 and Redis.
 //  Failures (Redis down, out of memory) are counted, not reported.

@@ -20,10 +20,10 @@
 
 #define GATEWAY_CORS_ORIGINS_MAX 32
 #define GATEWAY_CORS_ALLOW_HEADERS                                                                 \
-    "Authorization, Content-Type, X-API-Key, X-Request-Id, X-Change-Note"
+    "Authorization, Content-Type, X-API-Key, X-Request-Id, X-Change-Note, traceparent"
 #define GATEWAY_CORS_EXPOSE_HEADERS                                                                \
     "X-Request-Id, X-Config-Version, Retry-After, RateLimit-Limit, RateLimit-Remaining, "          \
-    "RateLimit-Reset, Location"
+    "RateLimit-Reset, Location, traceparent"
 #define GATEWAY_CORS_MAX_AGE "600"
 
 typedef struct gateway_cors_t gateway_cors_t;

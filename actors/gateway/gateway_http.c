@@ -34,6 +34,7 @@
 
 struct gateway_http_t {
     gateway_http_deps_t deps;
+    tracer_t *tracer;               //  borrowed; NULL or off: no spans
     gateway_cors_t *cors;           //  browser origins allowed (none by default)
     _Atomic int64_t config_version; //  serving configuration whose cache TTLs are applied
     char *tls_cert;                 //  PEM, for the daemon's lifetime; NULL: plain HTTP
@@ -42,7 +43,6 @@ struct gateway_http_t {
     int listen_fd; //  ours until the daemon starts, then the daemon's
     int port;
     bool quiesced;
-    bool debug; //  log every request (cfg log level is debug)
 };
 
 static const char *s_types[4] = {"hybrid", "collaborative", "content", "popularity"};
@@ -66,9 +66,10 @@ typedef struct {
     char location[96];   //  Location header, "" if none
     char extra_name[32]; //  one more header, "" if none
     char extra_value[256];
-    char limit_headers[160];  //  "RateLimit-*" values, "" if none: see s_rate_limit
-    char retry_after[24];     //  Retry-After seconds, "" if none
-    char cors_origin[256];    //  an allowed Origin to echo, "" if none
+    char limit_headers[160]; //  "RateLimit-*" values, "" if none: see s_rate_limit
+    char retry_after[24];    //  Retry-After seconds, "" if none
+    char cors_origin[256];   //  an allowed Origin to echo, "" if none
+    char traceparent[TRACE_TRACEPARENT_LEN + 1]; //  sent as traceparent, "" if none
     const char *cors_methods; //  a preflight's answer: the route's methods, else NULL
 } reply_t;
 
@@ -180,11 +181,12 @@ static int s_recs_params(struct MHD_Connection *conn, const char *url, proto_rec
 //  caller owns, or NULL on a miss (or a cached body that no longer
 //  parses: treated as a miss).
 static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *variant,
-                         const char *request_id)
+                         const char *request_id, trace_span_t *span)
 {
     size_t len = 0;
     gateway_cache_level_t level;
-    char *cached = gateway_cache_get_user(self->deps.cache, user_id, variant, &len, &level);
+    char *cached =
+        gateway_cache_get_user_traced(self->deps.cache, user_id, variant, &len, &level, span);
     if (!cached)
         return NULL;
     json_t *doc = json_loadb(cached, len, 0, NULL);
@@ -202,6 +204,14 @@ static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *
     json_object_set_new(doc, "user_id", user);
     if (request_id)
         json_object_set_new(doc, "request_id", json_string(request_id));
+    if (span) {
+        trace_span_set_str(span, "recsd.cache.level", level == GATEWAY_CACHE_L1 ? "lru" : "redis");
+        trace_span_set_str(span, "recsd.model_id",
+                           json_string_value(json_object_get(doc, "model_id")));
+        trace_span_set_str(span, "recsd.type", json_string_value(json_object_get(doc, "type")));
+        trace_span_set_int(span, "recsd.items",
+                           (int64_t)json_array_size(json_object_get(doc, "items")));
+    }
     char *body = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     return body;
@@ -280,7 +290,8 @@ static void s_expose(gateway_http_t *self, const gateway_assignment_t *ab, const
 }
 
 static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, const char *url,
-                          const char *user_id, const char *request_id, reply_t *reply)
+                          const char *user_id, const char *request_id, trace_span_t *span,
+                          const trace_ctx_t *incoming, reply_t *reply)
 {
     char why[160];
     if (gateway_route_user_id_check(user_id, why, sizeof why) != 0) {
@@ -315,9 +326,12 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
         proto_msg_destroy(&query);
         return;
     }
+    trace_span_set_str(span, "recsd.user_id", user_id);
     char ab_key[160] = "";
     if (assigned > 0) {
         ab = &ab_store;
+        trace_span_set_str(span, "recsd.experiment_id", ab->experiment_id);
+        trace_span_set_str(span, "recsd.variant", ab->variant);
         s_apply_variant(self, conn, ab, q);
         snprintf(ab_key, sizeof ab_key, "%.36s/%.64s/%.36s", ab->experiment_id, ab->variant,
                  ab->model_id);
@@ -338,8 +352,9 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
     if (self->deps.cache && model[0] &&
         gateway_cache_variant(variant, sizeof variant, s_types[type_index], (int)q->limit,
                               q->explain, exclude, cache_model) == 0) {
-        char *hit = s_cache_hit(self, user_id, variant, request_id);
+        char *hit = s_cache_hit(self, user_id, variant, request_id, span);
         if (hit) {
+            trace_span_set_str(span, "recsd.source", "cache");
             gateway_metrics_count_source(self->deps.metrics, "cache");
             if (ab)
                 s_expose(self, ab, user_id, hit, strlen(hit), request_id);
@@ -349,11 +364,30 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
         }
     }
 
+    trace_span_set_str(span, "recsd.cache.level", "none");
     proto_msg_t *answer = NULL;
     char detail[320];
-    gateway_ranker_outcome_t outcome =
-        gateway_ranker_query(self->deps.ranker, request_id, q, self->deps.cfg->ranker_deadline_ms,
-                             &answer, detail, sizeof detail);
+    //  The ranker's spans join this trace through the envelope: the
+    //  client span's context, or the caller's when this one is not traced.
+    trace_span_t *call = trace_span_child(span, "recsd.Ranker/Recommend", TRACE_KIND_CLIENT);
+    char traceparent[TRACE_TRACEPARENT_LEN + 1];
+    trace_traceparent(call, incoming, traceparent);
+    if (call) {
+        trace_span_set_str(call, "rpc.system", "zeromq");
+        trace_span_set_str(call, "rpc.service", "ranker");
+        trace_span_set_str(call, "rpc.method", "Recommend");
+        trace_span_set_int(call, "recsd.limit", q->limit);
+        trace_span_set_str(call, "recsd.type", q->type);
+    }
+    gateway_ranker_outcome_t outcome = gateway_ranker_query_traced(
+        self->deps.ranker, request_id, traceparent, q, self->deps.cfg->ranker_deadline_ms, &answer,
+        detail, sizeof detail);
+    if (call) {
+        trace_span_set_str(call, "recsd.ranker.outcome", gateway_ranker_outcome_name(outcome));
+        if (outcome != GATEWAY_RANKER_OK)
+            trace_span_set_error(call, detail);
+        trace_span_end(&call);
+    }
     gateway_metrics_count_ranker(self->deps.metrics, outcome);
 
     char *body = NULL;
@@ -417,6 +451,17 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
     }
     if (ab && body)
         s_expose(self, ab, user_id, body, len, request_id);
+    if (span) {
+        trace_span_set_str(span, "recsd.source", source);
+        if (outcome == GATEWAY_RANKER_OK) {
+            trace_span_set_str(span, "recsd.model_id", answer->body.recs_rep.model_id);
+            trace_span_set_str(span, "recsd.type", answer->body.recs_rep.type);
+            trace_span_set_int(span, "recsd.items", answer->body.recs_rep.count);
+        } else {
+            trace_span_set_str(span, "recsd.type", "popularity");
+            trace_span_set_str(span, "recsd.fallback.reason", gateway_ranker_outcome_name(outcome));
+        }
+    }
     gateway_metrics_count_source(self->deps.metrics, source);
     proto_msg_destroy(&answer);
     proto_msg_destroy(&query);
@@ -433,6 +478,9 @@ typedef struct {
     size_t body_len;
     char *body;                            //  GATEWAY_API_BODY_MAX bytes, allocated only to collect
     char principal[AUTH_SUBJECT_MAX + 16]; //  who asks, "" if anonymous
+    trace_span_t *span;                    //  the SERVER span while answering; NULL: untraced
+    trace_ctx_t parent;                    //  the caller's traceparent, if parent_p
+    const trace_ctx_t *parent_p;           //  &parent, or NULL: none or malformed
 } request_t;
 
 //  The client's address in numeric form ("" if unknown), for the
@@ -473,6 +521,8 @@ static void s_handle_api(gateway_http_t *self, struct MHD_Connection *conn, cons
 {
     char client[64];
     s_client(conn, client, sizeof client);
+    char traceparent[TRACE_TRACEPARENT_LEN + 1];
+    trace_traceparent(req->span, req->parent_p, traceparent);
     gateway_api_request_t in = {
         .route = route,
         .method = method,
@@ -488,7 +538,8 @@ static void s_handle_api(gateway_http_t *self, struct MHD_Connection *conn, cons
         .status = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "status"),
         .before = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "before"),
         .url = url,
-        .request_id = request_id};
+        .request_id = request_id,
+        .traceparent = traceparent};
     gateway_api_reply_t out;
     switch (route) {
     case GATEWAY_ROUTE_EXPERIMENTS:
@@ -564,7 +615,7 @@ static void s_route(gateway_http_t *self, struct MHD_Connection *conn, const cha
         break;
     }
     case GATEWAY_ROUTE_RECS:
-        s_handle_recs(self, conn, url, tail, request_id, reply);
+        s_handle_recs(self, conn, url, tail, request_id, req->span, req->parent_p, reply);
         break;
     case GATEWAY_ROUTE_TRAIN:
     case GATEWAY_ROUTE_MODELS:
@@ -689,6 +740,8 @@ static enum MHD_Result s_send(gateway_http_t *self, struct MHD_Connection *conn,
                                                           reply->retry_after) == MHD_NO) ||
         (reply->limit_headers[0] && s_add_limit_headers(response, reply->limit_headers) != 0) ||
         (reply->cors_origin[0] && s_add_cors_headers(response, reply) != 0) ||
+        (reply->traceparent[0] &&
+         MHD_add_response_header(response, "traceparent", reply->traceparent) == MHD_NO) ||
         (gateway_state_stopping(self->deps.state) &&
          MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO))
         ok = MHD_NO;
@@ -735,6 +788,25 @@ static void s_collect(request_t *req, const char *data, size_t len)
     }
     memcpy(req->body + req->body_len, data, len);
     req->body_len += len;
+}
+
+//  The request's SERVER span: its HTTP attributes, then to the exporter.
+static void s_end_server_span(request_t *req, const char *method, const char *url,
+                              gateway_route_t route, int status)
+{
+    trace_span_t *span = req->span;
+    trace_span_set_str(span, "http.request.method", method);
+    if (route != GATEWAY_ROUTE_OTHER)
+        trace_span_set_str(span, "http.route", gateway_route_template(route));
+    char path[256];
+    trace_span_set_str(span, "url.path", gateway_route_sanitize(url, path, sizeof path));
+    trace_span_set_int(span, "http.response.status_code", status);
+    if (status >= 500) {
+        char what[16];
+        snprintf(what, sizeof what, "%d", status);
+        trace_span_set_error(span, what);
+    }
+    trace_span_end(&req->span);
 }
 
 static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -795,6 +867,15 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
     size_t tail_len = 0;
     gateway_route_t route = s_match(url, &tail, &tail_len);
     reply_t reply = {0};
+    //  A malformed traceparent is ignored (a new trace), never an error.
+    const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+    req->parent_p = tp && trace_ctx_parse(tp, &req->parent) == 0 ? &req->parent : NULL;
+    if (tracer_enabled(self->tracer)) {
+        char name[96];
+        snprintf(name, sizeof name, "%.16s %s", method,
+                 route == GATEWAY_ROUTE_OTHER ? "" : gateway_route_template(route));
+        req->span = tracer_start(self->tracer, name, TRACE_KIND_SERVER, req->parent_p);
+    }
     const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
     bool cors = gateway_cors_allowed(self->cors, origin);
     if (cors)
@@ -838,15 +919,20 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *conn, const ch
         s_route(self, conn, url, method, route, tail, tail_len, req, request_id, &reply);
         memcpy(reply.limit_headers, limits, sizeof limits);
     }
+    trace_traceparent(req->span, req->parent_p, reply.traceparent);
     enum MHD_Result ok = s_send(self, conn, &reply, request_id);
     free(reply.body); //  NULL unless sending failed before the handover
+    if (req->span)
+        s_end_server_span(req, method, url, route, reply.status);
 
     uint64_t elapsed = s_monotonic_us() - req->start_us;
     gateway_metrics_observe(self->deps.metrics, route, reply.status, elapsed);
     gateway_state_count_handled(self->deps.state);
     if (ok == MHD_NO)
         log_write(LOG_LEVEL_WARN, request_id, "could not queue the %d answer", reply.status);
-    if (self->debug) {
+    //  The level may change at run time (recsd ctl log-level): asked per
+    //  request, an atomic load, so the path is only sanitised when logged.
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
         char path[256];
         log_write(LOG_LEVEL_DEBUG, request_id, "%.16s %s -> %d in %llu us", method,
                   gateway_route_sanitize(url, path, sizeof path), reply.status,
@@ -864,6 +950,7 @@ static void s_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!req_cls || !*req_cls)
         return; //  never reached the access handler (e.g. a malformed request)
     request_t *req = *req_cls;
+    trace_span_end(&req->span); //  NULL unless the answer was never built
     free(req->body);
     free(req);
     *req_cls = NULL;
@@ -948,14 +1035,20 @@ static char *s_read_pem(const char *path, const char *var, char *err, size_t err
 
 gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, size_t errlen)
 {
+    return gateway_http_new_traced(deps, NULL, err, errlen);
+}
+
+gateway_http_t *gateway_http_new_traced(const gateway_http_deps_t *deps, tracer_t *tracer,
+                                        char *err, size_t errlen)
+{
     gateway_http_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     self->deps = *deps;
+    self->tracer = tracer;
     self->listen_fd = -1;
-    self->debug = deps->cfg->log_level <= LOG_LEVEL_DEBUG;
     self->cors = gateway_cors_new(deps->cfg->cors_origins, err, errlen);
     if (!self->cors)
         goto err;

@@ -15,6 +15,20 @@
     bytes, else a fresh one); answers sent while stopping carry
     Connection: close.
 
+    Tracing (trace.h): a valid incoming `traceparent` is the parent of the
+    request's SERVER span "<METHOD> <route template>" (a malformed one is
+    ignored: a new trace). Every answer carries `traceparent`: the server
+    span's context, or with tracing off or unsampled the caller's, as it
+    came (none when there is neither). Recommendation requests add child
+    spans for the cache lookups (gateway_cache.h) and the ranker call
+    ("recsd.Ranker/Recommend", CLIENT), whose context goes to the ranker in
+    the envelope. Server span attributes: http.request.method, http.route,
+    http.response.status_code, url.path, and for recommendations
+    recsd.user_id, recsd.cache.level (lru|redis|none), recsd.source,
+    recsd.model_id, recsd.type, recsd.items, recsd.experiment_id and
+    recsd.variant when an experiment applied. 5xx answers mark the span as
+    an error.
+
     Threads: libmicrohttpd's internal thread pool (cfg->http_threads). The
     recommendation handlers read the shared state and metrics and call the
     ranker; they never talk to PostgreSQL or Redis. The training API's
@@ -38,6 +52,7 @@
 #include "gateway_ranker.h"
 #include "gateway_state.h"
 #include "rate_limiter.h"
+#include "trace.h"
 
 typedef struct {
     const config_t *cfg; //  http_addr/port/threads/max_connections, ranker_deadline_ms
@@ -57,6 +72,12 @@ typedef struct gateway_http_t gateway_http_t;
 //  serving. Returns NULL with the reason in err (naming the address) if the
 //  address cannot be bound or the daemon does not start.
 gateway_http_t *gateway_http_new(const gateway_http_deps_t *deps, char *err, size_t errlen);
+
+//  gateway_http_new with a tracer (borrowed; must outlive the server):
+//  a span per request as described above. NULL or off: no spans, and the
+//  caller's traceparent is still passed on.
+gateway_http_t *gateway_http_new_traced(const gateway_http_deps_t *deps, tracer_t *tracer,
+                                        char *err, size_t errlen);
 
 //  The port actually bound (useful with port 0).
 int gateway_http_port(gateway_http_t *self);

@@ -179,6 +179,7 @@ static void s_train(gateway_models_t *self, const gateway_models_request_t *req,
     char who[MODEL_REGISTRY_WHO_MAX];
     gateway_api_who(req, who, sizeof who);
     request.requested_by = who;
+    request.traceparent = req->traceparent;
     PGconn *conn = s_acquire(self, reply, req);
     if (!conn) {
         json_decref(body);

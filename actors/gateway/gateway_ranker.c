@@ -323,6 +323,16 @@ gateway_ranker_outcome_t gateway_ranker_query(gateway_ranker_t *self, const char
                                               const proto_recs_req_t *query, int deadline_ms,
                                               proto_msg_t **reply_p, char *detail, size_t detaillen)
 {
+    return gateway_ranker_query_traced(self, request_id, NULL, query, deadline_ms, reply_p, detail,
+                                       detaillen);
+}
+
+gateway_ranker_outcome_t gateway_ranker_query_traced(gateway_ranker_t *self, const char *request_id,
+                                                     const char *traceparent,
+                                                     const proto_recs_req_t *query, int deadline_ms,
+                                                     proto_msg_t **reply_p, char *detail,
+                                                     size_t detaillen)
+{
     *reply_p = NULL;
     uint64_t start_ms = s_monotonic_ms();
     if (start_ms < atomic_load_explicit(&self->open_until_ms, memory_order_relaxed)) {
@@ -337,6 +347,9 @@ gateway_ranker_outcome_t gateway_ranker_query(gateway_ranker_t *self, const char
         return GATEWAY_RANKER_ERROR;
     }
     msg->header.deadline_ms = proto_now_ms() + (uint64_t)deadline_ms;
+    //  proto_encode refuses a malformed context: better no trace than no answer.
+    if (traceparent && strlen(traceparent) == PROTO_TRACEPARENT_LEN)
+        memcpy(msg->header.traceparent, traceparent, PROTO_TRACEPARENT_LEN + 1);
     msg->body.recs_req = *query;
 
     gateway_ranker_outcome_t outcome = GATEWAY_RANKER_ERROR;

@@ -63,6 +63,16 @@ gateway_ranker_outcome_t gateway_ranker_query(gateway_ranker_t *self, const char
                                               proto_msg_t **reply_p, char *detail,
                                               size_t detaillen);
 
+//  gateway_ranker_query with the W3C trace context for the envelope's
+//  header.traceparent (NULL or "": none): the ranker's spans join the
+//  caller's trace. traceparent must be "00-<32 hex>-<16 hex>-<2 hex>"
+//  (trace_ctx_format's form); anything else is sent as "".
+gateway_ranker_outcome_t gateway_ranker_query_traced(gateway_ranker_t *self, const char *request_id,
+                                                     const char *traceparent,
+                                                     const proto_recs_req_t *query, int deadline_ms,
+                                                     proto_msg_t **reply_p, char *detail,
+                                                     size_t detaillen);
+
 //  Requests re-sent after a ranker died (see gateway_ranker_query).
 uint64_t gateway_ranker_retries(gateway_ranker_t *self);
 

@@ -54,6 +54,7 @@
 #include "ingestor_notify.h"
 #include "ingestor_pipeline.h"
 #include "log.h"
+#include "trace.h"
 
 #define MAX_WAIT_MS 100    //  longest the loop waits for Kafka
 #define FLIGHT_WAIT_MS 5   //  ...while a write is in flight (to see it end)
@@ -69,6 +70,7 @@ typedef struct {
     const char *instance; //  "event-ingestor" or "event-ingestor.N"
     event_rules_t rules;
     actor_link_t *link;
+    tracer_t *tracer;
     ingestor_notify_t *notify;
     ingestor_consumer_t *consumer;
     ingestor_pipeline_t *pipeline;
@@ -139,7 +141,8 @@ static size_t s_finish(self_t *self, ingestor_batch_t *batch, const ingestor_out
         ingestor_batch_videos(batch, &video_count);
         //  Catalogue changes need no notice: the ranker and the gateway
         //  read the catalogue from PostgreSQL on their own refresh.
-        ingestor_notify_batch(self->notify, events, count, &self->rules, start);
+        ingestor_notify_batch(self->notify, events, ingestor_batch_traceparents(batch), count,
+                              &self->rules, start);
         const store_result_t *result = &outcome->result;
         ingestor_metrics_observe_batch(&self->stats, events, count, video_count, result, size,
                                        (double)outcome->write_ms / 1e3);
@@ -236,9 +239,52 @@ static void s_on_revoke(void *arg)
     self->stats.dropped_on_revoke += dropped;
 }
 
+//  The W3C context a producer put in the message's "traceparent" header
+//  (W3C's Kafka convention), into out; false if none or malformed.
+static bool s_message_context(const ingestor_message_t *m, trace_ctx_t *out)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *value = NULL;
+    size_t size = 0;
+    char text[TRACE_TRACEPARENT_LEN + 1];
+    if (rd_kafka_message_headers(m->msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, "traceparent", &value, &size) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !value || size != TRACE_TRACEPARENT_LEN)
+        return false;
+    memcpy(text, value, size);
+    text[size] = '\0';
+    return trace_ctx_parse(text, out) == 0;
+}
+
+//  A consumer span for the message, child of its producer's context when
+//  it has one; NULL when tracing is off (headers are not even read then)
+//  or not sampled. traceparent gets what the event's notice carries on:
+//  this span's context, else the producer's, else "".
+static trace_span_t *s_consume_span(self_t *self, const ingestor_message_t *m,
+                                    char traceparent[TRACE_TRACEPARENT_LEN + 1])
+{
+    traceparent[0] = '\0';
+    if (!tracer_enabled(self->tracer))
+        return NULL;
+    trace_ctx_t parent;
+    bool has_parent = s_message_context(m, &parent);
+    trace_span_t *span = tracer_start(self->tracer, "kafka.consume", TRACE_KIND_CONSUMER,
+                                      has_parent ? &parent : NULL);
+    trace_span_set_str(span, "messaging.system", "kafka");
+    trace_span_set_str(span, "messaging.operation.type", "process");
+    trace_span_set_str(span, "messaging.destination.name", m->topic);
+    trace_span_set_int(span, "messaging.destination.partition.id", m->msg->partition);
+    trace_span_set_int(span, "messaging.kafka.offset", m->msg->offset);
+    trace_traceparent(span, has_parent ? &parent : NULL, traceparent);
+    return span;
+}
+
 static void s_handle_message(self_t *self, const ingestor_message_t *m, int64_t now_ms)
 {
     const rd_kafka_message_t *msg = m->msg;
+    char traceparent[TRACE_TRACEPARENT_LEN + 1];
+    trace_span_t *span = s_consume_span(self, m, traceparent);
     //  A null payload (a tombstone) is an empty, hence invalid, event.
     const void *payload = msg->payload ? msg->payload : "";
     char reason[256];
@@ -255,13 +301,23 @@ static void s_handle_message(self_t *self, const ingestor_message_t *m, int64_t 
         event_t event;
         valid = event_parse(m->source, payload, msg->len, &self->rules, s_now_us(), &event, reason,
                             sizeof reason) == 0;
-        if (valid)
+        if (valid) {
             rc = ingestor_batch_add_event(self->batch, &event, m->topic, msg->partition,
-                                          msg->offset, now_ms);
+                                          msg->offset, traceparent, now_ms);
+            trace_span_set_str(span, "recsd.user_id", event.user_id);
+            trace_span_set_str(span, "recsd.video_id", event.video_id);
+            trace_span_set_str(span, "recsd.event.kind", event_kind_name(event.kind));
+        }
     }
-    if (!valid)
+    trace_span_set_bool(span, "recsd.event.valid", valid);
+    if (!valid) {
+        trace_span_set_str(span, "recsd.dead_letter.reason", reason);
         rc = ingestor_batch_add_dead(self->batch, m->topic, msg->partition, msg->offset, payload,
                                      msg->len, reason, now_ms);
+    }
+    if (rc != 0)
+        trace_span_set_error(span, "out of memory");
+    trace_span_end(&span);
     if (rc != 0) {
         //  Skipping it would commit past it later: exit instead, and read
         //  it again after the restart.
@@ -383,7 +439,12 @@ static void s_metrics(self_t *self)
     ingestor_consumer_lag(self->consumer, &self->stats);
     char text[PROTO_METRICS_MAX + 1];
     if (ingestor_metrics_format(text, sizeof text, self->instance, topics, &self->stats, &notify) !=
-            0 ||
+        0) {
+        log_warn("metrics text too long for a heartbeat");
+        return;
+    }
+    size_t len = strlen(text);
+    if (tracer_metrics(self->tracer, self->instance, text, sizeof text, &len) != 0 ||
         actor_link_set_metrics(self->link, text) != 0)
         log_warn("metrics text too long for a heartbeat");
 }
@@ -409,6 +470,11 @@ static int s_setup(self_t *self)
     self->link = actor_link_new(self->cfg, self->instance);
     if (!self->link)
         return -1;
+    self->tracer = tracer_new(self->instance, err, sizeof err);
+    if (!self->tracer) {
+        log_error("tracing: %s", err);
+        return -1;
+    }
     for (int i = 0; i < 2; i++) {
         self->batches[i] =
             ingestor_batch_new((size_t)self->cfg->ingest_batch_max, self->cfg->ingest_batch_ms);
@@ -476,6 +542,7 @@ done:
     ingestor_pipeline_destroy(&self.pipeline);
     ingestor_batch_destroy(&self.batches[0]);
     ingestor_batch_destroy(&self.batches[1]);
+    tracer_destroy(&self.tracer);
     actor_link_destroy(&self.link);
     return rc;
 }

@@ -3,6 +3,7 @@
     ingestor_batch.h). */
 #include "ingestor_batch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,8 @@ struct ingestor_batch_t {
 
     event_t *events;
     size_t event_count, event_cap;
+    ingestor_traceparent_t *traceparents; //  parallel to events
+    size_t traceparent_cap;
 
     event_video_t *videos;
     size_t video_count, video_cap;
@@ -48,6 +51,7 @@ void ingestor_batch_destroy(ingestor_batch_t **self_p)
     ingestor_batch_t *self = *self_p;
     ingestor_batch_clear(self);
     free(self->events);
+    free(self->traceparents);
     free(self->videos);
     free(self->dead);
     free(self->positions);
@@ -105,13 +109,19 @@ static void s_started(ingestor_batch_t *self, int64_t now_ms)
 }
 
 int ingestor_batch_add_event(ingestor_batch_t *self, const event_t *event, const char *topic,
-                             int32_t partition, int64_t offset, int64_t now_ms)
+                             int32_t partition, int64_t offset, const char *traceparent,
+                             int64_t now_ms)
 {
+    size_t first = self->batch_max < 1024 ? self->batch_max : 1024;
     if (s_reserve((void **)&self->events, self->event_count, &self->event_cap, sizeof *self->events,
-                  self->batch_max < 1024 ? self->batch_max : 1024) != 0 ||
+                  first) != 0 ||
+        s_reserve((void **)&self->traceparents, self->event_count, &self->traceparent_cap,
+                  sizeof *self->traceparents, first) != 0 ||
         s_track(self, topic, partition, offset) != 0)
         return -1;
     s_started(self, now_ms);
+    snprintf(self->traceparents[self->event_count], sizeof self->traceparents[0], "%s",
+             traceparent ? traceparent : "");
     self->events[self->event_count++] = *event;
     return 0;
 }
@@ -164,6 +174,11 @@ const event_t *ingestor_batch_events(const ingestor_batch_t *self, size_t *count
 {
     *count = self->event_count;
     return self->events;
+}
+
+const ingestor_traceparent_t *ingestor_batch_traceparents(const ingestor_batch_t *self)
+{
+    return self->traceparents;
 }
 
 const event_video_t *ingestor_batch_videos(const ingestor_batch_t *self, size_t *count)

@@ -26,8 +26,13 @@
 
 #include "event.h"
 #include "interaction_store.h"
+#include "trace.h"
 
 typedef struct ingestor_batch_t ingestor_batch_t;
+
+//  An event's trace context, "" if none: what its PROTO_INTERACTION
+//  notice carries on.
+typedef char ingestor_traceparent_t[TRACE_TRACEPARENT_LEN + 1];
 
 //  A batch that is due at batch_max entries (>= 1) or batch_ms (>= 1) after
 //  its first entry. Returns NULL on allocation failure.
@@ -36,11 +41,13 @@ ingestor_batch_t *ingestor_batch_new(size_t batch_max, int64_t batch_ms);
 //  Frees the batch and everything it copied; idempotent.
 void ingestor_batch_destroy(ingestor_batch_t **self_p);
 
-//  Adds a valid event read at (topic, partition, offset); now_ms is a
+//  Adds a valid event read at (topic, partition, offset), with the trace
+//  context to carry on (copied; NULL or "" for none); now_ms is a
 //  monotonic clock (zclock_mono). Returns 0, or -1 on allocation failure
 //  (the batch is unchanged).
 int ingestor_batch_add_event(ingestor_batch_t *self, const event_t *event, const char *topic,
-                             int32_t partition, int64_t offset, int64_t now_ms);
+                             int32_t partition, int64_t offset, const char *traceparent,
+                             int64_t now_ms);
 
 //  Adds a valid catalogue change read at (topic, partition, offset).
 //  Returns 0, or -1 on allocation failure (the batch is unchanged).
@@ -58,6 +65,10 @@ size_t ingestor_batch_size(const ingestor_batch_t *self);
 
 //  The valid events (borrowed, valid until the next add or clear).
 const event_t *ingestor_batch_events(const ingestor_batch_t *self, size_t *count);
+
+//  The events' trace contexts, parallel to ingestor_batch_events (borrowed,
+//  valid until the next add or clear).
+const ingestor_traceparent_t *ingestor_batch_traceparents(const ingestor_batch_t *self);
 
 //  The catalogue changes (borrowed, valid until the next add or clear).
 const event_video_t *ingestor_batch_videos(const ingestor_batch_t *self, size_t *count);

@@ -195,7 +195,8 @@ static void s_invalidate(ingestor_notify_t *self, const event_t *events, size_t 
     self->stats.invalidated += users;
 }
 
-static void s_publish(ingestor_notify_t *self, const event_t *events, size_t count,
+static void s_publish(ingestor_notify_t *self, const event_t *events,
+                      const ingestor_traceparent_t *traceparents, size_t count,
                       const event_rules_t *rules)
 {
     proto_interaction_t *in = &self->notice->body.interaction;
@@ -217,6 +218,8 @@ static void s_publish(ingestor_notify_t *self, const event_t *events, size_t cou
             continue;
         }
         proto_request_id(self->notice->header.request_id, sizeof self->notice->header.request_id);
+        snprintf(self->notice->header.traceparent, sizeof self->notice->header.traceparent, "%s",
+                 traceparents ? traceparents[i] : "");
         snprintf(in->user_id, sizeof in->user_id, "%s", ev->user_id);
         snprintf(in->video_id, sizeof in->video_id, "%s", ev->video_id);
         snprintf(in->kind, sizeof in->kind, "%s", kind);
@@ -237,13 +240,14 @@ static void s_publish(ingestor_notify_t *self, const event_t *events, size_t cou
     self->publish_failing = dropped != 0;
 }
 
-void ingestor_notify_batch(ingestor_notify_t *self, const event_t *events, size_t count,
+void ingestor_notify_batch(ingestor_notify_t *self, const event_t *events,
+                           const ingestor_traceparent_t *traceparents, size_t count,
                            const event_rules_t *rules, int64_t now_ms)
 {
     if (count == 0)
         return;
     s_invalidate(self, events, count, now_ms);
-    s_publish(self, events, count, rules);
+    s_publish(self, events, traceparents, count, rules);
 }
 
 ingestor_notify_stats_t ingestor_notify_stats(const ingestor_notify_t *self)

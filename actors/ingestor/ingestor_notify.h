@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "ingestor_batch.h"
 
 #define INGESTOR_NOTIFY_SNDHWM 200000
 #define INGESTOR_REDIS_TIMEOUT_MS 200
@@ -46,9 +47,12 @@ ingestor_notify_t *ingestor_notify_new(const config_t *cfg, const char *instance
 //  Closes both; idempotent.
 void ingestor_notify_destroy(ingestor_notify_t **self_p);
 
-//  Invalidates and announces the stored events (borrowed). now_ms is
-//  monotonic. Cannot fail: trouble is logged and counted.
-void ingestor_notify_batch(ingestor_notify_t *self, const event_t *events, size_t count,
+//  Invalidates and announces the stored events (borrowed); each notice
+//  carries its event's trace context from traceparents (parallel to
+//  events; NULL: none). now_ms is monotonic. Cannot fail: trouble is
+//  logged and counted.
+void ingestor_notify_batch(ingestor_notify_t *self, const event_t *events,
+                           const ingestor_traceparent_t *traceparents, size_t count,
                            const event_rules_t *rules, int64_t now_ms);
 
 //  Counters since start.

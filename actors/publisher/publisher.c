@@ -71,6 +71,7 @@
 #include "log.h"
 #include "publisher_events.h"
 #include "publisher_headers.h"
+#include "publisher_trace.h"
 #include "publisher_outbox.h"
 #include "publisher_page.h"
 #include "publisher_producer.h"
@@ -93,6 +94,7 @@ typedef struct {
     const config_t *cfg;
     const char *instance;
     actor_link_t *link;
+    tracer_t *tracer; //  producer spans (publisher_trace.h)
     publisher_outbox_t *outbox;
     publisher_producer_t *producer; //  NULL until created (and after a fatal error)
     publisher_page_t *page;
@@ -273,12 +275,18 @@ static void s_produce_page(self_t *self, PGresult *rows)
         }
         const char *key =
             PQgetisnull(rows, i, OUTBOX_COL_KEY) ? NULL : PQgetvalue(rows, i, OUTBOX_COL_KEY);
+        const char *topic = PQgetvalue(rows, i, OUTBOX_COL_TOPIC);
+        trace_span_t *span = publisher_trace_produce(self->tracer, hdrs, topic);
+        trace_span_set_int(span, "recsd.outbox_id", id);
         bool permanent = false;
-        if (publisher_producer_send(self->producer, PQgetvalue(rows, i, OUTBOX_COL_TOPIC), key,
+        if (publisher_producer_send(self->producer, topic, key,
                                     PQgetvalue(rows, i, OUTBOX_COL_PAYLOAD),
                                     (size_t)PQgetlength(rows, i, OUTBOX_COL_PAYLOAD), hdrs, seq,
-                                    &permanent, err, sizeof err) != 0)
+                                    &permanent, err, sizeof err) != 0) {
+            trace_span_set_error(span, err);
             s_row_failed(self, seq, permanent, err);
+        }
+        trace_span_end(&span);
     }
     self->t_produced = zclock_mono();
     self->page_deadline = self->t_produced + PAGE_DEADLINE_MS;
@@ -369,7 +377,10 @@ static void s_metrics(self_t *self)
         (unsigned long long)ev.invalid, a, (unsigned long long)ev.dropped, a,
         (unsigned long long)ev.produced, a, (unsigned long long)ev.failed, a,
         ev.queued + ev.inflight);
-    if (n > 0 && (size_t)n < sizeof text && actor_link_set_metrics(self->link, text) != 0)
+    size_t len = n > 0 ? (size_t)n : 0;
+    if (n < 0 || len >= sizeof text ||
+        tracer_metrics(self->tracer, a, text, sizeof text, &len) != 0 ||
+        actor_link_set_metrics(self->link, text) != 0)
         log_warn("metrics text too long for a heartbeat");
 }
 
@@ -519,7 +530,7 @@ static void s_events(self_t *self, bool readable)
     if (readable && !self->stop_at)
         publisher_events_receive(self->events);
     if (self->producer && !publisher_producer_fatal(self->producer))
-        publisher_events_produce(self->events, self->producer);
+        publisher_events_produce(self->events, self->producer, self->tracer);
     publisher_events_stats_t ev = publisher_events_stats(self->events);
     const publisher_events_stats_t *last = &self->events_last;
     bool moved = ev.received != last->received || ev.invalid != last->invalid ||
@@ -600,6 +611,13 @@ int publisher_main(const config_t *cfg, const char *instance)
     if (!self.link || !self.page || !self.outbox)
         goto done;
     char err[512];
+    //  After the link, like librdkafka: the export thread inherits the
+    //  blocked signals.
+    self.tracer = tracer_new(instance, err, sizeof err);
+    if (!self.tracer) {
+        log_error("tracing: %s", err);
+        goto done;
+    }
     self.events = publisher_events_new(cfg, instance, 0, err, sizeof err);
     if (!self.events) {
         log_error("%s", err);
@@ -660,6 +678,7 @@ done:
     publisher_events_destroy(&self.events);
     publisher_outbox_destroy(&self.outbox);
     publisher_page_destroy(&self.page);
+    tracer_destroy(&self.tracer);
     actor_link_destroy(&self.link);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "event_sender.h"
 #include "log.h"
 #include "proto/proto_event.h"
+#include "publisher_trace.h"
 
 #define PROBLEM_LOG_MS 10000
 
@@ -166,7 +167,8 @@ static rd_kafka_headers_t *s_headers(const proto_event_t *event, char *err, size
     return hdrs;
 }
 
-size_t publisher_events_produce(publisher_events_t *self, publisher_producer_t *producer)
+size_t publisher_events_produce(publisher_events_t *self, publisher_producer_t *producer,
+                                tracer_t *tracer)
 {
     size_t n = 0;
     while (self->count && self->inflight < PUBLISHER_EVENTS_INFLIGHT_MAX) {
@@ -177,6 +179,8 @@ size_t publisher_events_produce(publisher_events_t *self, publisher_producer_t *
         char err[256];
         bool permanent = false;
         rd_kafka_headers_t *hdrs = s_headers(event, err, sizeof err);
+        trace_span_t *span =
+            hdrs ? publisher_trace_produce(tracer, hdrs, proto_event_topic(event)) : NULL;
         uint64_t seq = PUBLISHER_EVENT_SEQ_BIT | self->next_seq++;
         //  At most once: a produce that fails here is counted, not retried.
         if (!hdrs ||
@@ -185,10 +189,12 @@ size_t publisher_events_produce(publisher_events_t *self, publisher_producer_t *
                                     hdrs, seq, &permanent, err, sizeof err) != 0) {
             self->failed++;
             s_problem(self, P_FAILED, err);
+            trace_span_set_error(span, err);
         } else {
             self->inflight++;
             n++;
         }
+        trace_span_end(&span);
         proto_event_destroy(&event);
     }
     return n;

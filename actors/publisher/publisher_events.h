@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "trace.h"
 #include "publisher_producer.h"
 
 #define PUBLISHER_EVENTS_RCVHWM 1000
@@ -77,9 +78,11 @@ zsock_t *publisher_events_socket(publisher_events_t *self);
 size_t publisher_events_receive(publisher_events_t *self);
 
 //  Produces queued events (oldest first) while fewer than
-//  PUBLISHER_EVENTS_INFLIGHT_MAX are in flight. producer is borrowed.
-//  Returns the number handed over.
-size_t publisher_events_produce(publisher_events_t *self, publisher_producer_t *producer);
+//  PUBLISHER_EVENTS_INFLIGHT_MAX are in flight, each with a producer span
+//  when tracer (may be NULL) traces (publisher_trace.h). producer and
+//  tracer are borrowed. Returns the number handed over.
+size_t publisher_events_produce(publisher_events_t *self, publisher_producer_t *producer,
+                                tracer_t *tracer);
 
 //  The delivery report of an event (seq has PUBLISHER_EVENT_SEQ_BIT set).
 void publisher_events_delivered(publisher_events_t *self, uint64_t seq, rd_kafka_resp_err_t err);

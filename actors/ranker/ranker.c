@@ -56,6 +56,7 @@
 #include "ranker_serve.h"
 #include "seen_set.h"
 #include "serving_config_store.h"
+#include "trace.h"
 #include "training_data.h"
 
 #define RANKER_POPULAR_MAX 500
@@ -111,6 +112,7 @@ typedef struct {
     bool reload_history;             //  they changed: reload the histories
     int64_t next_history_reload;
     bool serving_in_load; //  a reload is running: its ticks answer requests
+    tracer_t *tracer;     //  a SERVER span per request, its steps as children (off by default)
 } self_t;
 
 static void s_handle_request(self_t *self);
@@ -279,6 +281,8 @@ static void s_update_metrics(self_t *self)
     s_family(&t, "recsd_ranker_retired_videos", "gauge", "Retired videos never recommended.");
     s_add(&t, "recsd_ranker_retired_videos{actor=\"%s\"} %zu\n", a, zhashx_size(self->retired));
     s_model_metrics(self, &t);
+    if (!t.overflow && tracer_metrics(self->tracer, a, t.text, sizeof t.text, &t.len) != 0)
+        t.overflow = true;
     if (t.overflow || actor_link_set_metrics(self->link, t.text) != 0)
         log_warn("metrics text too long for a heartbeat");
 }
@@ -495,13 +499,20 @@ static void s_apply_config(self_t *self)
 
 //  ---- sockets ---------------------------------------------------------------
 
-static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
+//  span: the request's SERVER span (NULL: untraced); parent: the caller's
+//  context from the envelope (NULL: none).
+static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req, trace_span_t *span,
+                                const trace_ctx_t *parent)
 {
     proto_msg_t *reply = proto_msg_new(PROTO_RECS_REP, req->header.request_id);
     if (!reply)
         return NULL;
-    snprintf(reply->header.traceparent, sizeof reply->header.traceparent, "%s",
-             req->header.traceparent);
+    //  The reply carries this span's context (or the caller's, untraced).
+    if (span || parent)
+        trace_traceparent(span, parent, reply->header.traceparent);
+    else
+        snprintf(reply->header.traceparent, sizeof reply->header.traceparent, "%s",
+                 req->header.traceparent);
     proto_recs_rep_t *rep = &reply->body.recs_rep;
     snprintf(rep->user_id, sizeof rep->user_id, "%s", req->body.recs_req.user_id);
     ranker_serve_inputs_t in = {.models = self->models,
@@ -510,7 +521,8 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
                                 .retired = self->retired,
                                 .popular = self->popular,
                                 .segments = self->segments,
-                                .cooc = self->cooc};
+                                .cooc = self->cooc,
+                                .trace = span};
     if (ranker_serve_recommend(self->serve, &in, &req->body.recs_req, rep) != 0) {
         log_write(LOG_LEVEL_WARN, req->header.request_id, "recs for user %s: out of memory",
                   rep->user_id);
@@ -519,7 +531,37 @@ static proto_msg_t *s_recommend(self_t *self, const proto_msg_t *req)
     }
     log_write(LOG_LEVEL_DEBUG, req->header.request_id, "recs for user %s: %u items from %s (%s)",
               rep->user_id, rep->count, rep->model_id, rep->type);
+    if (span) {
+        trace_span_set_str(span, "recsd.model_id", rep->model_id);
+        trace_span_set_str(span, "recsd.type", rep->type);
+        trace_span_set_int(span, "recsd.model_version", rep->model_version);
+        trace_span_set_str(span, "recsd.source", rep->source);
+        trace_span_set_int(span, "recsd.items", rep->count);
+        if (rep->segment[0])
+            trace_span_set_str(span, "recsd.segment", rep->segment);
+    }
     return reply;
+}
+
+//  The fold-in of a notice as a CONSUMER span "ranker.interaction", child
+//  of the ingestor's consume span whose context the notice carries. A
+//  notice without one starts no trace: with tracing on, the ingestor gives
+//  every notice a context, and a root span per interaction would only
+//  flood the collector with one-span traces.
+static trace_span_t *s_notice_span(self_t *self, const proto_msg_t *msg)
+{
+    trace_ctx_t parent;
+    if (!tracer_enabled(self->tracer) || !msg->header.traceparent[0] ||
+        trace_ctx_parse(msg->header.traceparent, &parent) != 0)
+        return NULL;
+    trace_span_t *span =
+        tracer_start(self->tracer, "ranker.interaction", TRACE_KIND_CONSUMER, &parent);
+    const proto_interaction_t *in = &msg->body.interaction;
+    trace_span_set_str(span, "recsd.user_id", in->user_id);
+    trace_span_set_str(span, "recsd.video_id", in->video_id);
+    trace_span_set_str(span, "recsd.event.kind", in->kind);
+    trace_span_set_double(span, "recsd.event.weight", in->weight);
+    return span;
 }
 
 //  Interactions the ingestors stored: fold them into the seen sets and
@@ -538,12 +580,17 @@ static void s_handle_notice(self_t *self)
         if (msg->header.type == PROTO_INTERACTION) {
             const proto_interaction_t *in = &msg->body.interaction;
             self->notices_folded++;
+            trace_span_t *span = s_notice_span(self, msg);
             int recorded = 0;
             if (seen_set_record(self->seen, in->user_id, in->video_id, in->kind, in->weight) < 0 ||
                 (recorded = ranker_history_record_notice(self->history, in)) < 0 ||
                 (recorded > 0 && self->cooc &&
-                 ranker_cooc_notice(self->cooc, self->history, in->user_id, in->video_id) < 0))
+                 ranker_cooc_notice(self->cooc, self->history, in->user_id, in->video_id) < 0)) {
                 log_warn("seen set, history or co-occurrence: out of memory");
+                trace_span_set_error(span, "out of memory");
+            }
+            trace_span_set_bool(span, "recsd.history.recorded", recorded > 0);
+            trace_span_end(&span);
         } else
             log_warn("unexpected %s message on the notice socket",
                      proto_type_name(msg->header.type));
@@ -577,6 +624,27 @@ static void s_handle_request(self_t *self)
         }
         actor_link_count_handled(self->link, 1);
         proto_msg_t *reply = NULL;
+        //  The request's SERVER span, child of the gateway's CLIENT span
+        //  when the envelope carries its context (a malformed or empty one:
+        //  a new trace). Nothing is parsed with tracing off.
+        trace_span_t *span = NULL;
+        trace_ctx_t parent_ctx;
+        const trace_ctx_t *parent = NULL;
+        if (tracer_enabled(self->tracer)) {
+            if (trace_ctx_parse(req->header.traceparent, &parent_ctx) == 0)
+                parent = &parent_ctx;
+            span = tracer_start(self->tracer, "recsd.Ranker/Recommend", TRACE_KIND_SERVER, parent);
+            trace_span_set_str(span, "rpc.system", "zeromq");
+            trace_span_set_str(span, "rpc.service", "ranker");
+            trace_span_set_str(span, "rpc.method", "Recommend");
+            trace_span_set_str(span, "recsd.request_id", req->header.request_id);
+            if (req->header.type == PROTO_RECS_REQ) {
+                trace_span_set_str(span, "recsd.user_id", req->body.recs_req.user_id);
+                trace_span_set_int(span, "recsd.limit", req->body.recs_req.limit);
+                if (req->body.recs_req.model_id[0])
+                    trace_span_set_str(span, "recsd.pinned_model_id", req->body.recs_req.model_id);
+            }
+        }
         if (req->header.type != PROTO_RECS_REQ) {
             log_write(LOG_LEVEL_WARN, req->header.request_id, "unexpected %s message",
                       proto_type_name(req->header.type));
@@ -588,6 +656,7 @@ static void s_handle_request(self_t *self)
             }
         } else if (req->header.deadline_ms && proto_now_ms() > req->header.deadline_ms) {
             self->dropped_late++;
+            trace_span_set_error(span, "deadline passed; dropped unanswered");
             log_write(LOG_LEVEL_DEBUG, req->header.request_id, "deadline passed; dropped");
         } else if (!self->popular_loaded && !s_any_model(self)) {
             //  Nothing loaded yet (PostgreSQL down since start): an empty
@@ -599,19 +668,26 @@ static void s_handle_request(self_t *self)
                          "no model or popularity list loaded yet");
             }
         } else {
-            reply = s_recommend(self, req);
+            reply = s_recommend(self, req, span, parent);
             self->answered += reply != NULL;
         }
+        if (reply && reply->header.type == PROTO_RESULT && span)
+            trace_span_set_error(span, reply->body.result.message);
         if (reply && proto_send(self->frontend, identity, reply) != 0)
             log_write(LOG_LEVEL_DEBUG, req->header.request_id, "reply undeliverable: %s",
                       zmq_strerror(errno));
+        //  The event continues this request's trace (publisher_trace.h).
+        char traceparent[TRACE_TRACEPARENT_LEN + 1];
+        trace_traceparent(span, parent, traceparent);
+        trace_span_end(&span);
         //  Every list computed here is fresh (cache hits never reach the
         //  ranker). After the reply, so it adds nothing to its latency; a
         //  full queue or no publisher drops it (counted), never blocks.
         if (reply && reply->header.type == PROTO_RECS_REP && self->events)
             event_sender_recommendations_refreshed(
                 self->events, reply->body.recs_rep.user_id, reply->body.recs_rep.items,
-                reply->body.recs_rep.count, reply->body.recs_rep.model_id, proto_now_ms());
+                reply->body.recs_rep.count, reply->body.recs_rep.model_id, proto_now_ms(),
+                traceparent);
         proto_msg_destroy(&reply);
         proto_msg_destroy(&req);
         zframe_destroy(&identity);
@@ -711,6 +787,15 @@ static int s_setup(self_t *self)
     self->link = actor_link_new(self->cfg, self->instance);
     if (!self->link)
         return -1;
+    //  After actor_link: the export thread inherits its blocked signals.
+    char why_not[512];
+    self->tracer = tracer_new(self->instance, why_not, sizeof why_not);
+    if (!self->tracer) {
+        log_error("tracing: %s", why_not);
+        return -1;
+    }
+    if (tracer_enabled(self->tracer))
+        log_info("tracing on: OTLP/HTTP JSON export (OTEL_* variables)");
     //  The stored serving configuration before the histories, which are
     //  built with its seen_completion and event weights.
     s_start_config(self);
@@ -807,6 +892,13 @@ int ranker_main(const config_t *cfg, const char *instance)
 {
     self_t self = {.cfg = cfg, .instance = instance};
     int rc = 1;
+    //  A bad OTEL_* variable is a configuration error, refused before
+    //  anything starts.
+    char err[512];
+    if (tracer_check_env(err, sizeof err) != 0) {
+        log_error("tracing configuration: %s", err);
+        return RECSD_EXIT_CONFIG;
+    }
     if (s_setup(&self) != 0)
         goto done;
     actor_link_set_ready(self.link);
@@ -874,6 +966,7 @@ done:
     popular_list_destroy(&self.popular);
     segment_popularity_destroy(&self.segments);
     cooccurrence_destroy(&self.cooc);
+    tracer_destroy(&self.tracer); //  every span has ended; flushes what is queued
     if (self.pg)
         PQfinish(self.pg);
     return rc;

@@ -46,7 +46,44 @@ struct ranker_serve_t {
     int32_t h_cap;
     float *blend_scratch; //  hybrid scoring's per-component buffer
     int32_t blend_cap;
+    //  This request's filtered candidates, for the filtering span.
+    uint32_t dropped_seen, dropped_retired, dropped_excluded;
 };
+
+//  A step down the chain, as a span of its own (no duration to speak of).
+static void s_trace_fallback(const ranker_serve_inputs_t *in, const char *step, const char *version,
+                             const char *reason)
+{
+    trace_span_t *span = trace_span_child(in->trace, "ranker.fallback", TRACE_KIND_INTERNAL);
+    if (!span)
+        return;
+    trace_span_set_str(span, "recsd.fallback.step", step);
+    if (version)
+        trace_span_set_str(span, "recsd.fallback.version", version);
+    trace_span_set_str(span, "recsd.fallback.reason", reason);
+    trace_span_end(&span);
+}
+
+//  Starts the filtering span and zeroes the counts it reports.
+static trace_span_t *s_filter_start(ranker_serve_t *self, const ranker_serve_inputs_t *in)
+{
+    self->dropped_seen = self->dropped_retired = self->dropped_excluded = 0;
+    return trace_span_child(in->trace, "ranker.filtering", TRACE_KIND_INTERNAL);
+}
+
+static void s_filter_end(ranker_serve_t *self, trace_span_t **span_p, const proto_recs_rep_t *rep,
+                         uint64_t filled_before)
+{
+    if (!*span_p)
+        return;
+    trace_span_set_int(*span_p, "recsd.filter.seen", self->dropped_seen);
+    trace_span_set_int(*span_p, "recsd.filter.retired", self->dropped_retired);
+    trace_span_set_int(*span_p, "recsd.filter.excluded", self->dropped_excluded);
+    trace_span_set_int(*span_p, "recsd.items.filled",
+                       (int64_t)(self->stats.filled - filled_before));
+    trace_span_set_int(*span_p, "recsd.items.returned", rep->count);
+    trace_span_end(span_p);
+}
 
 void ranker_serve_config_default(ranker_serve_config_t *out)
 {
@@ -183,13 +220,18 @@ static bool s_excluded(ranker_serve_t *self, const ranker_serve_inputs_t *in,
 {
     if (in->seen && seen_set_contains(in->seen, req->user_id, video_id)) {
         self->seen_filtered = true;
+        self->dropped_seen++;
         return true;
     }
-    if (in->retired && zhashx_lookup(in->retired, video_id))
+    if (in->retired && zhashx_lookup(in->retired, video_id)) {
+        self->dropped_retired++;
         return true;
+    }
     for (uint32_t i = 0; i < req->exclude_count && i < PROTO_EXCLUDE_MAX; i++)
-        if (strcmp(req->exclude[i], video_id) == 0)
+        if (strcmp(req->exclude[i], video_id) == 0) {
+            self->dropped_excluded++;
             return true;
+        }
     return false;
 }
 
@@ -255,6 +297,22 @@ static void s_explain(ranker_serve_t *self, const model_bundle_t *b, const user_
     }
 }
 
+//  Starts a scoring span: what scores, how, over how many items.
+static trace_span_t *s_scoring_start(const ranker_serve_inputs_t *in, const char *model_id,
+                                     const char *type, int64_t version, const char *method,
+                                     int64_t items)
+{
+    trace_span_t *span = trace_span_child(in->trace, "ranker.scoring", TRACE_KIND_INTERNAL);
+    if (!span)
+        return NULL;
+    trace_span_set_str(span, "recsd.model_id", model_id);
+    trace_span_set_str(span, "recsd.model.type", type);
+    trace_span_set_int(span, "recsd.model_version", version);
+    trace_span_set_str(span, "recsd.scoring.method", method);
+    trace_span_set_int(span, "recsd.items.scored", items);
+    return span;
+}
+
 //  The most the ANN path asks FAISS for: beyond it the user's seen and
 //  excluded videos would crowd out the list and the full scan is better.
 #define S_ANN_MAX_K 4096
@@ -265,17 +323,22 @@ static void s_explain(ranker_serve_t *self, const model_bundle_t *b, const user_
 //  filled, 1 when the index cannot give enough (the caller scans in full),
 //  -1 on error.
 static int s_score_ann(ranker_serve_t *self, const ranker_serve_inputs_t *in,
-                       const model_bundle_t *b, const user_history_t *h, int32_t n_seen,
-                       const proto_recs_req_t *req, proto_recs_rep_t *rep)
+                       const ranker_model_t *m, const char *type, const user_history_t *h,
+                       int32_t n_seen, const proto_recs_req_t *req, proto_recs_rep_t *rep)
 {
+    const model_bundle_t *b = m->bundle;
     const als_model_t *als = model_bundle_als(b);
     int32_t n = model_bundle_videos(b);
     int64_t k = (int64_t)req->limit + req->exclude_count + n_seen + S_SLACK;
     if (!als || k > S_ANN_MAX_K || k > n)
         return 1;
+    trace_span_t *span = s_scoring_start(in, m->model_id, type, m->version, "faiss", k);
     float vec[ALS_MAX_FACTORS];
-    if (als_fold_in(als, h, vec) != 0)
+    if (als_fold_in(als, h, vec) != 0) {
+        trace_span_set_error(span, "fold-in failed");
+        trace_span_end(&span);
         return -1;
+    }
     int64_t ids[S_ANN_MAX_K];
     float scores[S_ANN_MAX_K];
     faiss_search_params_t params = {.nprobe = model_bundle_ann_nprobe(b)};
@@ -283,7 +346,12 @@ static int s_score_ann(ranker_serve_t *self, const ranker_serve_inputs_t *in,
     int32_t got = faiss_index_search(model_bundle_ann(b), vec, (int32_t)k, &params, scores, ids,
                                      err, sizeof err);
     if (got < 0)
+        trace_span_set_error(span, err);
+    trace_span_end(&span);
+    if (got < 0)
         return -1;
+    trace_span_t *filter = s_filter_start(self, in);
+    uint64_t filled = self->stats.filled;
     rep->count = 0;
     for (int32_t i = 0; i < got && rep->count < req->limit; i++) {
         const char *video_id =
@@ -292,15 +360,18 @@ static int s_score_ann(ranker_serve_t *self, const ranker_serve_inputs_t *in,
             s_put(rep, video_id, scores[i]);
     }
     if (rep->count < req->limit && got == k) {
+        s_filter_end(self, &filter, rep, filled);
         rep->count = 0; //  too many filtered out: the full scan finds the rest
         return 1;
     }
     s_fill(self, in, req, rep, false);
+    s_filter_end(self, &filter, rep, filled);
     return 0;
 }
 
 static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const ranker_model_t *m,
-                   bool personal, const proto_recs_req_t *req, proto_recs_rep_t *rep)
+                   const char *type, bool personal, const proto_recs_req_t *req,
+                   proto_recs_rep_t *rep)
 {
     const char *user_id = req->user_id;
     uint32_t limit = req->limit;
@@ -333,6 +404,7 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
     if (!scorer.score || scorer.n_items != n ||
         s_reserve(self, n > 0 ? n : 1, ranker_history_max_events(in->history)) != 0)
         return -1;
+    trace_span_t *span = trace_span_child(in->trace, "ranker.candidates", TRACE_KIND_INTERNAL);
     user_history_t h;
     int32_t n_seen = 0;
     ranker_history_user(in->history, user_id, s_index_of, b, self->h_items, self->h_values,
@@ -340,20 +412,37 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
     bool liked = false;
     for (int32_t i = 0; i < h.len && !liked; i++)
         liked = h.values[i] > 0;
+    if (span) {
+        trace_span_set_str(span, "recsd.model_id", m->model_id);
+        trace_span_set_str(span, "recsd.model.type", type);
+        trace_span_set_int(span, "recsd.catalogue.items", n);
+        trace_span_set_int(span, "recsd.history.events", h.len);
+        trace_span_set_int(span, "recsd.history.seen", n_seen);
+        trace_span_set_bool(span, "recsd.history.liked", liked);
+        trace_span_end(&span);
+    }
     if (personal && !liked)
         return 1;
     if (n_seen > 0)
         self->seen_filtered = true; //  conservative: they may have shaped the list
     if (model_bundle_ann(b)) {
-        int rc = s_score_ann(self, in, b, &h, n_seen, req, rep);
+        int rc = s_score_ann(self, in, m, type, &h, n_seen, req, rep);
         if (rc <= 0) {
             if (rc == 0 && req->explain)
                 s_explain(self, b, &h, rep);
             return rc;
         }
     }
-    if (n > 0 && scorer.score(scorer.model, &h, self->scores) != 0)
+    span = s_scoring_start(in, m->model_id, type, m->version, "blas", n);
+    if (n > 0 && scorer.score(scorer.model, &h, self->scores) != 0) {
+        trace_span_set_error(span, "scorer failed");
+        trace_span_end(&span);
         return -1;
+    }
+    trace_span_end(&span);
+    trace_span_t *filter = s_filter_start(self, in);
+    self->dropped_seen = (uint32_t)n_seen; //  the history's seen videos, skipped by index
+    uint64_t filled = self->stats.filled;
     memset(self->skip, 0, (size_t)(n > 0 ? n : 1) * sizeof *self->skip);
     for (int32_t i = 0; i < n_seen; i++)
         self->skip[self->h_seen[i]] = true;
@@ -362,8 +451,10 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
     int32_t want = (int32_t)limit + S_SLACK;
     while (true) {
         int32_t k = want < n ? want : n;
-        if (s_grow((void **)&self->top, &self->top_cap, k > 0 ? k : 1, sizeof *self->top) != 0)
+        if (s_grow((void **)&self->top, &self->top_cap, k > 0 ? k : 1, sizeof *self->top) != 0) {
+            s_filter_end(self, &filter, rep, filled);
             return -1;
+        }
         int32_t got = topn_select(self->scores, n, self->skip, self->top, k);
         rep->count = 0;
         for (int32_t i = 0; i < got && rep->count < limit; i++) {
@@ -376,6 +467,7 @@ static int s_score(ranker_serve_t *self, const ranker_serve_inputs_t *in, const 
         want = want > n / 4 ? n : want * 4;
     }
     s_fill(self, in, req, rep, false);
+    s_filter_end(self, &filter, rep, filled);
     if (req->explain)
         s_explain(self, b, &h, rep);
     return 0;
@@ -398,17 +490,19 @@ static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int
                       const proto_recs_req_t *req, proto_recs_rep_t *rep, int64_t started)
 {
     ranker_model_t m;
+    const char *type = ranker_models_types[t];
     if (!ranker_models_get(in->models, t, false, &m)) {
         self->stats.fallbacks[t][0][RANKER_SERVE_NOT_LOADED]++;
         self->degraded = true;
+        s_trace_fallback(in, type, "active", ranker_serve_reason_names[RANKER_SERVE_NOT_LOADED]);
         return 1;
     }
     for (int previous = 0; previous < (self->previous_on ? 2 : 1); previous++) {
         if (previous && !ranker_models_get(in->models, t, true, &m))
             break;
-        bool personal = strcmp(ranker_models_types[t], "popularity") != 0;
+        bool personal = strcmp(type, "popularity") != 0;
         self->seen_filtered = false;
-        int rc = s_score(self, in, &m, personal, req, rep);
+        int rc = s_score(self, in, &m, type, personal, req, rep);
         if (rc == 0) {
             snprintf(rep->model_id, sizeof rep->model_id, "%s", m.model_id);
             snprintf(rep->type, sizeof rep->type, "%s", ranker_models_types[t]);
@@ -422,10 +516,14 @@ static int s_try_type(ranker_serve_t *self, const ranker_serve_inputs_t *in, int
         rep->count = 0;
         if (rc > 0) {
             self->stats.fallbacks[t][0][RANKER_SERVE_NO_HISTORY]++;
+            s_trace_fallback(in, type, "active",
+                             ranker_serve_reason_names[RANKER_SERVE_NO_HISTORY]);
             break; //  the previous version knows no more of this user
         }
         self->stats.fallbacks[t][previous][RANKER_SERVE_SCORER_ERROR]++;
         self->degraded = true;
+        s_trace_fallback(in, type, previous ? "previous" : "active",
+                         ranker_serve_reason_names[RANKER_SERVE_SCORER_ERROR]);
     }
     return 1;
 }
@@ -441,11 +539,13 @@ static int s_try_pinned(ranker_serve_t *self, const ranker_serve_inputs_t *in,
     if (!ranker_models_find(in->models, req->model_id, &m, type)) {
         self->stats.pinned_misses[RANKER_SERVE_PIN_NOT_LOADED]++;
         self->degraded = true;
+        s_trace_fallback(in, "pinned", NULL,
+                         ranker_serve_pin_reason_names[RANKER_SERVE_PIN_NOT_LOADED]);
         return 1;
     }
     bool personal = strcmp(ranker_models_types[*type], "popularity") != 0;
     self->seen_filtered = false;
-    int rc = s_score(self, in, &m, personal, req, rep);
+    int rc = s_score(self, in, &m, ranker_models_types[*type], personal, req, rep);
     if (rc == 0) {
         //  Never a segment list: the variant's, not what its segment gets.
         snprintf(rep->model_id, sizeof rep->model_id, "%s", m.model_id);
@@ -457,9 +557,11 @@ static int s_try_pinned(ranker_serve_t *self, const ranker_serve_inputs_t *in,
         return 0;
     }
     rep->count = 0;
-    self->stats
-        .pinned_misses[rc > 0 ? RANKER_SERVE_PIN_NO_HISTORY : RANKER_SERVE_PIN_SCORER_ERROR]++;
+    ranker_serve_pin_reason_t why =
+        rc > 0 ? RANKER_SERVE_PIN_NO_HISTORY : RANKER_SERVE_PIN_SCORER_ERROR;
+    self->stats.pinned_misses[why]++;
     self->degraded = true;
+    s_trace_fallback(in, "pinned", NULL, ranker_serve_pin_reason_names[why]);
     return 1;
 }
 
@@ -481,26 +583,38 @@ static bool s_cooc_skip(void *arg, const char *video_id)
 static int s_try_cooccurrence(ranker_serve_t *self, const ranker_serve_inputs_t *in,
                               const proto_recs_req_t *req, proto_recs_rep_t *rep, int64_t started)
 {
-    if (!in->cooc)
+    if (!in->cooc) {
+        s_trace_fallback(in, "cooccurrence", NULL, "not_loaded");
         return 1;
+    }
     const char *recent[COOCCURRENCE_WINDOW];
     float weights[COOCCURRENCE_WINDOW];
     size_t n = ranker_cooc_recent(in->history, req->user_id, recent, weights, COOCCURRENCE_WINDOW);
-    if (n == 0)
+    if (n == 0) {
+        s_trace_fallback(in, "cooccurrence", NULL, "no_history");
         return 1;
+    }
     const char *ids[PROTO_MAX_ITEMS];
     float scores[PROTO_MAX_ITEMS];
     int k = req->limit < PROTO_MAX_ITEMS ? (int)req->limit : PROTO_MAX_ITEMS;
     s_skip_t skip = {self, in, req};
+    trace_span_t *span =
+        s_scoring_start(in, "cooccurrence", "collaborative", 0, "cooccurrence", (int64_t)n);
+    trace_span_t *filter = s_filter_start(self, in);
+    uint64_t filled = self->stats.filled;
     int got = cooccurrence_score(in->cooc, recent, weights, n, s_cooc_skip, &skip, ids, scores, k);
+    trace_span_end(&span);
     if (got <= 0) {
+        s_filter_end(self, &filter, rep, filled);
         self->stats.cooc_misses++;
+        s_trace_fallback(in, "cooccurrence", NULL, "no_neighbours");
         return 1;
     }
     rep->count = 0;
     for (int i = 0; i < got; i++)
         s_put(rep, ids[i], scores[i]);
     s_fill(self, in, req, rep, false);
+    s_filter_end(self, &filter, rep, filled);
     snprintf(rep->model_id, sizeof rep->model_id, "cooccurrence");
     snprintf(rep->type, sizeof rep->type, "collaborative");
     rep->model_version = 0;
@@ -517,6 +631,8 @@ static int s_try_segment(ranker_serve_t *self, const ranker_serve_inputs_t *in,
 {
     if (!in->segments || segment_popularity_segments(in->segments) == 0) {
         self->stats.segment_fallbacks[RANKER_SERVE_SEGMENTS_NOT_LOADED]++;
+        s_trace_fallback(in, "segment_popularity", NULL,
+                         ranker_serve_segment_reason_names[RANKER_SERVE_SEGMENTS_NOT_LOADED]);
         return 1;
     }
     const char *ids[S_SEGMENT_EVENTS];
@@ -527,12 +643,25 @@ static int s_try_segment(ranker_serve_t *self, const ranker_serve_inputs_t *in,
     const popular_list_t *list = segment ? segment_popularity_list(in->segments, segment) : NULL;
     if (!list) {
         self->stats.segment_fallbacks[RANKER_SERVE_NO_SEGMENT]++;
+        s_trace_fallback(in, "segment_popularity", NULL,
+                         ranker_serve_segment_reason_names[RANKER_SERVE_NO_SEGMENT]);
         return 1;
     }
     rep->count = 0;
     self->seen_filtered = false;
+    trace_span_t *filter = NULL;
+    uint64_t filled = self->stats.filled;
+    if (in->trace) {
+        char id[PROTO_ID_MAX + 1];
+        snprintf(id, sizeof id, "segment:%.*s", SEGMENT_POPULARITY_NAME_MAX, segment);
+        trace_span_t *span = s_scoring_start(in, id, "popularity", 0, "segment_popularity",
+                                             (int64_t)popular_list_size(list));
+        trace_span_end(&span);
+        filter = s_filter_start(self, in);
+    }
     s_fill_from(self, in, req, rep, list, true);
     s_fill(self, in, req, rep, false); //  a small genre: the rest from everything
+    s_filter_end(self, &filter, rep, filled);
     snprintf(rep->model_id, sizeof rep->model_id, "segment:%.*s", SEGMENT_POPULARITY_NAME_MAX,
              segment);
     snprintf(rep->type, sizeof rep->type, "popularity");
@@ -594,7 +723,17 @@ int ranker_serve_recommend(ranker_serve_t *self, const ranker_serve_inputs_t *in
     self->seen_filtered = false;
     snprintf(rep->model_id, sizeof rep->model_id, "popularity");
     snprintf(rep->type, sizeof rep->type, "popularity");
+    trace_span_t *filter = NULL;
+    uint64_t filled = self->stats.filled;
+    if (in->trace) {
+        trace_span_t *span =
+            s_scoring_start(in, "popularity", "popularity", 0, "popularity_list",
+                            in->popular ? (int64_t)popular_list_size(in->popular) : 0);
+        trace_span_end(&span);
+        filter = s_filter_start(self, in);
+    }
     s_fill(self, in, req, rep, true);
+    s_filter_end(self, &filter, rep, filled);
     if (!self->seen_filtered && !self->degraded)
         snprintf(rep->segment, sizeof rep->segment, "all");
     self->stats.requests[RANKER_SERVE_LIST]++;

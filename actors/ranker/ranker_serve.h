@@ -42,6 +42,15 @@
     and the request goes down the chain as usual. Hybrid scoring works in
     this object's scratch: nothing is allocated per request for it.
 
+    Tracing: with in->trace set, each step is a child span of it:
+    "ranker.candidates" (the user's history mapped into a model: events,
+    seen, liked), "ranker.scoring" (model id, type, version, method blas |
+    faiss | cooccurrence | segment_popularity | popularity_list, items
+    scored), "ranker.filtering" (seen, retired and excluded videos dropped,
+    items returned, items topped up from popularity) and, each time the
+    chain steps down, "ranker.fallback" (step, version, reason). With
+    in->trace NULL nothing is timed or allocated for tracing.
+
     Counters for the ranker's /metrics are kept in the transparent stats.
     Not thread-safe: one per loop (it keeps scratch buffers).
 */
@@ -59,6 +68,7 @@
 #include "cooccurrence.h"
 #include "segment_popularity.h"
 #include "serving_config.h"
+#include "trace.h"
 
 //  requests[] index of answers from the popularity list, and from a
 //  segment's popularity list.
@@ -135,6 +145,7 @@ typedef struct {
     const popular_list_t *popular;        //  may be NULL (no list yet)
     const segment_popularity_t *segments; //  may be NULL (not loaded yet)
     cooccurrence_t *cooc;                 //  may be NULL; scoring uses its scratch
+    trace_span_t *trace; //  the request's span: steps are its children; NULL = untraced
 } ranker_serve_inputs_t;
 
 typedef struct ranker_serve_t ranker_serve_t;

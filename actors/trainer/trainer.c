@@ -28,6 +28,7 @@
 #include "log.h"
 #include "model_registry.h"
 #include "pg_conn.h"
+#include "trace.h"
 #include "trainer_worker.h"
 
 #define SCHEDULE_CHECK_MS 10000
@@ -38,6 +39,7 @@ typedef struct {
     const config_t *cfg;
     const char *instance;
     actor_link_t *link;
+    tracer_t *tracer; //  shared with the worker thread (thread-safe)
     trainer_worker_t *worker;
     PGconn *conn; //  schedule and metrics (not the worker's)
     bool leader;
@@ -196,6 +198,8 @@ static void s_metrics(self_t *self)
         S_APPEND("recsd_model_ndcg_at_10{actor=\"%s\",model_type=\"%s\"} %.6f\n", a, type,
                  json_number_value(value));
 #undef S_APPEND
+    if (tracer_metrics(self->tracer, a, text, sizeof text, &len) != 0)
+        log_warn("trainer: no room for the tracing counters in the metrics text");
     if (actor_link_set_metrics(self->link, text) != 0)
         log_warn("trainer: metrics text too long for a heartbeat");
 }
@@ -206,8 +210,16 @@ int trainer_main(const config_t *cfg, const char *instance)
     self.link = actor_link_new(cfg, instance);
     if (!self.link)
         return 1;
-    self.worker = trainer_worker_new(cfg, instance);
+    char err[512];
+    self.tracer = tracer_new(instance, err, sizeof err);
+    if (!self.tracer) {
+        log_error("trainer: tracing: %s", err);
+        actor_link_destroy(&self.link);
+        return 1;
+    }
+    self.worker = trainer_worker_new(cfg, instance, self.tracer);
     if (!self.worker) {
+        tracer_destroy(&self.tracer);
         actor_link_destroy(&self.link);
         return 1;
     }
@@ -239,6 +251,8 @@ int trainer_main(const config_t *cfg, const char *instance)
     }
     log_info("trainer stopping");
     trainer_worker_destroy(&self.worker);
+    //  After the worker: its last job's spans are flushed with the rest.
+    tracer_destroy(&self.tracer);
     s_disconnect(&self);
     json_decref(self.active_quality);
     actor_link_destroy(&self.link);

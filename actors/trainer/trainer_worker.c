@@ -19,6 +19,7 @@
 #include "model_registry.h"
 #include "pg_conn.h"
 #include "serving_config_store.h"
+#include "trace.h"
 #include "trainer_pipeline.h"
 #include "training_data.h"
 
@@ -45,6 +46,13 @@ struct trainer_worker_t {
     char run_model_id[40];
     double last_progress;
     bool lost_claim;
+    //  Tracing of the run in progress (worker thread only): the job's span
+    //  and the current phase's child; NULL when not traced.
+    tracer_t *tracer; //  borrowed
+    trace_span_t *job_span;
+    trace_span_t *phase_span;
+    char span_phase[24];
+    int span_iterations;
 };
 
 static double s_now(void)
@@ -61,8 +69,36 @@ static double s_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+//  Ends the current phase's span, with the iterations it went through.
+static void s_end_phase_span(trainer_worker_t *self)
+{
+    if (self->span_iterations > 0)
+        trace_span_set_int(self->phase_span, "recsd.training.iterations", self->span_iterations);
+    trace_span_end(&self->phase_span);
+    self->span_phase[0] = '\0';
+    self->span_iterations = 0;
+}
+
+//  A new phase name starts a child span of the job's, "training.<phase>";
+//  progress within the phase only counts its iterations.
+static void s_trace_phase(trainer_worker_t *self, const char *phase, int iteration)
+{
+    if (!self->job_span || !phase || !*phase)
+        return;
+    if (strcmp(phase, self->span_phase) != 0) {
+        s_end_phase_span(self);
+        char name[48];
+        snprintf(name, sizeof name, "training.%s", phase);
+        self->phase_span = trace_span_child(self->job_span, name, TRACE_KIND_INTERNAL);
+        snprintf(self->span_phase, sizeof self->span_phase, "%s", phase);
+    }
+    if (iteration + 1 > self->span_iterations)
+        self->span_iterations = iteration + 1;
+}
+
 static void s_set_phase(trainer_worker_t *self, const char *phase, double percent)
 {
+    s_trace_phase(self, phase, -1);
     pthread_mutex_lock(&self->mutex);
     snprintf(self->status.phase, sizeof self->status.phase, "%s", phase ? phase : "");
     if (percent >= 0)
@@ -129,6 +165,7 @@ static int s_progress(const char *phase, int iteration, double percent, void *ar
     trainer_worker_t *self = arg;
     if (atomic_load(&self->stopping))
         return -1;
+    s_trace_phase(self, phase, iteration);
     s_set_phase(self, phase, percent);
     double now = s_mono();
     if (now - self->last_progress < PROGRESS_INTERVAL_S && percent < 100)
@@ -305,13 +342,26 @@ static void s_job(trainer_worker_t *self, model_registry_claim_t *claim)
     pthread_mutex_unlock(&self->mutex);
     log_info("trainer: training %s model %s (version %d)", claim->model_type, claim->model_id,
              claim->version);
+    //  A run asked for over HTTP continues the request's trace (the
+    //  context came with the queued row); a scheduled one starts its own.
+    trace_ctx_t parent;
+    bool has_parent = claim->traceparent[0] && trace_ctx_parse(claim->traceparent, &parent) == 0;
+    self->job_span = tracer_start(self->tracer, "training.job", TRACE_KIND_CONSUMER,
+                                  has_parent ? &parent : NULL);
+    trace_span_set_str(self->job_span, "recsd.model_id", claim->model_id);
+    trace_span_set_str(self->job_span, "recsd.model_type", claim->model_type);
+    trace_span_set_str(self->job_span, "recsd.training_id", claim->training_id);
+    trace_span_set_int(self->job_span, "recsd.model_version", claim->version);
+    trace_span_set_str(self->job_span, "recsd.trigger", claim->trigger);
 
     double started = s_mono();
     char err[512] = "", url[1024] = "", dberr[512];
     trainer_pipeline_output_t out = {0};
     int rc = s_run(self, claim, err, sizeof err, url, sizeof url, &out);
     double seconds = s_mono() - started;
+    s_end_phase_span(self);
     if (rc == 0) {
+        trace_span_set_bool(self->job_span, "recsd.gate_passed", out.gate_passed);
         model_registry_result_t result = {.metrics = out.metrics,
                                           .artifact_path = url,
                                           .artifact_checksum = out.checksum,
@@ -346,7 +396,9 @@ static void s_job(trainer_worker_t *self, model_registry_claim_t *claim)
             log_warn("trainer: %s model %s failed after %.1f s: %s", claim->model_type,
                      claim->model_id, seconds, err);
         s_record_duration(self, seconds, false);
+        trace_span_set_error(self->job_span, err);
     }
+    trace_span_end(&self->job_span);
     trainer_pipeline_output_clear(&out);
     pthread_mutex_lock(&self->mutex);
     self->status.busy = false;
@@ -409,13 +461,14 @@ static json_t *s_defaults(const config_t *cfg)
                      "item_knn", "neighbours", cfg->neighbours_k);
 }
 
-trainer_worker_t *trainer_worker_new(const config_t *cfg, const char *instance)
+trainer_worker_t *trainer_worker_new(const config_t *cfg, const char *instance, tracer_t *tracer)
 {
     trainer_worker_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->cfg = cfg;
     self->instance = instance;
+    self->tracer = tracer;
     snprintf(self->who, sizeof self->who, "trainer:%s", instance);
     self->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     pthread_mutex_init(&self->mutex, NULL);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "trace.h"
 
 //  Duration histogram buckets (seconds) of the runs, for /metrics.
 #define TRAINER_DURATION_BUCKETS 8
@@ -43,9 +44,12 @@ extern const double trainer_duration_bounds[TRAINER_DURATION_BUCKETS];
 
 typedef struct trainer_worker_t trainer_worker_t;
 
-//  Starts the thread. cfg and instance are borrowed and must outlive the
-//  worker. Returns NULL (logged) if the thread cannot start.
-trainer_worker_t *trainer_worker_new(const config_t *cfg, const char *instance);
+//  Starts the thread. cfg, instance and tracer (may be NULL: no spans) are
+//  borrowed and must outlive the worker. Each job is a "training.job" span
+//  (continuing the requester's trace when the run has its context) with a
+//  child span per phase: training.load, .split, .train, .tune, .evaluate,
+//  .write, .upload. Returns NULL (logged) if the thread cannot start.
+trainer_worker_t *trainer_worker_new(const config_t *cfg, const char *instance, tracer_t *tracer);
 
 //  Asks the thread to stop (a run in progress is cancelled at its next
 //  progress report and recorded as failed), joins it, frees everything.

@@ -59,12 +59,14 @@ static zsock_t *s_publisher(int rcvhwm)
 static proto_rec_item_t s_items[3] = {
     {.video_id = "v10"}, {.video_id = "v2"}, {.video_id = "v\"3"}};
 
+#define S_TRACEPARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
 //  Sends until one goes through (the connect completes asynchronously).
 static void s_send_connected(event_sender_t *sender)
 {
     for (int i = 0; i < 200; i++) {
         if (event_sender_recommendations_refreshed(sender, "user-7", s_items, 3, "als-42",
-                                                   1796093438123u) == 0)
+                                                   1796093438123u, S_TRACEPARENT) == 0)
             return;
         zclock_sleep(10);
     }
@@ -90,7 +92,7 @@ Test(event_sender, recommendations_refreshed_as_documented)
     cr_assert_not_null(ev, "%s", err);
     cr_assert_str_eq(proto_event_topic(ev), "recommendation-service.recommendations-refreshed");
     cr_assert_str_eq(proto_event_key(ev), "user-7");
-    cr_assert_eq(proto_event_header_count(ev), 2);
+    cr_assert_eq(proto_event_header_count(ev), 3);
     const char *name, *value;
     cr_assert_eq(proto_event_header(ev, 0, &name, &value), 0);
     cr_assert_str_eq(name, "content-type");
@@ -98,6 +100,9 @@ Test(event_sender, recommendations_refreshed_as_documented)
     cr_assert_eq(proto_event_header(ev, 1, &name, &value), 0);
     cr_assert_str_eq(name, "event-type");
     cr_assert_str_eq(value, "RecommendationsRefreshed");
+    cr_assert_eq(proto_event_header(ev, 2, &name, &value), 0);
+    cr_assert_str_eq(name, "traceparent");
+    cr_assert_str_eq(value, S_TRACEPARENT);
 
     json_error_t jerr;
     json_t *doc = json_loads(proto_event_payload(ev), 0, &jerr);
@@ -118,7 +123,7 @@ Test(event_sender, recommendations_refreshed_as_documented)
     zmsg_destroy(&msg);
 
     //  No model: model_id is null; an empty list is still an event.
-    cr_assert_eq(event_sender_recommendations_refreshed(sender, "user-8", NULL, 0, "", 0), 0);
+    cr_assert_eq(event_sender_recommendations_refreshed(sender, "user-8", NULL, 0, "", 0, NULL), 0);
     msg = zmsg_recv(pull);
     cr_assert_not_null(msg);
     frame = zmsg_first(msg);
@@ -128,6 +133,7 @@ Test(event_sender, recommendations_refreshed_as_documented)
     cr_assert_not_null(doc);
     cr_assert(json_is_null(json_object_get(doc, "model_id")));
     cr_assert_eq(json_array_size(json_object_get(doc, "recommendation_ids")), 0);
+    cr_assert_eq(proto_event_header_count(ev), 2, "no trace context, no traceparent header");
     cr_assert_str_eq(json_string_value(json_object_get(doc, "timestamp")),
                      "1970-01-01T00:00:00.000Z");
     json_decref(doc);
@@ -136,7 +142,8 @@ Test(event_sender, recommendations_refreshed_as_documented)
     cr_assert_eq(event_sender_dropped(sender), dropped, "nothing dropped once connected");
 
     //  A user id that is not UTF-8 cannot be JSON: dropped and counted.
-    cr_assert_eq(event_sender_recommendations_refreshed(sender, "bad\xff", s_items, 3, "m", 0), -1);
+    cr_assert_eq(
+        event_sender_recommendations_refreshed(sender, "bad\xff", s_items, 3, "m", 0, NULL), -1);
     cr_assert_eq(event_sender_dropped(sender), dropped + 1);
 
     event_sender_destroy(&sender);
@@ -152,7 +159,8 @@ Test(event_sender, no_publisher_drops_without_blocking)
     cr_assert_not_null(sender, "%s", err);
     int64_t start = zclock_mono();
     for (int i = 0; i < 10000; i++)
-        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0), -1);
+        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0, NULL),
+                     -1);
     int64_t took = zclock_mono() - start;
     cr_assert_eq(event_sender_dropped(sender), 10000);
     cr_assert_eq(event_sender_sent(sender), 0);
@@ -163,7 +171,7 @@ Test(event_sender, no_publisher_drops_without_blocking)
     s.cfg.actor_count = 1;
     sender = event_sender_new(&s.cfg, err, sizeof err);
     cr_assert_not_null(sender, "%s", err);
-    cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0), -1);
+    cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0, NULL), -1);
     cr_assert_eq(event_sender_dropped(sender), 1);
     event_sender_destroy(&sender);
 }
@@ -178,7 +186,7 @@ Test(event_sender, slow_publisher_bounded_queue_drops)
     uint64_t before = event_sender_sent(sender) + event_sender_dropped(sender);
     int64_t start = zclock_mono();
     for (int i = 0; i < 20000; i++)
-        event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0);
+        event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0, NULL);
     int64_t took = zclock_mono() - start;
     uint64_t sent = event_sender_sent(sender), dropped = event_sender_dropped(sender);
     cr_assert_eq(sent + dropped, before + 20000, "every attempt is counted once");
@@ -210,7 +218,8 @@ Test(event_sender, several_publishers_all_connected)
     cr_assert_not_null(sender, "%s", err);
     zclock_sleep(200); //  both connects complete
     for (int i = 0; i < 10; i++)
-        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0), 0);
+        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 3, "m", 0, NULL),
+                     0);
     //  PUSH deals round-robin: each publisher gets some.
     for (int i = 0; i < 2; i++) {
         zmsg_t *msg = zmsg_recv(pulls[i]);

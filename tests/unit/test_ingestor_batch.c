@@ -32,10 +32,10 @@ Test(ingestor_batch, due_by_size_or_age)
     cr_assert_not_null(batch);
     cr_assert_eq(ingestor_batch_due_in(batch, 1000), -1, "an empty batch is never due");
     event_t ev = s_event("u1");
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 10, 1000), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 10, NULL, 1000), 0);
     cr_assert_eq(ingestor_batch_due_in(batch, 1000), 50);
     cr_assert_eq(ingestor_batch_due_in(batch, 1030), 20, "age counts from the first entry");
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 11, 1040), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 11, NULL, 1040), 0);
     cr_assert_eq(ingestor_batch_due_in(batch, 1040), 10, "a later entry does not extend it");
     cr_assert_eq(ingestor_batch_due_in(batch, 1200), 0);
     cr_assert_eq(ingestor_batch_add_dead(batch, "w", 1, 3, "x", 1, "payload: bad", 1041), 0);
@@ -44,11 +44,35 @@ Test(ingestor_batch, due_by_size_or_age)
     ingestor_batch_clear(batch);
     cr_assert_eq(ingestor_batch_size(batch), 0);
     cr_assert_eq(ingestor_batch_due_in(batch, 5000), -1);
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 12, 5000), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 12, NULL, 5000), 0);
     cr_assert_eq(ingestor_batch_due_in(batch, 5000), 50, "a new batch has a new deadline");
     ingestor_batch_destroy(&batch);
     cr_assert_null(batch);
     ingestor_batch_destroy(&batch); //  idempotent
+}
+
+//  Trace contexts stay parallel to the events, across growth and clear.
+Test(ingestor_batch, trace_contexts_follow_their_events)
+{
+    ingestor_batch_t *batch = ingestor_batch_new(4096, 50);
+    cr_assert_not_null(batch);
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (int i = 0; i < 3000; i++) {
+        event_t ev = s_event(i % 2 ? "odd" : "even");
+        cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, i, i % 2 ? tp : NULL, 0), 0);
+    }
+    size_t count = 0;
+    const event_t *events = ingestor_batch_events(batch, &count);
+    const ingestor_traceparent_t *traces = ingestor_batch_traceparents(batch);
+    cr_assert_eq(count, 3000);
+    for (size_t i = 0; i < count; i++)
+        cr_assert_str_eq(traces[i], strcmp(events[i].user_id, "odd") == 0 ? tp : "", "entry %zu",
+                         i);
+    ingestor_batch_clear(batch);
+    event_t ev = s_event("u");
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 1, "", 0), 0);
+    cr_assert_str_eq(ingestor_batch_traceparents(batch)[0], "");
+    ingestor_batch_destroy(&batch);
 }
 
 Test(ingestor_batch, offsets_are_the_highest_plus_one_per_partition)
@@ -57,12 +81,12 @@ Test(ingestor_batch, offsets_are_the_highest_plus_one_per_partition)
     cr_assert_null(ingestor_batch_offsets(batch), "nothing to commit when empty");
     event_t ev = s_event("u1");
     //  Interleaved partitions and topics, out of order within one.
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 7, 0), 0);
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 1, 100, 0), 0);
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 9, 0), 0);
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "r", 0, 3, 0), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 7, NULL, 0), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 1, 100, NULL, 0), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 9, NULL, 0), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "r", 0, 3, NULL, 0), 0);
     cr_assert_eq(ingestor_batch_add_dead(batch, "w", 0, 12, "{}", 2, "user_id: missing", 0), 0);
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 8, 0), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 8, NULL, 0), 0);
     rd_kafka_topic_partition_list_t *list = ingestor_batch_offsets(batch);
     cr_assert_not_null(list);
     cr_assert_eq(list->cnt, 3);
@@ -110,7 +134,7 @@ Test(ingestor_batch, grows_past_its_limit)
         char user[16];
         snprintf(user, sizeof user, "u%d", i);
         event_t ev = s_event(user);
-        cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", i % 7, i, 0), 0);
+        cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", i % 7, i, NULL, 0), 0);
     }
     size_t count = 0;
     const event_t *events = ingestor_batch_events(batch, &count);
@@ -138,7 +162,7 @@ Test(ingestor_batch, catalogue_changes_count_and_commit_like_events)
     video.video_id[1] = '8';
     cr_assert_eq(ingestor_batch_add_video(batch, &video, "c", 1, 41, 1001), 0);
     event_t ev = s_event("u1");
-    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 5, 1002), 0);
+    cr_assert_eq(ingestor_batch_add_event(batch, &ev, "w", 0, 5, NULL, 1002), 0);
     cr_assert_eq(ingestor_batch_size(batch), 3);
     cr_assert_eq(ingestor_batch_due_in(batch, 1002), 0, "changes count towards batch_max");
     size_t count = 0;

@@ -89,7 +89,7 @@ Test(ingestor_notify, publishes_one_interaction_per_event)
     event_rules_t rules = event_rules_default();
     event_t probe = s_event(EVENT_WATCH, "probe", "probe");
     for (int attempt = 0; attempt < 50 && !s_wait_readable(sub, 0); attempt++) {
-        ingestor_notify_batch(notify, &probe, 1, &rules, zclock_mono());
+        ingestor_notify_batch(notify, &probe, NULL, 1, &rules, zclock_mono());
         s_wait_readable(sub, 100);
     }
     int probes = 0;
@@ -100,7 +100,11 @@ Test(ingestor_notify, publishes_one_interaction_per_event)
         probes++;
     }
     cr_assert_gt(probes, 0, "the subscriber never heard a notice");
-    ingestor_notify_batch(notify, events, 4, &rules, zclock_mono());
+    //  Each notice carries its own event's trace context, or none.
+    ingestor_traceparent_t traces[4] = {
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", ""};
+    ingestor_notify_batch(notify, events, traces, 4, &rules, zclock_mono());
     const char *kinds[] = {"watch", "rating", "watchlist_add", "watchlist_remove"};
     const double weights[] = {0.25, 0.8, 1.0, 0.0};
     for (int i = 0; i < 4; i++) {
@@ -114,6 +118,7 @@ Test(ingestor_notify, publishes_one_interaction_per_event)
         cr_assert_str_eq(in->kind, kinds[i]);
         cr_assert_float_eq(in->weight, weights[i], 1e-9, "%s weight %f", kinds[i], in->weight);
         cr_assert_eq(in->occurred_ms, 1714564800123ULL);
+        cr_assert_str_eq(msg->header.traceparent, traces[i]);
         proto_msg_destroy(&msg);
     }
     ingestor_notify_stats_t stats = ingestor_notify_stats(notify);
@@ -143,7 +148,7 @@ Test(ingestor_notify, a_missing_redis_costs_little)
     //  After the first failure Redis is left alone for a back-off: 200
     //  batches do not make 200 connection attempts.
     for (int i = 0; i < 200; i++)
-        ingestor_notify_batch(notify, &ev, 1, &rules, zclock_mono());
+        ingestor_notify_batch(notify, &ev, NULL, 1, &rules, zclock_mono());
     cr_assert_lt(zclock_mono() - start, 1000, "batches were held up by a missing Redis");
     ingestor_notify_stats_t stats = ingestor_notify_stats(notify);
     cr_assert_eq(stats.invalidate_failed, 200);
@@ -177,7 +182,7 @@ Test(ingestor_notify, deletes_the_cached_lists_of_the_batch_users)
         s_event(EVENT_WATCH, users[2], "v3"), s_event(EVENT_WATCHLIST_ADD, users[1], "v4"),
         s_event(EVENT_WATCH, users[0], "v5")};
     event_rules_t rules = event_rules_default();
-    ingestor_notify_batch(notify, events, 5, &rules, zclock_mono());
+    ingestor_notify_batch(notify, events, NULL, 5, &rules, zclock_mono());
     ingestor_notify_stats_t stats = ingestor_notify_stats(notify);
     cr_assert_eq(stats.invalidated, 3, "one DEL per distinct user");
     cr_assert_eq(stats.invalidate_failed, 0);
@@ -195,7 +200,7 @@ Test(ingestor_notify, deletes_the_cached_lists_of_the_batch_users)
     //  The connection is kept and its replies were all read: a second batch
     //  works the same.
     freeReplyObject(redisCommand(redis, "SET recsd:recs:%s cached EX 60", users[1]));
-    ingestor_notify_batch(notify, &events[3], 1, &rules, zclock_mono());
+    ingestor_notify_batch(notify, &events[3], NULL, 1, &rules, zclock_mono());
     r = redisCommand(redis, "EXISTS recsd:recs:%s", users[1]);
     cr_assert(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
     freeReplyObject(r);

@@ -49,7 +49,7 @@ static ingestor_batch_t *s_batch(const char *user, int n, int64_t first)
         event_t ev = {.kind = EVENT_RATING, .occurred_us = TS_US + i, .rating = 4.5};
         snprintf(ev.user_id, sizeof ev.user_id, "%s", user);
         snprintf(ev.video_id, sizeof ev.video_id, "v%d", i);
-        cr_assert_eq(ingestor_batch_add_event(batch, &ev, "rated", 0, first + i, 0), 0);
+        cr_assert_eq(ingestor_batch_add_event(batch, &ev, "rated", 0, first + i, NULL, 0), 0);
     }
     return batch;
 }

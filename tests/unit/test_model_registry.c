@@ -569,6 +569,49 @@ Test(model_registry, success_and_failure_write_the_completed_event)
     PQfinish(conn);
 }
 
+//  A request's trace context travels with its run: the claim hands it to
+//  the trainer and both events carry it as a Kafka header; a run without
+//  one has no such header, and a malformed one is refused by the column.
+Test(model_registry, trace_context_travels_with_the_run)
+{
+    PGconn *conn = pg_test_db_connect(s_db);
+    char err[512];
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    model_registry_request_t req = {.model_type = "popularity",
+                                    .trigger = "manual",
+                                    .requested_by = "test@127.0.0.1",
+                                    .traceparent = tp};
+    model_registry_enqueued_t traced;
+    cr_assert_eq(model_registry_enqueue(conn, &req, &traced, err, sizeof err), MODEL_REGISTRY_OK,
+                 "%s", err);
+    s_enqueue(conn, "content"); //  no trace context
+    model_registry_claim_t a = s_claim(conn, "t");
+    model_registry_claim_t b = s_claim(conn, "t");
+    cr_assert_str_eq(a.model_id, traced.model_ids[0]);
+    cr_assert_str_eq(a.traceparent, tp);
+    cr_assert_str_eq(b.traceparent, "");
+    cr_assert_eq(model_registry_fail(conn, a.model_id, "x", err, sizeof err), MODEL_REGISTRY_OK,
+                 "%s", err);
+    char buf[512];
+    cr_assert_str_eq(s_text(conn, buf, sizeof buf,
+                            "SELECT string_agg(topic || ' ' || (headers->>'traceparent'), ','"
+                            " ORDER BY topic) FROM public.outbox WHERE key = '%s'",
+                            a.model_id),
+                     COMPLETED " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01," STARTED
+                               " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    cr_assert_eq(s_count(conn,
+                         "SELECT count(*) FROM public.outbox WHERE key = '%s'"
+                         " AND headers ? 'traceparent'",
+                         b.model_id),
+                 0);
+    req.traceparent = "00-not-a-trace";
+    cr_assert_eq(model_registry_enqueue(conn, &req, &traced, err, sizeof err),
+                 MODEL_REGISTRY_INVALID);
+    model_registry_claim_clear(&a);
+    model_registry_claim_clear(&b);
+    PQfinish(conn);
+}
+
 //  If the completed event cannot be written, the model is not marked
 //  succeeded either, and the trainer keeps its claim to retry.
 Test(model_registry, success_without_its_event_does_not_happen)

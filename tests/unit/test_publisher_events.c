@@ -65,7 +65,7 @@ static event_sender_t *s_sender(void)
     event_sender_t *sender = event_sender_new(&s.cfg, err, sizeof err);
     cr_assert_not_null(sender, "%s", err);
     for (int i = 0; i < 200 && event_sender_sent(sender) == 0; i++) {
-        if (event_sender_recommendations_refreshed(sender, "u0", s_items, 2, "m", 0) != 0)
+        if (event_sender_recommendations_refreshed(sender, "u0", s_items, 2, "m", 0, NULL) != 0)
             zclock_sleep(10);
     }
     cr_assert_eq(event_sender_sent(sender), 1, "the sender connected");
@@ -92,7 +92,8 @@ Test(publisher_events, queue_bounds_and_malformed)
     cr_assert_eq(st.queued, 1);
     //  The FIFO holds 5: 4 more fit, the rest are dropped and counted.
     for (int i = 0; i < 10; i++)
-        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 2, "m", 0), 0);
+        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 2, "m", 0, NULL),
+                     0);
     s_receive(events, 13);
     st = publisher_events_stats(events);
     cr_assert_eq(st.queued, 5);
@@ -144,9 +145,10 @@ Test(publisher_events, produced_to_kafka)
     cr_assert_not_null(producer, "%s", err);
     event_sender_t *sender = s_sender();
     for (int i = 0; i < 99; i++)
-        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 2, "m", 0), 0);
+        cr_assert_eq(event_sender_recommendations_refreshed(sender, "u", s_items, 2, "m", 0, NULL),
+                     0);
     s_receive(ctx.events, 100);
-    cr_assert_eq(publisher_events_produce(ctx.events, producer), 100);
+    cr_assert_eq(publisher_events_produce(ctx.events, producer, NULL), 100);
     int64_t deadline = zclock_mono() + 10000;
     while (publisher_events_stats(ctx.events).produced < 100 && zclock_mono() < deadline) {
         zclock_sleep(10);
@@ -167,7 +169,7 @@ Test(publisher_events, produced_to_kafka)
     cr_assert_eq(event_sender_send(sender, ev), 0);
     proto_event_destroy(&ev);
     s_receive(ctx.events, 101);
-    publisher_events_produce(ctx.events, producer);
+    publisher_events_produce(ctx.events, producer, NULL);
     deadline = zclock_mono() + 10000;
     while (publisher_events_stats(ctx.events).failed < 1 && zclock_mono() < deadline) {
         zclock_sleep(10);
