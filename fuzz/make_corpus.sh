@@ -72,6 +72,19 @@ int main(int argc, char **argv)
             snprintf(msg->body.recs_rep.items[1].video_id, PROTO_ID_MAX + 1, "v2");
             msg->body.recs_rep.items[1].score = -0.5;
             break;
+        case PROTO_INTERACTION:
+            snprintf(msg->body.interaction.user_id, sizeof msg->body.interaction.user_id, "u1");
+            snprintf(msg->body.interaction.video_id, sizeof msg->body.interaction.video_id, "v1");
+            snprintf(msg->body.interaction.kind, sizeof msg->body.interaction.kind, "watch");
+            msg->body.interaction.weight = 0.8;
+            msg->body.interaction.occurred_ms = 1700000000000ull;
+            break;
+        case PROTO_LOG_LEVEL:
+            snprintf(msg->body.log_level.level, sizeof msg->body.log_level.level, "debug");
+            snprintf(msg->body.log_level.actor, sizeof msg->body.log_level.actor, "ranker");
+            break;
+        default:
+            break;
         }
         char err[256], path[4096], *data;
         size_t size;
