@@ -23,6 +23,8 @@
 # The two runs alternate `rounds` times (off, on, off, on, ...), so that
 # other load on a shared machine weighs on both alike.
 # Usage: bench/trace_bench.sh [duration_s=10] [connections=16] [videos=10000] [rounds=2]
+# RECSD_BASE_BIN=<a recsd built before tracing>: each round also runs it, to show the cost of
+# tracing being compiled in but off.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${RECSD_BIN:-$here/build/recsd}
@@ -113,13 +115,14 @@ bench() { # label, then env assignments for recsd
   local port; port=$(free_port)
   env "$@" RECSD_RUNTIME_DIR="$work/rt-$port" RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT="$port" \
     RECSD_LOG_LEVEL=warn RECSD_RATE_LIMIT=0 RECSD_ACTORS=ranker,http-gateway \
-    RECSD_TRAIN_INTERVAL_S=0 "$bin" run 2>"$work/recsd-$port.log" &
+    RECSD_TRAIN_INTERVAL_S=0 "${run_bin:-$bin}" run 2>"$work/recsd-$port.log" &
   sup_pid=$!
   local url="http://127.0.0.1:$port/api/v1/recs/u1?type=collaborative&limit=10"
   for _ in $(seq 600); do
     curl -fs "$url" 2>/dev/null | grep -q '"source":"model"' && break; sleep 0.1
   done
-  curl -fs "$url" | grep -q '"source":"model"' || echo "warning: $label: the answer is not from the model" >&2
+  # The loop's answer was the model's; u1's next one is its cached copy.
+  curl -fs "$url" | grep -Eq '"source":"(model|cache)"' || echo "warning: $label: the answer is not from the model" >&2
   local out rps p50 p99 extra
   out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$work/miss.lua" "$url")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -141,6 +144,10 @@ bench() { # label, then env assignments for recsd
 echo "wrk -t2 -c$conns -d${dur}s, miss path, $videos videos x 64 factors; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-28s %10s %9s %9s\n' "tracing" "req/s" "p50" "p99"
 for _ in $(seq "$rounds"); do
+  # RECSD_BASE_BIN: a build from before tracing, to show what "off" costs.
+  if [ -n "${RECSD_BASE_BIN:-}" ]; then
+    run_bin=$RECSD_BASE_BIN bench "base (no tracing code)"
+  fi
   bench "off" OTEL_SDK_DISABLED=false
   bench "on (100%, OTLP to nginx)" OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$cport" \
     OTEL_TRACES_SAMPLER=always_on OTEL_SERVICE_NAME=recsd-bench
