@@ -32,6 +32,9 @@ PACKAGES=(
     python3-jsonschema chromium
     # the load test (tests/load/locustfile.py)
     python3-locust
+    # CI extras: line coverage (ops/coverage.sh), shell lint and the
+    # pre-commit hooks (.pre-commit-config.yaml, checked by test_ci_config)
+    gcovr shellcheck pre-commit
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

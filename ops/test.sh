@@ -4,8 +4,9 @@
 # Redis, mock Kafka) that is always stopped and purged on exit, applies the
 # migrations and runs every ctest suite against it.
 #
-#   ops/test.sh            both trees
-#   ops/test.sh --quick    the normal tree only
+#   ops/test.sh               both trees
+#   ops/test.sh --quick       the normal tree only
+#   ops/test.sh --sanitizers  the ASan+UBSan tree only (the CI sanitizer job)
 #
 # Environment (all optional):
 #   RECSD_TEST_DEV_DIR     the private stack's state (default <repo>/var/test-stack);
@@ -22,16 +23,18 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-QUICK=0
+QUICK=0      # no sanitizer tree, no fuzzing
+SANITIZERS=0 # only the sanitizer tree
 case "${1:-}" in
 "") ;;
 --quick) QUICK=1 ;;
+--sanitizers) SANITIZERS=1 ;;
 -h | --help)
     sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 *)
-    echo "usage: ops/test.sh [--quick]" >&2
+    echo "usage: ops/test.sh [--quick | --sanitizers]" >&2
     exit 2
     ;;
 esac
@@ -47,6 +50,7 @@ export RECSD_DEV_PG_PORT=${RECSD_DEV_PG_PORT:-25433}
 export RECSD_DEV_REDIS_PORT=${RECSD_DEV_REDIS_PORT:-26380}
 export RECSD_DEV_S3_PORT=${RECSD_DEV_S3_PORT:-24570}
 export RECSD_BIN=$BUILD/recsd
+((SANITIZERS)) && RECSD_BIN=$BUILD_ASAN/recsd
 # Called through bash so that lost exec bits (a tarball checkout) do not matter.
 DEVSTACK=(bash "$REPO/ops/devstack.sh")
 
@@ -178,7 +182,8 @@ else
     record FAIL "install dependencies"
     exit 1
 fi
-must "build $BUILD (RelWithDebInfo)" configure_and_build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+((SANITIZERS)) ||
+    must "build $BUILD (RelWithDebInfo)" configure_and_build "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if ((!QUICK)); then
     must "build $BUILD_ASAN (Debug, ASan+UBSan)" configure_and_build "$BUILD_ASAN" \
         -DCMAKE_BUILD_TYPE=Debug -DRECSD_SANITIZE=ON
@@ -217,10 +222,11 @@ printf '%s\n' "$s3_env"
 must "migrate" "$RECSD_BIN" migrate
 # Swagger UI and ReDoc (npm packages, pinned) and the OpenAPI document,
 # served by the gateway under test from RECSD_DOCS_DIR.
-must "documentation assets" bash "$REPO/ops/docs-assets.sh" "$BUILD/docs-assets"
-export RECSD_DOCS_DIR=$BUILD/docs-assets
+DOCS_DIR=$(dirname "$RECSD_BIN")/docs-assets
+must "documentation assets" bash "$REPO/ops/docs-assets.sh" "$DOCS_DIR"
+export RECSD_DOCS_DIR=$DOCS_DIR
 
-run_ctest "ctest $BUILD" "$BUILD"
+((SANITIZERS)) || run_ctest "ctest $BUILD" "$BUILD"
 if ((!QUICK)); then
     # Without the "tooling" tests (CMakeLists.txt): they check documents,
     # rules and manifests, not C code, and ran with the normal build.
@@ -231,7 +237,7 @@ fi
 
 # The msgpack decoder's libFuzzer target, when clang is here: a short run on
 # a scratch corpus seeded from fuzz/corpus (which it must not grow).
-if ((!QUICK)) && command -v clang >/dev/null; then
+if ((!QUICK && !SANITIZERS)) && command -v clang >/dev/null; then
     BUILD_FUZZ=${RECSD_FUZZ_BUILD_DIR:-$REPO/build-fuzz}
     fuzz_proto() {
         CC=clang CXX=clang++ cmake -S "$REPO" -B "$BUILD_FUZZ" -DCMAKE_BUILD_TYPE=Debug \
