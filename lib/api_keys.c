@@ -116,7 +116,7 @@ static const char *s_parse_entry(const char *p, size_t n, s_entry_t *entry)
             return "expected 64 hex digits after sha256:";
         entry->hash[i] = (unsigned char)(hi << 4 | lo);
     }
-    p += 2 * S_HASH_LEN;
+    p += (ptrdiff_t)2 * S_HASH_LEN;
     if (*p != '=')
         return "expected '=' and roles after the 64 hex digits";
     p++;

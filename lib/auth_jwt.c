@@ -35,7 +35,7 @@
 
 #define S_KEYS_MAX 64
 #define S_KID_MAX 128
-#define S_KEY_FILE_MAX (1024 * 1024)
+#define S_KEY_FILE_MAX ((size_t)1024 * 1024)
 #define S_CLAIM_NAME_MAX 128
 #define S_RSA_MIN_BITS 2048
 #define S_HS256_MIN_SECRET 32 //  RFC 7518 3.2: at least the hash size
@@ -194,7 +194,7 @@ static int s_add_pkey(auth_jwt_t *self, EVP_PKEY *pkey, const char *kid, const c
         goto err;
     }
     long n = BIO_get_mem_data(bio, &data);
-    if (n <= 0 || n > S_KEY_FILE_MAX)
+    if (n <= 0 || (size_t)n > S_KEY_FILE_MAX)
         goto err;
     key->pem = malloc((size_t)n + 1);
     key->kid = kid ? strdup(kid) : NULL;

@@ -59,7 +59,9 @@ static int s_emit_phrase(const char *prefix, const char *text, float weight, s_e
 {
     char term[S_TERM_MAX];
     size_t len = strlen(prefix);
-    memcpy(term, prefix, len);
+    if (len >= sizeof term)
+        return -1;
+    memcpy(term, prefix, len + 1); //  the NUL is overwritten: terms go by length
     size_t start = len;
     bool space = false;
     for (const unsigned char *p = (const unsigned char *)text; *p && len < sizeof term; p++) {
@@ -227,7 +229,9 @@ static int32_t s_dict_intern(s_dict_t *d, const char *term, size_t len, float we
     if ((size_t)d->n_terms * 2 >= d->n_slots && s_dict_grow_slots(d) != 0)
         return -1;
     size_t at = s_hash(term, len) & (d->n_slots - 1);
-    while (d->slots[at]) {
+    //  Slots hold ids of terms already added: an empty dictionary has none to
+    //  compare with (and no d->len yet).
+    while (d->n_terms > 0 && d->slots[at]) {
         int32_t t = d->slots[at] - 1;
         if (d->len[t] == len && memcmp(d->arena + d->offset[t], term, len) == 0)
             return t;
@@ -355,7 +359,9 @@ typedef struct {
 //  a ranks strictly worse than b (lower similarity, or equal and higher index).
 static bool s_worse(const float *acc, int32_t a, int32_t b)
 {
-    return acc[a] < acc[b] || (acc[a] == acc[b] && a > b);
+    if (acc[a] != acc[b])
+        return acc[a] < acc[b];
+    return a > b;
 }
 
 static void s_heap_down(const float *acc, int32_t *heap, int32_t len, int32_t at)
@@ -396,9 +402,11 @@ static float s_kth_largest(float *v, int32_t n, int32_t k)
         float pivot = v[lo + (hi - lo) / 2];
         int32_t a = lo, b = hi;
         while (a <= b) {
-            while (v[a] > pivot)
+            //  The pivot (or what a swap left behind) stops both scans
+            //  inside [lo, hi]; the bounds only say so explicitly.
+            while (a < hi && v[a] > pivot)
                 a++;
-            while (v[b] < pivot)
+            while (b > lo && v[b] < pivot)
                 b--;
             if (a <= b) {
                 float tmp = v[a];
@@ -444,15 +452,17 @@ static void s_sim_row(s_sim_job_t *job, int32_t i, s_scratch_t *sc)
     const s_csr_t *items = job->items, *postings = job->postings;
     float *acc = sc->acc;
     int32_t k = job->out->k, n_touched = 0;
+    if (k <= 0)
+        return; //  no row to fill (content_model_train rejects k <= 0)
     int64_t row_begin = items->ptr[i];
     int32_t nt = (int32_t)(items->ptr[i + 1] - row_begin);
     for (int32_t p = 0; p < nt; p++)
         sc->order[p] = row_begin + p;
     s_sort_rarest_first(job, sc->order, nt);
     sc->bound[nt] = 0;
-    for (int32_t p = nt - 1; p >= 0; p--)
-        sc->bound[p] =
-            sc->bound[p + 1] + items->w[sc->order[p]] * job->max_w[items->idx[sc->order[p]]];
+    for (int32_t p = nt; p > 0; p--)
+        sc->bound[p - 1] =
+            sc->bound[p] + items->w[sc->order[p - 1]] * job->max_w[items->idx[sc->order[p - 1]]];
 
     int32_t p = 0;
     for (; p < nt; p++) {
@@ -544,7 +554,9 @@ static void s_sim_row(s_sim_job_t *job, int32_t i, s_scratch_t *sc)
 static void *s_sim_worker(void *arg)
 {
     s_sim_job_t *job = arg;
-    size_t n = job->out->n_items > 0 ? (size_t)job->out->n_items : 1;
+    if (job->out->n_items <= 0)
+        return NULL; //  no rows to claim
+    size_t n = (size_t)job->out->n_items;
     size_t row = (size_t)job->max_row + 1;
     s_scratch_t sc = {
         .acc = calloc(n, sizeof(float)),
@@ -615,8 +627,11 @@ item_neighbours_t *content_model_train(const content_item_t *items, int32_t n_it
         item_start[i] = (int64_t)collect.n;
         if (s_item_terms(&items[i], s_emit_to_dict, &collect) != 0)
             goto oom;
-        qsort(collect.ids + item_start[i], collect.n - (size_t)item_start[i], sizeof *collect.ids,
-              s_int32_cmp);
+        //  Not for fewer than two terms: collect.ids is still NULL when no video
+        //  so far had any, and qsort (NULL, 0, ...) is undefined.
+        size_t n_terms = collect.n - (size_t)item_start[i];
+        if (n_terms > 1)
+            qsort(collect.ids + item_start[i], n_terms, sizeof *collect.ids, s_int32_cmp);
     }
     item_start[n_items] = (int64_t)collect.n;
 

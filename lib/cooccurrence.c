@@ -134,6 +134,7 @@ static int32_t s_intern(cooccurrence_t *self, const char *id)
     if (!copy)
         return -1;
     number = self->n_videos;
+    //  NOLINTNEXTLINE(performance-no-int-to-ptr): the value is a number, never dereferenced
     if (zhashx_insert(self->numbers, copy, (void *)(intptr_t)(number + 1)) != 0) {
         free(copy);
         return -1;
@@ -149,31 +150,36 @@ static int32_t s_intern(cooccurrence_t *self, const char *id)
 static int s_bump(cooccurrence_t *self, int32_t from, int32_t to)
 {
     s_video_t *v = &self->videos[from];
-    for (uint32_t i = 0; i < v->n; i++)
+    uint32_t n = v->n, cap = v->cap;
+    for (uint32_t i = 0; i < n; i++)
         if (v->entries[i].video == to) {
             if (v->entries[i].count < UINT32_MAX)
                 v->entries[i].count++;
             return 0;
         }
-    if (v->n == v->cap && v->cap < self->max_neighbours) {
-        uint32_t cap = v->cap ? v->cap * 2 : S_FIRST_CAP;
-        if (cap > self->max_neighbours)
-            cap = self->max_neighbours;
-        s_entry_t *bigger = realloc(v->entries, (size_t)cap * sizeof *bigger);
+    if (n == cap && cap < self->max_neighbours) {
+        uint32_t bigger_cap = cap ? cap * 2 : S_FIRST_CAP;
+        if (bigger_cap > self->max_neighbours)
+            bigger_cap = self->max_neighbours;
+        s_entry_t *bigger = realloc(v->entries, (size_t)bigger_cap * sizeof *bigger);
         if (!bigger)
             return -1;
-        self->entries_bytes += (size_t)(cap - v->cap) * sizeof *bigger;
+        self->entries_bytes += (size_t)(bigger_cap - cap) * sizeof *bigger;
         v->entries = bigger;
-        v->cap = cap;
+        v->cap = cap = bigger_cap;
     }
-    if (v->n < v->cap) {
-        v->entries[v->n++] = (s_entry_t){.video = to, .count = 1};
+    if (n < cap) {
+        v->entries[n] = (s_entry_t){.video = to, .count = 1};
+        v->n = n + 1;
         self->n_pairs++;
         return 0;
     }
-    //  Full at max_neighbours: replace the (first) lowest count.
+    //  Full at max_neighbours (at least 1, see cooccurrence_new): replace the
+    //  (first) lowest count.
+    if (n == 0)
+        return -1;
     uint32_t low = 0;
-    for (uint32_t i = 1; i < v->n; i++)
+    for (uint32_t i = 1; i < n; i++)
         if (v->entries[i].count < v->entries[low].count)
             low = i;
     uint32_t count = v->entries[low].count;

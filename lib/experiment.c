@@ -371,7 +371,7 @@ static int s_parse_variant(const json_t *doc, int i, experiment_variant_t *out, 
         errbuf_set(err, errlen, "variants[%d].is_control: must be true or false", i);
         return -1;
     }
-    out->is_control = c && json_is_true(c);
+    out->is_control = json_is_true(c); //  false when absent (json_is_true (NULL))
     *flagged = *flagged || out->is_control;
     return 0;
 }
@@ -713,7 +713,7 @@ int experiment_set_add(experiment_set_t *self, const experiment_t *exp)
 {
     if (self->size == self->capacity) {
         size_t capacity = self->capacity ? self->capacity * 2 : 8;
-        experiment_t **items = realloc(self->items, capacity * sizeof *items);
+        experiment_t **items = realloc(self->items, capacity * sizeof(experiment_t *));
         if (!items)
             return -1;
         self->items = items;

@@ -1,7 +1,9 @@
 /*  experiment_store.c: the experiments schema's SQL (see experiment_store.h). */
 #include "experiment_store.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -430,7 +432,16 @@ static int s_load_variant(const PGresult *res, int r, experiment_t *exp, char *e
     int i = exp->n_variants;
     experiment_variant_t *v = &exp->variants[i];
     snprintf(v->name, sizeof v->name, "%s", PQgetvalue(res, r, 10));
-    v->weight_bp = atoi(PQgetvalue(res, r, 11));
+    const char *weight = PQgetvalue(res, r, 11);
+    char *end = NULL;
+    errno = 0;
+    long weight_bp = strtol(weight, &end, 10);
+    if (end == weight || *end != '\0' || errno == ERANGE || weight_bp < INT_MIN ||
+        weight_bp > INT_MAX) {
+        errbuf_set(err, errlen, "variants[%d].weight_bp: '%.32s' is not an integer", i, weight);
+        return -1;
+    }
+    v->weight_bp = (int)weight_bp;
     snprintf(v->model_type, sizeof v->model_type, "%s", PQgetvalue(res, r, 12));
     snprintf(v->model_id, sizeof v->model_id, "%s", PQgetvalue(res, r, 13));
     v->is_control = strcmp(PQgetvalue(res, r, 15), "t") == 0;

@@ -24,7 +24,7 @@
 
 static_assert(std::is_same<faiss::Index::idx_t, int64_t>::value, "FAISS ids are not int64_t");
 
-struct _faiss_index_t {
+struct faiss_index_t {
     faiss::Index *index; //  owned
 };
 
@@ -200,8 +200,8 @@ int32_t faiss_index_search(const faiss_index_t *self, const float *query, int32_
                            const faiss_search_params_t *params, float *scores, int64_t *ids,
                            char *err, size_t errlen)
 {
-    if (!query || !scores || !ids || k < 1) {
-        s_err(err, errlen, "faiss_index_search: no query or output, or k < 1");
+    if (!self || !self->index || !query || !scores || !ids || k < 1) {
+        s_err(err, errlen, "faiss_index_search: no index, query or output, or k < 1");
         return -1;
     }
     try {

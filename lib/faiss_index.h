@@ -41,7 +41,7 @@
 extern "C" {
 #endif
 
-typedef struct _faiss_index_t faiss_index_t;
+typedef struct faiss_index_t faiss_index_t;
 
 //  Per-search knobs; 0 in a field means "the index's own setting" (FAISS's
 //  defaults: efSearch 16, nprobe 1, both low; set them with

@@ -2,7 +2,9 @@
 #include "model_registry.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -286,6 +288,43 @@ static void s_copy(char *dst, size_t len, const char *src)
     snprintf(dst, len, "%s", src ? src : "");
 }
 
+//  The value of an integer column of row, col, into *out. Returns 0, or -1
+//  with the reason when the text is not a decimal in [min, max]: PostgreSQL
+//  wrote it, so that would mean the schema and this code disagree.
+static int s_pg_integer(const PGresult *res, int row, int col, long long min, long long max,
+                        long long *out, char *err, size_t errlen)
+{
+    const char *text = PQgetvalue(res, row, col);
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || value < min || value > max) {
+        errbuf_set(err, errlen, "column %d: '%.32s' is not an integer in [%lld, %lld]", col, text,
+                   min, max);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+static int s_pg_int(const PGresult *res, int row, int col, int *out, char *err, size_t errlen)
+{
+    long long value = 0;
+    if (s_pg_integer(res, row, col, INT_MIN, INT_MAX, &value, err, errlen) != 0)
+        return -1;
+    *out = (int)value;
+    return 0;
+}
+
+static int s_pg_long(const PGresult *res, int row, int col, long *out, char *err, size_t errlen)
+{
+    long long value = 0;
+    if (s_pg_integer(res, row, col, LONG_MIN, LONG_MAX, &value, err, errlen) != 0)
+        return -1;
+    *out = (long)value;
+    return 0;
+}
+
 static bool s_in(const char *text, const char *const *set, size_t count)
 {
     if (!text)
@@ -434,7 +473,10 @@ static int s_enqueue_in_tx(PGconn *conn, const model_registry_request_t *req,
             return MODEL_REGISTRY_ERROR;
         s_copy(out->model_ids[i], sizeof out->model_ids[i], PQgetvalue(res, 0, 0));
         s_copy(out->model_types[i], sizeof out->model_types[i], types[i]);
-        out->versions[i] = atoi(PQgetvalue(res, 0, 1));
+        if (s_pg_int(res, 0, 1, &out->versions[i], err, errlen) != 0) {
+            PQclear(res);
+            return MODEL_REGISTRY_ERROR;
+        }
         out->count = (int)i + 1;
         PQclear(res);
     }
@@ -528,12 +570,20 @@ static int s_claim_fill(PGresult *res, model_registry_claim_t *out, char *err, s
     s_copy(out->model_id, sizeof out->model_id, PQgetvalue(res, 0, 0));
     s_copy(out->training_id, sizeof out->training_id, PQgetvalue(res, 0, 1));
     s_copy(out->model_type, sizeof out->model_type, PQgetvalue(res, 0, 2));
-    out->version = atoi(PQgetvalue(res, 0, 3));
+    if (s_pg_int(res, 0, 3, &out->version, err, errlen) != 0)
+        return -1;
     s_copy(out->trigger, sizeof out->trigger, PQgetvalue(res, 0, 5));
-    if ((out->has_start = !PQgetisnull(res, 0, 6)))
-        out->start_us = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
-    if ((out->has_end = !PQgetisnull(res, 0, 7)))
-        out->end_us = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    long long us = 0;
+    if ((out->has_start = !PQgetisnull(res, 0, 6))) {
+        if (s_pg_integer(res, 0, 6, INT64_MIN, INT64_MAX, &us, err, errlen) != 0)
+            return -1;
+        out->start_us = us;
+    }
+    if ((out->has_end = !PQgetisnull(res, 0, 7))) {
+        if (s_pg_integer(res, 0, 7, INT64_MIN, INT64_MAX, &us, err, errlen) != 0)
+            return -1;
+        out->end_us = us;
+    }
     s_copy(out->traceparent, sizeof out->traceparent, PQgetvalue(res, 0, 8));
     out->params = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
     if (!json_is_object(out->params)) {
@@ -808,9 +858,10 @@ int model_registry_recover(PGconn *conn, char *err, size_t errlen)
     free(candidates);
     if (!res)
         return MODEL_REGISTRY_ERROR;
-    int count = atoi(PQgetvalue(res, 0, 0));
+    int count = 0;
+    int rc = s_pg_int(res, 0, 0, &count, err, errlen);
     PQclear(res);
-    return count;
+    return rc == 0 ? count : MODEL_REGISTRY_ERROR;
 }
 
 int model_registry_queue_depth(PGconn *conn, long *queued, long *running, char *err, size_t errlen)
@@ -819,12 +870,17 @@ int model_registry_queue_depth(PGconn *conn, long *queued, long *running, char *
                                   err, errlen);
     if (!res)
         return MODEL_REGISTRY_ERROR;
-    if (queued)
-        *queued = atol(PQgetvalue(res, 0, 0));
-    if (running)
-        *running = atol(PQgetvalue(res, 0, 1));
+    long q = 0, r = 0;
+    int rc =
+        s_pg_long(res, 0, 0, &q, err, errlen) == 0 && s_pg_long(res, 0, 1, &r, err, errlen) == 0
+            ? MODEL_REGISTRY_OK
+            : MODEL_REGISTRY_ERROR;
     PQclear(res);
-    return MODEL_REGISTRY_OK;
+    if (rc == MODEL_REGISTRY_OK && queued)
+        *queued = q;
+    if (rc == MODEL_REGISTRY_OK && running)
+        *running = r;
+    return rc;
 }
 
 //  ---- activation ------------------------------------------------------
@@ -936,10 +992,10 @@ int model_registry_active(PGconn *conn, const char *model_type, model_registry_a
     int rc = MODEL_REGISTRY_NOT_FOUND;
     if (PQntuples(res) > 0) {
         s_copy(out->model_id, sizeof out->model_id, PQgetvalue(res, 0, 0));
-        out->version = atoi(PQgetvalue(res, 0, 1));
         s_copy(out->artifact_path, sizeof out->artifact_path, PQgetvalue(res, 0, 2));
         s_copy(out->artifact_checksum, sizeof out->artifact_checksum, PQgetvalue(res, 0, 3));
-        rc = MODEL_REGISTRY_OK;
+        rc = s_pg_int(res, 0, 1, &out->version, err, errlen) == 0 ? MODEL_REGISTRY_OK
+                                                                  : MODEL_REGISTRY_ERROR;
     } else
         errbuf_set(err, errlen, "no active %s model", model_type);
     PQclear(res);

@@ -36,7 +36,7 @@ pg_pool_t *pg_pool_new(const pg_pool_config_t *cfg)
         return NULL;
     self->dsn = strdup(cfg->dsn);
     self->app = strdup(cfg->app && *cfg->app ? cfg->app : "pool");
-    self->idle = calloc((size_t)cfg->max, sizeof *self->idle);
+    self->idle = calloc((size_t)cfg->max, sizeof(PGconn *));
     self->max = cfg->max;
     self->connect_timeout_s = cfg->connect_timeout_s;
     self->statement_timeout_ms = cfg->statement_timeout_ms;

@@ -129,7 +129,7 @@ static int s_sha1_hex(const char *text, char out[41])
     unsigned int len = 0;
     if (EVP_Digest(text, strlen(text), digest, &len, EVP_sha1(), NULL) != 1 || len != 20)
         return -1;
-    for (unsigned i = 0; i < len; i++)
+    for (size_t i = 0; i < len; i++)
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
     return 0;
 }
@@ -462,7 +462,7 @@ static int s_identify(rate_limiter_t *self, const void *user, size_t len, uint64
         written = snprintf(out, outlen, "%su:%.*s", self->prefix, (int)len, (const char *)user);
     else {
         char hex[33];
-        for (int i = 0; i < 16; i++)
+        for (size_t i = 0; i < 16; i++)
             snprintf(hex + 2 * i, 3, "%02x", digest[i]);
         written = snprintf(out, outlen, "%sh:%s", self->prefix, hex);
     }

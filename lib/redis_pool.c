@@ -101,7 +101,8 @@ void redis_pool_destroy(redis_pool_t **self_p)
     if (!self_p || !*self_p)
         return;
     redis_pool_t *self = *self_p;
-    for (int i = 0; i < self->slot_count; i++) {
+    //  slot_count counts initialised slots: 0 when the array itself failed.
+    for (int i = 0; self->slots && i < self->slot_count; i++) {
         if (self->slots[i].ctx)
             redisFree(self->slots[i].ctx);
         pthread_mutex_destroy(&self->slots[i].mutex);
@@ -139,6 +140,8 @@ static redis_pool_slot_t *s_lock_slot(redis_pool_t *self, int wait_ms)
 {
     unsigned start = atomic_fetch_add_explicit(&self->next_slot, 1, memory_order_relaxed);
     unsigned count = (unsigned)self->slot_count;
+    if (count == 0)
+        return NULL; //  cannot happen: redis_pool_new makes at least one slot
     for (unsigned i = 0; i < count; i++) {
         redis_pool_slot_t *candidate = &self->slots[(start + i) % count];
         if (pthread_mutex_trylock(&candidate->mutex) == 0)

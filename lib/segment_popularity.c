@@ -100,7 +100,7 @@ static int s_fill_lists(segment_popularity_t *self, PGresult *res, char *err, si
         if (r == 0 || strcmp(PQgetvalue(res, r, 0), PQgetvalue(res, r - 1, 0)) != 0)
             cap++;
     self->names = calloc(cap ? cap : 1, sizeof *self->names);
-    self->lists = calloc(cap ? cap : 1, sizeof *self->lists);
+    self->lists = calloc(cap ? cap : 1, sizeof(popular_list_t *));
     popular_item_t *items = calloc(rows ? (size_t)rows : 1, sizeof *items);
     if (!self->names || !self->lists || !items)
         goto oom;
@@ -121,7 +121,12 @@ static int s_fill_lists(segment_popularity_t *self, PGresult *res, char *err, si
             goto oom;
         }
         self->count++;
-        zhashx_insert(self->by_name, self->names[seg], (void *)(uintptr_t)(seg + 1));
+        //  NOLINTNEXTLINE(performance-no-int-to-ptr): the value is a number, never dereferenced
+        if (zhashx_insert(self->by_name, self->names[seg], (void *)(uintptr_t)(seg + 1)) != 0) {
+            snprintf(err, errlen, "segment lists: genre '%.64s' listed twice", genre);
+            free(items);
+            return -1;
+        }
     }
     free(items);
     return 0;
@@ -174,8 +179,8 @@ segment_popularity_t *segment_popularity_load(PGconn *conn, size_t per_segment, 
         const char *video = PQgetvalue(res, r, 0);
         uint64_t packed = (uint64_t)(uintptr_t)zhashx_lookup(self->video_segments, video);
         packed = s_pack(packed, seg - 1);
-        if (zhashx_insert(self->video_segments, video, (void *)(uintptr_t)packed) != 0)
-            zhashx_update(self->video_segments, video, (void *)(uintptr_t)packed);
+        //  NOLINTNEXTLINE(performance-no-int-to-ptr): the value is a number, never dereferenced
+        zhashx_update(self->video_segments, video, (void *)(uintptr_t)packed);
     }
     PQclear(res);
     return self;

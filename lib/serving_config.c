@@ -23,22 +23,25 @@ static const char *const s_step_names[SERVING_FALLBACK_COUNT] = {
 //  so a bound is written once.
 typedef enum { S_NUMBER, S_INTEGER } s_kind_t;
 
+//  Widest fields first: no padding between them.
 typedef struct {
     const char *group; //  enclosing object, NULL at the top level
     const char *key;
-    s_kind_t kind;
     double lo, hi;
-    bool lo_open; //  (lo, hi] rather than [lo, hi]
     size_t offset;
+    s_kind_t kind;
+    bool lo_open; //  (lo, hi] rather than [lo, hi]
 } s_field_t;
 
-#define S_NUM(g, k, lo, hi, open, member)                                                          \
+#define S_NUM(g, k, l, h, open, member)                                                            \
     {                                                                                              \
-        g, k, S_NUMBER, lo, hi, open, offsetof(serving_config_t, member)                           \
+        .group = (g), .key = (k), .lo = (l), .hi = (h),                                            \
+        .offset = offsetof(serving_config_t, member), .kind = S_NUMBER, .lo_open = (open)          \
     }
-#define S_INT(g, k, lo, hi, member)                                                                \
+#define S_INT(g, k, l, h, member)                                                                  \
     {                                                                                              \
-        g, k, S_INTEGER, lo, hi, false, offsetof(serving_config_t, member)                         \
+        .group = (g), .key = (k), .lo = (l), .hi = (h),                                            \
+        .offset = offsetof(serving_config_t, member), .kind = S_INTEGER, .lo_open = false          \
     }
 
 static const s_field_t s_fields[] = {

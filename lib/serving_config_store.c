@@ -637,10 +637,9 @@ int serving_config_watch_wait(serving_config_watch_t *self, int64_t min_version,
     int64_t ns = deadline.tv_nsec + (int64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
     deadline.tv_sec += ns / 1000000000;
     deadline.tv_nsec = ns % 1000000000;
-    int rc = 0;
     pthread_mutex_lock(&self->lock);
     while (!(self->loaded && atomic_load(&self->version) >= min_version))
-        if ((rc = pthread_cond_timedwait(&self->cond, &self->lock, &deadline)) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&self->cond, &self->lock, &deadline) == ETIMEDOUT)
             break;
     bool ok = self->loaded && atomic_load(&self->version) >= min_version;
     pthread_mutex_unlock(&self->lock);

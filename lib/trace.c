@@ -116,7 +116,11 @@ int trace_ctx_parse(const char *text, trace_ctx_t *ctx)
 
 void trace_ctx_format(const trace_ctx_t *ctx, char out[TRACE_TRACEPARENT_LEN + 1])
 {
-    memcpy(out, "00-", 3);
+    //  Each hex_encode writes a NUL that the next '-' replaces; the last one
+    //  ends the string at out[TRACE_TRACEPARENT_LEN].
+    out[0] = '0';
+    out[1] = '0';
+    out[2] = '-';
     hex_encode(ctx->trace_id, sizeof ctx->trace_id, out + 3);
     out[35] = '-';
     hex_encode(ctx->span_id, sizeof ctx->span_id, out + 36);

@@ -415,7 +415,7 @@ static void *s_run(void *arg)
     CURL *curl = curl_easy_init();
     if (!curl)
         log_error("trace export: curl_easy_init failed; every span will count as failed");
-    trace_span_t **batch = calloc(self->max_batch, sizeof *batch);
+    trace_span_t **batch = calloc(self->max_batch, sizeof(trace_span_t *));
     if (!batch)
         log_error("trace export: out of memory; every span will count as failed");
     uint64_t next_ms = s_mono_ms() + (uint64_t)self->schedule_delay_ms;
@@ -518,7 +518,8 @@ static int s_build_static(trace_exporter_t *self, const trace_exporter_config_t 
 
 trace_exporter_t *trace_exporter_new(const trace_exporter_config_t *cfg, char *err, size_t errlen)
 {
-    if (!cfg->url || (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8)) ||
+    if (!cfg->url ||
+        (strncmp(cfg->url, "http://", 7) != 0 && strncmp(cfg->url, "https://", 8) != 0) ||
         cfg->max_queue < 1 || cfg->max_batch < 1 || cfg->max_batch > cfg->max_queue ||
         cfg->schedule_delay_ms < 0 || cfg->timeout_ms <= 0 || cfg->export_timeout_ms < 0) {
         s_fail(err, errlen, "invalid configuration");
@@ -563,7 +564,7 @@ trace_exporter_t *trace_exporter_new(const trace_exporter_config_t *cfg, char *e
     pthread_condattr_destroy(&ca);
     //  From here on destroy cleans up whatever was made.
     self->url = strdup(cfg->url);
-    self->ring = calloc(cfg->max_queue, sizeof *self->ring);
+    self->ring = calloc(cfg->max_queue, sizeof(trace_span_t *));
     self->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (!self->url || !self->ring || !self->headers || s_build_static(self, cfg) != 0) {
         s_fail(err, errlen, "out of memory");

@@ -268,3 +268,15 @@ if ((!QUICK && !SANITIZERS)) && command -v clang >/dev/null; then
         record FAIL "fuzz proto_decode, auth tokens, request validation"
     fi
 fi
+
+# Static analysis (ops/lint.sh: clang-format check, cppcheck, clang-tidy;
+# about 1.5 min on 2 cores) in every full run: findings piled up once while
+# only the GitHub lint job looked for them.
+if ((!QUICK && !SANITIZERS)); then
+    step "lint: clang-format, cppcheck, clang-tidy"
+    if run bash "$REPO/ops/lint.sh"; then
+        record ok "lint: clang-format, cppcheck, clang-tidy"
+    else
+        record FAIL "lint: clang-format, cppcheck, clang-tidy"
+    fi
+fi

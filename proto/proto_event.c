@@ -89,7 +89,7 @@ static int s_check_header_name(const char *s, size_t len, char *err, size_t errl
 
 static int s_check_payload(const char *s, size_t len, char *err, size_t errlen)
 {
-    if (len < 2 || len > PROTO_EVENT_PAYLOAD_MAX) {
+    if (len < 2 || len > (size_t)PROTO_EVENT_PAYLOAD_MAX) {
         s_seterr(err, errlen, "payload: %zu bytes, expected 2..%d", len, PROTO_EVENT_PAYLOAD_MAX);
         return -1;
     }
@@ -267,7 +267,7 @@ int proto_event_encode(const proto_event_t *self, char **data, size_t *size, cha
         s_seterr(err, errlen, "out of memory");
         goto err;
     }
-    if (sbuf.size > PROTO_EVENT_MAX) {
+    if (sbuf.size > (size_t)PROTO_EVENT_MAX) {
         s_seterr(err, errlen, "event: %zu bytes, at most %d", sbuf.size, PROTO_EVENT_MAX);
         goto err;
     }
@@ -369,7 +369,7 @@ proto_event_t *proto_event_decode(const void *data, size_t size, char *err, size
         s_seterr(err, errlen, "empty message");
         return NULL;
     }
-    if (size > PROTO_EVENT_MAX) {
+    if (size > (size_t)PROTO_EVENT_MAX) {
         s_seterr(err, errlen, "event: %zu bytes, at most %d", size, PROTO_EVENT_MAX);
         return NULL;
     }

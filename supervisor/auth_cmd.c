@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <jwt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,11 @@ int auth_cmd_token(const config_t *cfg, int argc, char **argv)
     const char *sub = s_arg(argc, argv, "--sub");
     const char *roles = s_arg(argc, argv, "--roles");
     const char *ttl_text = s_arg(argc, argv, "--ttl");
-    long ttl = ttl_text ? strtol(ttl_text, NULL, 10) : 3600;
-    if (!sub || !*sub || ttl <= 0 || ttl > 366L * 86400) {
+    char *end = NULL;
+    long ttl = ttl_text ? strtol(ttl_text, &end, 10) : 3600;
+    //  "12abc" or "" is a usage error, not 12 or 0 s.
+    bool ttl_ok = !ttl_text || (end != ttl_text && *end == '\0');
+    if (!sub || !*sub || !ttl_ok || ttl <= 0 || ttl > 366L * 86400) {
         fprintf(stderr,
                 "usage: recsd token --sub ID [--roles r1,r2] [--ttl SECONDS (1..31622400)]\n");
         return 2;
@@ -33,8 +37,9 @@ int auth_cmd_token(const config_t *cfg, int argc, char **argv)
         fprintf(stderr, "recsd token: RECSD_JWT_HS256_SECRET is not set\n");
         return 2;
     }
-    json_t *grants = json_pack("{s:s, s:I, s:I}", "sub", sub, "iat", (json_int_t)time(NULL), "exp",
-                               (json_int_t)(time(NULL) + ttl));
+    //  One clock reading for both claims; the sum is taken in json_int_t.
+    json_int_t now = (json_int_t)time(NULL);
+    json_t *grants = json_pack("{s:s, s:I, s:I}", "sub", sub, "iat", now, "exp", now + ttl);
     json_t *list = json_array();
     char copy[256];
     snprintf(copy, sizeof copy, "%s", roles ? roles : "");

@@ -66,7 +66,7 @@ int gateway_docs_read(const char *dir, const char *url, char **body, size_t *len
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return 404;
-    if (st.st_size > GATEWAY_DOCS_FILE_MAX)
+    if (st.st_size > (off_t)GATEWAY_DOCS_FILE_MAX)
         return 500;
     FILE *f = fopen(path, "rb");
     if (!f)

@@ -353,7 +353,14 @@ void gateway_experiments_expose(gateway_experiments_t *self, const gateway_assig
     snprintf(e.user_id, sizeof e.user_id, "%s", user_id);
     snprintf(e.request_id, sizeof e.request_id, "%s", request_id ? request_id : "");
     e.video_ids = calloc(n ? n : 1, sizeof *e.video_ids);
-    bool ok = e.video_ids != NULL;
+    if (!e.video_ids) {
+        //  Nothing to free yet (n_videos is 0); counted like a full queue.
+        pthread_mutex_lock(&self->mutex);
+        self->dropped++;
+        pthread_mutex_unlock(&self->mutex);
+        return;
+    }
+    bool ok = true;
     for (size_t i = 0; ok && i < n; i++, e.n_videos++)
         ok = (e.video_ids[i] = strdup(video_ids[i])) != NULL;
     pthread_mutex_lock(&self->mutex);

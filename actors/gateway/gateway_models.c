@@ -212,8 +212,11 @@ static int s_limit(const char *text)
     size_t len = strlen(text);
     if (len == 0 || len > 4 || strspn(text, "0123456789") != len)
         return -1;
-    int value = atoi(text);
-    return value >= 1 && value <= MODEL_REGISTRY_LIST_MAX ? value : -1;
+    char *end;
+    long value = strtol(text, &end, 10);
+    if (*end != '\0' || value < 1 || value > MODEL_REGISTRY_LIST_MAX)
+        return -1;
+    return (int)value;
 }
 
 static void s_list(gateway_models_t *self, const gateway_models_request_t *req,

@@ -180,7 +180,9 @@ void gateway_ranker_destroy(gateway_ranker_t **self_p)
     if (!self_p || !*self_p)
         return;
     gateway_ranker_t *self = *self_p;
-    for (int i = 0; i < self->idle_count; i++)
+    //  idle is NULL only when gateway_ranker_new failed to allocate it, and
+    //  then idle_count is still 0.
+    for (int i = 0; self->idle && i < self->idle_count; i++)
         s_conn_destroy(&self->idle[i]);
     free(self->idle);
     pthread_mutex_destroy(&self->lock);

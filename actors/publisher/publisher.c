@@ -428,12 +428,14 @@ static void s_page_done(self_t *self)
     self->state = S_IDLE;
 }
 
-//  Advances the page state machine as far as it can go without waiting.
-static void s_step(self_t *self)
+//  Takes one transition of the page state machine. Returns true when the
+//  next one can be taken at once, without waiting for anything.
+static bool s_transition(self_t *self)
 {
     char err[512];
     PGresult *rows = NULL;
     int64_t now = zclock_mono();
+    bool again = false;
     switch (self->state) {
     case S_IDLE:
     case S_UNMARKED:
@@ -475,7 +477,7 @@ static void s_step(self_t *self)
             s_produce_page(self, rows);
             PQclear(rows); //  the producer copied what it needs
             self->state = S_DELIVERING;
-            s_step(self); //  an empty page is done already
+            again = true; //  an empty page is done already
             break;
         }
         break;
@@ -517,6 +519,14 @@ static void s_step(self_t *self)
         }
         break;
     }
+    return again;
+}
+
+//  Advances the page state machine as far as it can go without waiting.
+static void s_step(self_t *self)
+{
+    while (s_transition(self))
+        ;
     size_t depth = self->state == S_IDLE ? 0 : publisher_page_size(self->page);
     publisher_events_stats_t ev = publisher_events_stats(self->events);
     actor_link_set_queue_depth(self->link, depth + ev.queued + ev.inflight);

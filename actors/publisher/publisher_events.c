@@ -59,7 +59,7 @@ publisher_events_t *publisher_events_new(const config_t *cfg, const char *instan
         return NULL;
     }
     self->cap = queue_max ? queue_max : PUBLISHER_EVENTS_QUEUE_MAX;
-    self->ring = calloc(self->cap, sizeof *self->ring);
+    self->ring = calloc(self->cap, sizeof(proto_event_t *)); //  slots hold pointers
     self->pull = zsock_new(ZMQ_PULL);
     if (!self->ring || !self->pull) {
         snprintf(err, errlen, "cannot create the events queue: %s",

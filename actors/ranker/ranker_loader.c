@@ -2,6 +2,7 @@
 #include "ranker_loader.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,18 @@ static void s_load(s_thread_t *self, int t, const model_registry_active_t *activ
     s_post(self, result);
 }
 
+//  The text of an int column as an int. Returns 0, or -1 if it is not one.
+static int s_parse_int(const char *text, int *value)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || v < INT_MIN || v > INT_MAX)
+        return -1;
+    *value = (int)v;
+    return 0;
+}
+
 int ranker_loader_pinned(PGconn *conn, const char *const *types, int n_types, ranker_pinned_t *out,
                          int max, int *n, char *err, size_t errlen)
 {
@@ -275,11 +288,19 @@ int ranker_loader_pinned(PGconn *conn, const char *const *types, int n_types, ra
     if (!res)
         return -1;
     for (int row = 0; row < PQntuples(res) && row < max; row++) {
+        int version;
+        if (s_parse_int(PQgetvalue(res, row, 2), &version) != 0) {
+            snprintf(err, errlen, "pinned model %.64s: version '%.32s' is not an integer",
+                     PQgetvalue(res, row, 0), PQgetvalue(res, row, 2));
+            PQclear(res);
+            *n = 0;
+            return -1;
+        }
         ranker_pinned_t *p = &out[(*n)++];
         *p = (ranker_pinned_t){0};
         snprintf(p->model.model_id, sizeof p->model.model_id, "%s", PQgetvalue(res, row, 0));
         snprintf(p->model_type, sizeof p->model_type, "%s", PQgetvalue(res, row, 1));
-        p->model.version = atoi(PQgetvalue(res, row, 2));
+        p->model.version = version;
         snprintf(p->model.artifact_path, sizeof p->model.artifact_path, "%s",
                  PQgetvalue(res, row, 3));
         snprintf(p->model.artifact_checksum, sizeof p->model.artifact_checksum, "%s",

@@ -168,6 +168,11 @@ def main():
                                 check=True).stdout.strip()
         status, _, _ = call(svc, "GET", "/api/v1/recs/7?limit=2", bearer(minted))
         check(status == 200, f"`recsd token` mints an accepted token ({status})")
+        for ttl in ("12abc", "", "0"):
+            bad = subprocess.run([BIN, "token", "--sub", "7", "--ttl", ttl], env=dict(svc.env),
+                                 capture_output=True, text=True)
+            check(bad.returncode == 2 and "usage" in bad.stderr,
+                  f"`recsd token --ttl {ttl!r}` is a usage error ({bad.returncode})")
 
     rate_limit(line)
 

@@ -110,6 +110,28 @@ Test(content_model, recommends_a_video_nobody_watched)
     item_neighbours_destroy(&nb);
 }
 
+//  The first videos have no terms at all: nothing has been collected yet when
+//  their (empty) term lists are sorted. This was a qsort (NULL, 0, ...), which
+//  the UBSan build (-fno-sanitize-recover) aborts on.
+Test(content_model, first_videos_without_terms)
+{
+    content_item_t items[] = {
+        {0},
+        {.title = "a & b"}, //  one-byte words only
+        {.genres = G("(no genres listed)"), .n_genres = 1},
+        {.genres = G("Crime", "Drama"), .n_genres = 2},
+        {.genres = G("Crime"), .n_genres = 1},
+    };
+    char err[256] = "";
+    item_neighbours_t *nb = content_model_train(items, 5, 2, 1, err, sizeof err);
+    cr_assert(nb, "%s", err);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(nb->idx[i * 2], -1, "video %d has no terms, so no neighbours", i);
+    cr_assert_eq(nb->idx[3 * 2], 4);
+    cr_assert_eq(nb->idx[4 * 2], 3);
+    item_neighbours_destroy(&nb);
+}
+
 //  A deterministic pseudo-random catalogue.
 static uint32_t s_lcg(uint32_t *state)
 {
