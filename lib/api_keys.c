@@ -4,13 +4,13 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "hex.h"
 #include "auth.h"
 
@@ -28,19 +28,6 @@ struct api_keys_t {
     s_entry_t entries[API_KEYS_MAX];
     size_t count;
 };
-
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static bool s_space(char c)
 {
@@ -138,7 +125,7 @@ api_keys_t *api_keys_new(const char *spec, char *err, size_t errlen)
 {
     api_keys_t *self = calloc(1, sizeof *self);
     if (!self) {
-        s_set_err(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     const char *p = spec ? spec : "";
@@ -153,19 +140,19 @@ api_keys_t *api_keys_new(const char *spec, char *err, size_t errlen)
             n--;
         if (n > 0) {
             if (self->count == API_KEYS_MAX) {
-                s_set_err(err, errlen, "API keys: more than %d entries", API_KEYS_MAX);
+                errbuf_set(err, errlen, "API keys: more than %d entries", API_KEYS_MAX);
                 goto err;
             }
             s_entry_t *entry = &self->entries[self->count];
             const char *why = s_parse_entry(p, n, entry);
             if (why) {
-                s_set_err(err, errlen, "API key entry %d: %s", position, why);
+                errbuf_set(err, errlen, "API key entry %d: %s", position, why);
                 goto err;
             }
             for (size_t i = 0; i < self->count; i++)
                 if (memcmp(self->entries[i].hash, entry->hash, S_HASH_LEN) == 0) {
-                    s_set_err(err, errlen, "API key entry %d: same hash as entry before it",
-                              position);
+                    errbuf_set(err, errlen, "API key entry %d: same hash as entry before it",
+                               position);
                     goto err;
                 }
             self->count++;
@@ -236,18 +223,18 @@ int api_keys_hash_line(const char *key, const char *roles, const char *name, cha
     if (buf && buflen)
         buf[0] = '\0';
     if (!key || !roles || !buf) {
-        s_set_err(err, errlen, "key, roles and buffer are required");
+        errbuf_set(err, errlen, "key, roles and buffer are required");
         return -1;
     }
     size_t len = strnlen(key, API_KEYS_KEY_MAX + 1);
     if (len < API_KEYS_KEY_MIN || len > API_KEYS_KEY_MAX) {
-        s_set_err(err, errlen, "an API key must be %d to %d characters (use a generated one)",
-                  API_KEYS_KEY_MIN, API_KEYS_KEY_MAX);
+        errbuf_set(err, errlen, "an API key must be %d to %d characters (use a generated one)",
+                   API_KEYS_KEY_MIN, API_KEYS_KEY_MAX);
         return -1;
     }
     for (size_t i = 0; i < len; i++)
         if (key[i] <= ' ' || key[i] > '~') {
-            s_set_err(err, errlen, "an API key may hold only visible ASCII characters");
+            errbuf_set(err, errlen, "an API key may hold only visible ASCII characters");
             return -1;
         }
     //  Reuse the entry parser on the line itself, so that whatever this
@@ -255,7 +242,7 @@ int api_keys_hash_line(const char *key, const char *roles, const char *name, cha
     unsigned mask = 0;
     const char *why = s_parse_roles(roles, strlen(roles), &mask);
     if (why) {
-        s_set_err(err, errlen, "roles: %s", why);
+        errbuf_set(err, errlen, "roles: %s", why);
         return -1;
     }
     char canonical[64];
@@ -263,7 +250,7 @@ int api_keys_hash_line(const char *key, const char *roles, const char *name, cha
     char hex[2 * S_HASH_LEN + 1];
     if (auth_roles_format(mask, canonical, sizeof canonical) != 0 ||
         s_sha256(key, len, digest) != 0) {
-        s_set_err(err, errlen, "cannot hash the key");
+        errbuf_set(err, errlen, "cannot hash the key");
         return -1;
     }
     hex_encode(digest, S_HASH_LEN, hex);
@@ -272,14 +259,14 @@ int api_keys_hash_line(const char *key, const char *roles, const char *name, cha
                      hex, canonical);
     if (n < 0 || (size_t)n >= buflen) {
         buf[0] = '\0';
-        s_set_err(err, errlen, "buffer too small");
+        errbuf_set(err, errlen, "buffer too small");
         return -1;
     }
     s_entry_t check;
     why = s_parse_entry(buf, (size_t)n, &check);
     if (why) {
         buf[0] = '\0';
-        s_set_err(err, errlen, "%s", why);
+        errbuf_set(err, errlen, "%s", why);
         return -1;
     }
     return 0;

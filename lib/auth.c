@@ -2,12 +2,13 @@
     (see auth.h). */
 #include "auth.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "errbuf.h"
 
 struct auth_t {
     auth_jwt_t *jwt;  //  NULL = bearer tokens off
@@ -25,19 +26,6 @@ static const struct {
     {"trainer", AUTH_ROLE_TRAINER},
 };
 
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 auth_t *auth_new(auth_jwt_t **jwt_p, api_keys_t **keys_p, char *err, size_t errlen)
 {
     auth_jwt_t *jwt = jwt_p ? *jwt_p : NULL;
@@ -48,12 +36,12 @@ auth_t *auth_new(auth_jwt_t **jwt_p, api_keys_t **keys_p, char *err, size_t errl
         *keys_p = NULL;
     auth_t *self = NULL;
     if (!jwt && !keys) {
-        s_set_err(err, errlen, "authentication needs JWT verification or API keys");
+        errbuf_set(err, errlen, "authentication needs JWT verification or API keys");
         goto err;
     }
     self = calloc(1, sizeof *self);
     if (!self) {
-        s_set_err(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         goto err;
     }
     self->jwt = jwt;
@@ -106,11 +94,11 @@ auth_result_t auth_authenticate_at(const auth_t *self, const char *authorization
         err[0] = '\0';
     bool has_bearer = s_present(authorization), has_key = s_present(api_key);
     if (!has_bearer && !has_key) {
-        s_set_err(err, errlen, "no credentials");
+        errbuf_set(err, errlen, "no credentials");
         return AUTH_MISSING;
     }
     if (has_bearer && has_key) {
-        s_set_err(err, errlen, "send either a bearer token or an API key, not both");
+        errbuf_set(err, errlen, "send either a bearer token or an API key, not both");
         return AUTH_INVALID;
     }
 
@@ -118,7 +106,7 @@ auth_result_t auth_authenticate_at(const auth_t *self, const char *authorization
         char subject[API_KEYS_SUBJECT_MAX];
         unsigned roles = 0;
         if (!self->keys || api_keys_lookup(self->keys, api_key, &roles, subject, sizeof subject)) {
-            s_set_err(err, errlen, "invalid API key");
+            errbuf_set(err, errlen, "invalid API key");
             return AUTH_INVALID;
         }
         snprintf(principal->subject, sizeof principal->subject, "%s", subject);
@@ -129,15 +117,15 @@ auth_result_t auth_authenticate_at(const auth_t *self, const char *authorization
 
     const char *token = s_bearer_token(authorization);
     if (!token) {
-        s_set_err(err, errlen, "unsupported authorization scheme");
+        errbuf_set(err, errlen, "unsupported authorization scheme");
         return AUTH_MISSING;
     }
     if (!*token) {
-        s_set_err(err, errlen, "empty bearer token");
+        errbuf_set(err, errlen, "empty bearer token");
         return AUTH_INVALID;
     }
     if (!self->jwt) {
-        s_set_err(err, errlen, "bearer tokens are not accepted");
+        errbuf_set(err, errlen, "bearer tokens are not accepted");
         return AUTH_INVALID;
     }
     auth_jwt_claims_t claims;

@@ -25,12 +25,12 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "auth.h"
 
 #define S_KEYS_MAX 64
@@ -60,19 +60,6 @@ struct auth_jwt_t {
     int leeway_s;
 };
 
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void s_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static bool s_set(const char *s)
 {
     return s && *s;
@@ -84,21 +71,21 @@ static char *s_read_file(const char *path, size_t max, size_t *len, char *err, s
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        s_set_err(err, errlen, "cannot open %s", path);
+        errbuf_set(err, errlen, "cannot open %s", path);
         return NULL;
     }
     char *buf = malloc(max + 1);
     if (!buf) {
-        s_set_err(err, errlen, "out of memory reading %s", path);
+        errbuf_set(err, errlen, "out of memory reading %s", path);
         goto err;
     }
     size_t n = fread(buf, 1, max + 1, f);
     if (ferror(f)) {
-        s_set_err(err, errlen, "cannot read %s", path);
+        errbuf_set(err, errlen, "cannot read %s", path);
         goto err;
     }
     if (n > max) {
-        s_set_err(err, errlen, "%s is larger than %zu bytes", path, max);
+        errbuf_set(err, errlen, "%s is larger than %zu bytes", path, max);
         goto err;
     }
     fclose(f);
@@ -164,7 +151,7 @@ static int s_add_pkey(auth_jwt_t *self, EVP_PKEY *pkey, const char *kid, const c
     jwt_alg_t alg;
     if (EVP_PKEY_is_a(pkey, "RSA")) {
         if (EVP_PKEY_get_bits(pkey) < S_RSA_MIN_BITS) {
-            s_set_err(err, errlen, "%s: RSA key shorter than %d bits", where, S_RSA_MIN_BITS);
+            errbuf_set(err, errlen, "%s: RSA key shorter than %d bits", where, S_RSA_MIN_BITS);
             return -1;
         }
         alg = JWT_ALG_RS256;
@@ -173,16 +160,16 @@ static int s_add_pkey(auth_jwt_t *self, EVP_PKEY *pkey, const char *kid, const c
         if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
                                             NULL) ||
             OBJ_sn2nid(group) != NID_X9_62_prime256v1) {
-            s_set_err(err, errlen, "%s: EC key is not on P-256", where);
+            errbuf_set(err, errlen, "%s: EC key is not on P-256", where);
             return -1;
         }
         alg = JWT_ALG_ES256;
     } else {
-        s_set_err(err, errlen, "%s: not an RSA or EC public key", where);
+        errbuf_set(err, errlen, "%s: not an RSA or EC public key", where);
         return -1;
     }
     if (self->key_count == S_KEYS_MAX) {
-        s_set_err(err, errlen, "%s: more than %d keys", where, S_KEYS_MAX);
+        errbuf_set(err, errlen, "%s: more than %d keys", where, S_KEYS_MAX);
         return -1;
     }
 
@@ -190,7 +177,7 @@ static int s_add_pkey(auth_jwt_t *self, EVP_PKEY *pkey, const char *kid, const c
     BIO *bio = BIO_new(BIO_s_mem());
     char *data = NULL;
     if (!bio || PEM_write_bio_PUBKEY(bio, pkey) != 1) {
-        s_set_err(err, errlen, "%s: cannot encode the key as PEM", where);
+        errbuf_set(err, errlen, "%s: cannot encode the key as PEM", where);
         goto err;
     }
     long n = BIO_get_mem_data(bio, &data);
@@ -199,7 +186,7 @@ static int s_add_pkey(auth_jwt_t *self, EVP_PKEY *pkey, const char *kid, const c
     key->pem = malloc((size_t)n + 1);
     key->kid = kid ? strdup(kid) : NULL;
     if (!key->pem || (kid && !key->kid)) {
-        s_set_err(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         goto err;
     }
     memcpy(key->pem, data, (size_t)n);
@@ -240,7 +227,7 @@ static int s_load_pem(auth_jwt_t *self, const char *path, char *err, size_t errl
         }
     }
     if (!pkey)
-        s_set_err(err, errlen, "%s: no PEM public key or certificate", path);
+        errbuf_set(err, errlen, "%s: no PEM public key or certificate", path);
     else
         rc = s_add_pkey(self, pkey, NULL, path, err, errlen);
     EVP_PKEY_free(pkey);
@@ -343,7 +330,7 @@ static int s_load_jwks(auth_jwt_t *self, const char *path, char *err, size_t err
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *keys = json_object_get(root, "keys");
     if (!json_is_array(keys)) {
-        s_set_err(err, errlen, "%s: not a JWKS document (an object with a \"keys\" array)", path);
+        errbuf_set(err, errlen, "%s: not a JWKS document (an object with a \"keys\" array)", path);
         goto done;
     }
     size_t i;
@@ -353,7 +340,7 @@ static int s_load_jwks(auth_jwt_t *self, const char *path, char *err, size_t err
         char where[S_WHERE_MAX];
         snprintf(where, sizeof where, "%s: key %zu", path, i);
         if (!json_is_object(jwk)) {
-            s_set_err(err, errlen, "%s is not an object", where);
+            errbuf_set(err, errlen, "%s is not an object", where);
             goto done;
         }
         const char *kty = json_string_value(json_object_get(jwk, "kty"));
@@ -362,11 +349,12 @@ static int s_load_jwks(auth_jwt_t *self, const char *path, char *err, size_t err
         json_t *kid_js = json_object_get(jwk, "kid");
         const char *kid = json_string_value(kid_js);
         if (!kty) {
-            s_set_err(err, errlen, "%s has no kty", where);
+            errbuf_set(err, errlen, "%s has no kty", where);
             goto done;
         }
         if (kid_js && (!kid || strlen(kid) > S_KID_MAX)) {
-            s_set_err(err, errlen, "%s: kid is not a string of at most %d bytes", where, S_KID_MAX);
+            errbuf_set(err, errlen, "%s: kid is not a string of at most %d bytes", where,
+                       S_KID_MAX);
             goto done;
         }
         //  Encryption keys and other algorithms share key sets with
@@ -386,7 +374,7 @@ static int s_load_jwks(auth_jwt_t *self, const char *path, char *err, size_t err
         } else
             continue;
         if (!pkey) {
-            s_set_err(err, errlen, "%s: invalid %s public key", where, kty);
+            errbuf_set(err, errlen, "%s: invalid %s public key", where, kty);
             goto done;
         }
         int added = s_add_pkey(self, pkey, kid, where, err, errlen);
@@ -395,7 +383,7 @@ static int s_load_jwks(auth_jwt_t *self, const char *path, char *err, size_t err
             goto done;
     }
     if (self->key_count == before) {
-        s_set_err(err, errlen, "%s: no RS256 or ES256 signing key", path);
+        errbuf_set(err, errlen, "%s: no RS256 or ES256 signing key", path);
         goto done;
     }
     rc = 0;
@@ -409,21 +397,21 @@ done:
 auth_jwt_t *auth_jwt_new(const auth_jwt_config_t *config, char *err, size_t errlen)
 {
     if (!config) {
-        s_set_err(err, errlen, "no JWT configuration");
+        errbuf_set(err, errlen, "no JWT configuration");
         return NULL;
     }
     if (!s_set(config->hs256_secret) && !s_set(config->public_key_file) &&
         !s_set(config->jwks_file)) {
-        s_set_err(err, errlen, "JWT: neither an HS256 secret nor a public key file is set");
+        errbuf_set(err, errlen, "JWT: neither an HS256 secret nor a public key file is set");
         return NULL;
     }
     if (config->leeway_s > AUTH_JWT_LEEWAY_MAX) {
-        s_set_err(err, errlen, "JWT leeway must be at most %d seconds", AUTH_JWT_LEEWAY_MAX);
+        errbuf_set(err, errlen, "JWT leeway must be at most %d seconds", AUTH_JWT_LEEWAY_MAX);
         return NULL;
     }
     const char *roles_claim = s_set(config->roles_claim) ? config->roles_claim : "roles";
     if (strlen(roles_claim) > S_CLAIM_NAME_MAX) {
-        s_set_err(err, errlen, "JWT roles claim name longer than %d bytes", S_CLAIM_NAME_MAX);
+        errbuf_set(err, errlen, "JWT roles claim name longer than %d bytes", S_CLAIM_NAME_MAX);
         return NULL;
     }
 
@@ -434,7 +422,7 @@ auth_jwt_t *auth_jwt_new(const auth_jwt_config_t *config, char *err, size_t errl
     if (s_set(config->hs256_secret)) {
         self->secret_len = strlen(config->hs256_secret);
         if (self->secret_len < S_HS256_MIN_SECRET) {
-            s_set_err(err, errlen, "JWT HS256 secret shorter than %d bytes", S_HS256_MIN_SECRET);
+            errbuf_set(err, errlen, "JWT HS256 secret shorter than %d bytes", S_HS256_MIN_SECRET);
             goto err;
         }
         self->secret = malloc(self->secret_len);
@@ -453,7 +441,7 @@ auth_jwt_t *auth_jwt_new(const auth_jwt_config_t *config, char *err, size_t errl
         goto err;
     return self;
 oom:
-    s_set_err(err, errlen, "out of memory");
+    errbuf_set(err, errlen, "out of memory");
 err:
     auth_jwt_destroy(&self);
     return NULL;
@@ -749,7 +737,7 @@ done:
         //  where a later TLS call on the same thread would find them.
         ERR_clear_error();
         memset(claims, 0, sizeof *claims);
-        s_set_err(err, errlen, "%s", reason);
+        errbuf_set(err, errlen, "%s", reason);
         return -1;
     }
     return 0;

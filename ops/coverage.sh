@@ -88,18 +88,10 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Runs a command as its own process group (ctest and everything under it),
-# so that an interrupt stops the whole group (see ops/test.sh's run()).
-run() {
-    set -m
-    "$@" </dev/null &
-    CHILD=$!
-    set +m
-    local rc=0
-    wait "$CHILD" || rc=$?
-    CHILD=0
-    return "$rc"
-}
+# run CMD...: a step as its own process group (ctest and everything under
+# it), so that an interrupt stops the whole group.
+# shellcheck source=ops/run-group.sh
+source "$REPO/ops/run-group.sh"
 
 if ! command -v gcovr >/dev/null 2>&1; then
     # A Debian package (ops/install-deps.sh lists it); installed here too so

@@ -79,20 +79,10 @@ print_summary() {
     fi
 }
 
-# Runs a command as its own process group and waits for it. A signal to
-# this script then interrupts the wait at once (bash defers traps while a
-# foreground child runs), and on_signal can stop the whole group (ctest and
-# the test processes under it) by its id.
-run() {
-    set -m
-    "$@" </dev/null &
-    CHILD=$!
-    set +m
-    local rc=0
-    wait "$CHILD" || rc=$?
-    CHILD=0
-    return "$rc"
-}
+# run CMD...: a step as its own process group, CHILD its id; on_signal
+# stops the whole group (ctest and the test processes under it).
+# shellcheck source=ops/run-group.sh
+source "$REPO/ops/run-group.sh"
 
 stop_child() {
     ((CHILD)) || return 0

@@ -53,6 +53,7 @@
 #include "ingestor_metrics.h"
 #include "ingestor_notify.h"
 #include "ingestor_pipeline.h"
+#include "kafka_trace.h"
 #include "log.h"
 #include "trace.h"
 
@@ -239,24 +240,6 @@ static void s_on_revoke(void *arg)
     self->stats.dropped_on_revoke += dropped;
 }
 
-//  The W3C context a producer put in the message's "traceparent" header
-//  (W3C's Kafka convention), into out; false if none or malformed.
-static bool s_message_context(const ingestor_message_t *m, trace_ctx_t *out)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *value = NULL;
-    size_t size = 0;
-    char text[TRACE_TRACEPARENT_LEN + 1];
-    if (rd_kafka_message_headers(m->msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, "traceparent", &value, &size) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !value || size != TRACE_TRACEPARENT_LEN)
-        return false;
-    memcpy(text, value, size);
-    text[size] = '\0';
-    return trace_ctx_parse(text, out) == 0;
-}
-
 //  A consumer span for the message, child of its producer's context when
 //  it has one; NULL when tracing is off (headers are not even read then)
 //  or not sampled. traceparent gets what the event's notice carries on:
@@ -268,7 +251,9 @@ static trace_span_t *s_consume_span(self_t *self, const ingestor_message_t *m,
     if (!tracer_enabled(self->tracer))
         return NULL;
     trace_ctx_t parent;
-    bool has_parent = s_message_context(m, &parent);
+    rd_kafka_headers_t *hdrs = NULL;
+    bool has_parent = rd_kafka_message_headers(m->msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                      kafka_trace_context(hdrs, &parent);
     trace_span_t *span = tracer_start(self->tracer, "kafka.consume", TRACE_KIND_CONSUMER,
                                       has_parent ? &parent : NULL);
     trace_span_set_str(span, "messaging.system", "kafka");

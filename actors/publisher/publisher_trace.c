@@ -2,32 +2,15 @@
     publisher_trace.h). */
 #include "publisher_trace.h"
 
-#include <string.h>
-
+#include "kafka_trace.h"
 #include "log.h"
-
-//  The context in the "traceparent" header, into ctx; false if none or
-//  malformed (then the span starts a new trace).
-static bool s_header_context(rd_kafka_headers_t *hdrs, trace_ctx_t *ctx)
-{
-    const void *value = NULL;
-    size_t size = 0;
-    char text[TRACE_TRACEPARENT_LEN + 1];
-    if (rd_kafka_header_get_last(hdrs, "traceparent", &value, &size) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !value || size != TRACE_TRACEPARENT_LEN)
-        return false;
-    memcpy(text, value, size);
-    text[size] = '\0';
-    return trace_ctx_parse(text, ctx) == 0;
-}
 
 trace_span_t *publisher_trace_produce(tracer_t *tracer, rd_kafka_headers_t *hdrs, const char *topic)
 {
     if (!tracer_enabled(tracer))
         return NULL;
     trace_ctx_t parent;
-    bool has_parent = s_header_context(hdrs, &parent);
+    bool has_parent = kafka_trace_context(hdrs, &parent);
     trace_span_t *span =
         tracer_start(tracer, "kafka.produce", TRACE_KIND_PRODUCER, has_parent ? &parent : NULL);
     if (!span)
@@ -39,10 +22,10 @@ trace_span_t *publisher_trace_produce(tracer_t *tracer, rd_kafka_headers_t *hdrs
     trace_traceparent(span, NULL, text);
     //  Replace, never add a second one: a consumer takes the last, but
     //  another reader might take the first.
-    rd_kafka_resp_err_t rc = rd_kafka_header_remove(hdrs, "traceparent");
+    rd_kafka_resp_err_t rc = rd_kafka_header_remove(hdrs, KAFKA_TRACE_HEADER);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && rc != RD_KAFKA_RESP_ERR__NOENT)
         log_warn("publisher: traceparent header not removed: %s", rd_kafka_err2str(rc));
-    else if ((rc = rd_kafka_header_add(hdrs, "traceparent", -1, text, -1)) !=
+    else if ((rc = rd_kafka_header_add(hdrs, KAFKA_TRACE_HEADER, -1, text, -1)) !=
              RD_KAFKA_RESP_ERR_NO_ERROR)
         log_warn("publisher: traceparent header not added: %s", rd_kafka_err2str(rc));
     return span;

@@ -96,9 +96,10 @@ static void s_trace_phase(trainer_worker_t *self, const char *phase, int iterati
         self->span_iterations = iteration + 1;
 }
 
-static void s_set_phase(trainer_worker_t *self, const char *phase, double percent)
+//  The phase in the status (and its span); iteration < 0: none.
+static void s_set_phase(trainer_worker_t *self, const char *phase, int iteration, double percent)
 {
-    s_trace_phase(self, phase, -1);
+    s_trace_phase(self, phase, iteration);
     pthread_mutex_lock(&self->mutex);
     snprintf(self->status.phase, sizeof self->status.phase, "%s", phase ? phase : "");
     if (percent >= 0)
@@ -165,8 +166,7 @@ static int s_progress(const char *phase, int iteration, double percent, void *ar
     trainer_worker_t *self = arg;
     if (atomic_load(&self->stopping))
         return -1;
-    s_trace_phase(self, phase, iteration);
-    s_set_phase(self, phase, percent);
+    s_set_phase(self, phase, iteration, percent);
     double now = s_mono();
     if (now - self->last_progress < PROGRESS_INTERVAL_S && percent < 100)
         return 0;
@@ -275,7 +275,7 @@ static int s_run(trainer_worker_t *self, const model_registry_claim_t *claim, ch
     //  The request's end date is inclusive; the loader's bound exclusive.
     if (claim->has_end)
         opts.end_time = claim->end_us / 1000000 + 1;
-    s_set_phase(self, "load", 0);
+    s_set_phase(self, "load", -1, 0);
     training_data_t *data = training_data_load(self->conn, &opts, err, errlen);
     if (!data) {
         json_decref(weights);
@@ -305,7 +305,7 @@ static int s_run(trainer_worker_t *self, const model_registry_claim_t *claim, ch
     char key[256];
     snprintf(key, sizeof key, "models/%s/v%d-%s.rca", claim->model_type, claim->version,
              claim->model_id);
-    s_set_phase(self, "upload", 99);
+    s_set_phase(self, "upload", -1, 99);
     char why[512];
     if (artifact_store_put(self->store, local, key, why, sizeof why) != 0) {
         log_error("trainer: artifact upload failed: %s", why);

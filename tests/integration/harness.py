@@ -173,14 +173,17 @@ class Service:
         finally:
             conn.close()
 
-    def api(self, method, path, body=None, timeout=10):
+    def api(self, method, path, body=None, timeout=10, headers=None):
         """One JSON request: (status, the parsed body, or the raw bytes when
-        it is not JSON). body (any JSON value) is sent as application/json."""
+        it is not JSON). body (any JSON value) is sent as application/json;
+        headers (a dict) are sent too."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
+            sent = dict(headers or {})
+            if body is not None:
+                sent["Content-Type"] = "application/json"
             conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                         headers=headers)
+                         headers=sent)
             resp = conn.getresponse()
             data = resp.read()
             try:

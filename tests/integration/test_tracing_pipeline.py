@@ -19,7 +19,6 @@ refreshed GET /api/v1/recs/{user} with a traceparent: the
           RecommendationsRefreshed event is produced under a PRODUCER span
           of the request's trace, whose context is the message's header.
 """
-import http.client
 import json
 import subprocess
 import time
@@ -44,21 +43,6 @@ def parts(traceparent):
     return trace_id, span_id
 
 
-def request(svc, method, path, body=None, traceparent=None):
-    conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=10)
-    try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if traceparent:
-            headers["traceparent"] = traceparent
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, json.loads(data) if data else None
-    finally:
-        conn.close()
-
-
 def kafka_messages(brokers, topic):
     """Every message of topic as (key, value, {header: value})."""
     out = subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-q",
@@ -72,6 +56,17 @@ def kafka_messages(brokers, topic):
         key, value, hdrs = line.split("\t", 2)
         msgs.append((key, value, dict(h.split("=", 1) for h in hdrs.split(",") if "=" in h)))
     return msgs
+
+
+def wait_messages(brokers, topic, pred, timeout=20):
+    """The messages of topic matching pred, polled until there is one (or
+    timeout seconds passed: then [])."""
+    deadline = time.time() + timeout
+    while True:
+        msgs = [m for m in kafka_messages(brokers, topic) if pred(m)]
+        if msgs or time.time() > deadline:
+            return msgs
+        time.sleep(0.5)
 
 
 def one(spans, what, pred):
@@ -120,8 +115,8 @@ def check_consume(svc, rx, kafka):
 def check_training(svc, rx, kafka):
     given = new_traceparent()
     trace_id, parent_id = parts(given)
-    status, doc = request(svc, "POST", "/api/v1/recs/train", {"model_type": "popularity"},
-                          traceparent=given)
+    status, doc = svc.api("POST", "/api/v1/recs/train", {"model_type": "popularity"},
+                          headers={"traceparent": given})
     check(status == 202, f"training queued ({status} {doc})")
     model_id = doc["model_id"]
     job = rx.wait_for_spans(lambda s: s["traceId"] == trace_id and s["name"] == "training.job",
@@ -157,7 +152,9 @@ def check_training(svc, rx, kafka):
         span = by_topic[topic]
         check(span["kind"] == PRODUCER and span["parentSpanId"] == gw["spanId"],
               f"{topic}: a PRODUCER span under the request's span (the run's context)")
-        msgs = [m for m in kafka_messages(kafka.brokers, topic) if m[0] == model_id]
+        # The span ends when the message is handed to librdkafka; its
+        # delivery to the broker may come a moment later.
+        msgs = wait_messages(kafka.brokers, topic, lambda m, key=model_id: m[0] == key)
         check(len(msgs) == 1, f"{topic}: one message for {model_id} ({len(msgs)})")
         header = msgs[0][2].get("traceparent", "")
         check(header.split("-")[1:3] == [trace_id, span["spanId"]],
@@ -169,8 +166,8 @@ def check_refreshed(svc, rx, kafka):
     given = new_traceparent()
     trace_id, _ = parts(given)
     user = "7"
-    status, doc = request(svc, "GET", f"/api/v1/recs/{user}?limit=5&type=popularity",
-                          traceparent=given)
+    status, doc = svc.api("GET", f"/api/v1/recs/{user}?limit=5&type=popularity",
+                          headers={"traceparent": given})
     check(status == 200 and doc["source"] != "cache", f"a fresh list for {user} ({status} {doc})")
     spans = rx.wait_for_spans(lambda s: s["traceId"] == trace_id and s["name"] == "kafka.produce",
                               timeout=20)
@@ -181,13 +178,8 @@ def check_refreshed(svc, rx, kafka):
     parent = [s for s in rx.trace(trace_id) if s["spanId"] == span["parentSpanId"]]
     check(parent and parent[0]["resource"].get("service.instance.id", "").startswith("ranker"),
           "its parent is a span of the ranker that computed the list")
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        msgs = [m for m in kafka_messages(kafka.brokers, TOPIC_REFRESHED)
-                if m[2].get("traceparent", "").split("-")[1:2] == [trace_id]]
-        if msgs:
-            break
-        time.sleep(0.5)
+    msgs = wait_messages(kafka.brokers, TOPIC_REFRESHED,
+                         lambda m: m[2].get("traceparent", "").split("-")[1:2] == [trace_id])
     check(msgs and msgs[0][2]["traceparent"].split("-")[2] == span["spanId"],
           "the message's traceparent names its producer span")
 
