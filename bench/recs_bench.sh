@@ -8,6 +8,11 @@
 # A miss is forced by a random `exclude` id per request (a new cache
 # variant every time), so the ranker scores every request.
 #
+# (b0), on the first size only, is the same miss path with type=popularity:
+# Redis lookup, ranker round trip, write-behind, but the ranker answers
+# from its popularity list instead of scoring a model. It is the floor of
+# the pipeline on this machine, against which (b)'s model cost shows.
+#
 # Needs the dev stack (eval "$(ops/devstack.sh env)"): each size gets a
 # fresh database recsd_bench_<size> on that server, dropped at the end.
 # Usage: bench/recs_bench.sh [sizes="10000 100000 1000000"] [duration_s=10]
@@ -95,7 +100,9 @@ done = function(summary, latency, requests)
   io.write(string.format("sources %d responses, %d from cache, %d fallback\n", n, h, f))
 end
 LUA
+sed 's/type=collaborative/type=popularity/' "$work/miss.lua" >"$work/floor.lua"
 cat "$work/hooks.lua" >>"$work/miss.lua"
+cat "$work/hooks.lua" >>"$work/floor.lua"
 cp "$work/hooks.lua" "$work/hit.lua"
 
 echo "wrk -t2 -c$conns -d${dur}s; rankers=$rankers; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -106,6 +113,8 @@ for n in $sizes; do
   export RECSD_PG_DSN=$base/$db RECSD_ARTIFACT_URL=file://$work/artifacts-$n
   "$bin" migrate >/dev/null 2>&1
   "$synth" "$n" 10000 20 64 >/dev/null
+  # Autovacuum would analyse the 200,000 new rows in the middle of a run.
+  psql "$RECSD_PG_DSN" -qc "VACUUM ANALYZE" >/dev/null
   port=$(free_port)
   RECSD_RUNTIME_DIR=$work/rt-$n RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT=$port RECSD_LOG_LEVEL=warn RECSD_RATE_LIMIT=0 \
     RECSD_ACTORS=ranker:$rankers,http-gateway RECSD_TRAIN_INTERVAL_S=0 \
@@ -120,6 +129,8 @@ for n in $sizes; do
   curl -fs "$url" >/dev/null # now cached
   [ "$n" = "$(echo "$sizes" | awk '{print $1}')" ] &&
     run "(a) cache hit (same user)" "$url" "$work/hit.lua"
+  [ "$n" = "$(echo "$sizes" | awk '{print $1}')" ] &&
+    run "(b0) miss, popularity list (no model)" "$url" "$work/floor.lua"
   run "(b) miss, $n videos, 64 factors" "$url" "$work/miss.lua"
   stop_recsd; drop_db
 done

@@ -44,6 +44,22 @@ static void s_sift_up(const float *scores, int32_t *heap, int32_t at)
     }
 }
 
+//  Scores looked at together once the heap is full: a block none of whose
+//  scores reaches the floor is passed over with one branch. The count
+//  below has no early exit, so the compiler vectorises it; with 10,000
+//  videos and N = 26 nearly every block is passed over (the ranker spent
+//  ~15 us per request here scalar).
+#define S_BLOCK 64
+
+//  How many of block[0..S_BLOCK) are >= floor (NaN never is).
+static int s_reaching(const float *block, float floor)
+{
+    int reaching = 0;
+    for (int j = 0; j < S_BLOCK; j++)
+        reaching += block[j] >= floor;
+    return reaching;
+}
+
 int32_t topn_select(const float *scores, int32_t count, const bool *skip, int32_t *out, int32_t n)
 {
     if (n <= 0)
@@ -54,6 +70,11 @@ int32_t topn_select(const float *scores, int32_t count, const bool *skip, int32_
     //  on to s_worse, which breaks it by index.
     float floor = -INFINITY;
     for (int32_t i = 0; i < count; i++) {
+        if (len == n && i % S_BLOCK == 0 && count - i >= S_BLOCK &&
+            s_reaching(scores + i, floor) == 0) {
+            i += S_BLOCK - 1; //  nothing here can enter the heap
+            continue;
+        }
         float score = scores[i];
         if (!isfinite(score) || (skip && skip[i]))
             continue;

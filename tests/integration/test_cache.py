@@ -74,8 +74,12 @@ def main():
                   f"the repeat comes from the cache ({second.get('source')})")
             check(metric(svc, r'^recsd_gateway_cache_requests_total\{level="l1",result="hit"\} '
                               r'(\d+)') >= 1, "/metrics counts the in-process hit")
-            hlen = subprocess.run(["redis-cli", "-p", str(redis.port), "HLEN", "recsd:recs:1"],
-                                  capture_output=True, text=True).stdout.strip()
+            # Redis writes are behind the request (batched for up to 2 ms).
+            def stored():
+                out = subprocess.run(["redis-cli", "-p", str(redis.port), "HLEN", "recsd:recs:1"],
+                                     capture_output=True, text=True).stdout.strip()
+                return out if out.isdigit() and int(out) >= 1 else None
+            hlen = svc.wait_for(stored, 5, "user 1's lists in Redis")
             check(hlen.isdigit() and int(hlen) >= 1, f"Redis holds user 1's lists ({hlen} fields)")
 
             # A new VideoWatched of the top video: the next answer is fresh

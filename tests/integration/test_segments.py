@@ -108,10 +108,14 @@ def main():
             # every second) confirms the model: soon after the first answer.
             svc.wait_for(lambda: get(svc, url_a)["source"] == "cache", 10,
                          "a cached answer for new-a")
-            ref = redis_cli(redis, "HVALS", f"recsd:recs:new-a-{tag}")
+            # Redis writes are behind the request (batched for up to 2 ms).
+            ref = svc.wait_for(lambda: (v := redis_cli(redis, "HVALS", f"recsd:recs:new-a-{tag}"))
+                               .count("@all") >= 1 and v, 5, "the user's hash in Redis")
             check(ref.count("@all") >= 1 and "items" not in ref,
                   f"the user's hash holds a reference, not a copy: {ref[:200]}")
-            seg = redis_cli(redis, "HVALS", "recsd:recs-segment:all")
+            seg = svc.wait_for(lambda: "items" in (v := redis_cli(redis, "HVALS",
+                                                               "recsd:recs-segment:all")) and v,
+                               5, "the segment's hash in Redis")
             check("items" in seg, "the segment's hash holds the list")
             ttl = int(redis_cli(redis, "TTL", "recsd:recs-segment:all").split()[-1])
             check(0 < ttl <= 300, f"segment TTL {ttl} s (RECSD_CACHE_SEGMENT_TTL_S 300)")
