@@ -4,18 +4,25 @@ Prometheus scraping a real recsd.
 
 1. promtool checks the rule files and runs their unit tests
    (ops/prometheus/tests/*.yml: every alert firing and not firing).
-2. A private `recsd run` (all five actors, its own database and mock Kafka)
-   and a Prometheus (temp dir, free loopback port, 1 s scrape and rule
-   evaluation) that scrapes it as job "recsd" with the rule files loaded.
+2. A private `recsd run` (all five actors, its own database and mock Kafka,
+   tracing on: OTEL_EXPORTER_OTLP_ENDPOINT points at a real OTLP/HTTP
+   receiver in this process, otlp_receiver.py, because
+   recsd_trace_spans_total, which RecsdTraceSpansLost reads, exists only
+   with tracing on) and a Prometheus (temp dir, free loopback port, 1 s
+   scrape and rule evaluation) that scrapes it as job "recsd" with the rule
+   files loaded.
 3. Prometheus sees the target up and the actors' series; every raw metric
    name the rules read exists in what recsd exports (so a renamed metric
    breaks this test, not the pager); every rule is loaded and evaluates
    without error; the recording rules compute from live data (answers,
-   error ratio 0, per-pod p95).
+   error ratio 0, per-pod p95, span rate with a loss ratio of 0).
 4. The ranker is frozen (SIGSTOP): the gateway answers from its fallback,
    the supervisor kills and restarts the ranker after its heartbeat timeout,
    and Prometheus computes an error ratio above 1% and a ranker restart, and
    holds RecsdRecommendationErrorRateHigh pending.
+5. The collector answers 503: the traced actors count failed exports,
+   Prometheus computes a span loss ratio above 1% and holds
+   RecsdTraceSpansLost pending (for: 15m), severity warning.
 
 Needs Debian's `prometheus` package (prometheus and promtool): without it
 the test fails and says so. Needs RECSD_BIN, RECSD_PG_DSN, RECSD_REDIS_URL
@@ -36,6 +43,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Service, check, fail, free_port, require_env  # noqa: E402
+from otlp_receiver import OtlpReceiver  # noqa: E402
 from test_ingest import Database, Kafka, make_events, service_env, wait_assigned  # noqa: E402
 
 SOURCE = os.environ.get("RECSD_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
@@ -178,14 +186,23 @@ def main():
     run([promtool, "test", "rules", *tests], "promtool test rules (each alert firing and not)")
     wanted = rule_metric_names()
     check(len(wanted) >= 8, f"the rules read {len(wanted)} recsd metrics: {sorted(wanted)}")
+    # Not an allow-list: the recsd below runs with tracing on, so this
+    # series must be scraped like every other one.
+    check("recsd_trace_spans_total" in wanted,
+          "the rules read recsd_trace_spans_total (exported only with tracing on)")
 
     # 2. A real recsd and a real Prometheus scraping it.
     tag = uuid.uuid4().hex[:8]
     kafka, db = Kafka(tag, prefix="prom", catalogue=True), Database(f"prom_{tag}")
     prom = None
+    rx = OtlpReceiver().start()
     try:
+        # Tracing on (default sampler: every request), exporting to the
+        # receiver every 100 ms.
         env = service_env(kafka, db.dsn, {"RECSD_RANKER_DEADLINE_MS": "500",
-                                          "RECSD_HEARTBEAT_TIMEOUT_MS": "3000"})
+                                          "RECSD_HEARTBEAT_TIMEOUT_MS": "3000",
+                                          "OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint,
+                                          "OTEL_BSP_SCHEDULE_DELAY": "100"})
         with Service(env=env) as svc:
             wait_assigned(svc)
             # The gateway prints a route's series from its first request on:
@@ -253,8 +270,29 @@ def main():
                 'namespace_pod:recsd_http_request_duration_seconds:p95_2m{pod="recsd-it-0"} > 0')),
                 30, "the per-pod p95 the HPA reads (a number, not NaN)")
             check(0 < p95 <= 2.5, f"per-pod p95 for the HPA recorded: {p95 * 1000:.1f} ms")
+            # Tracing: every traced actor's three counters (at least the
+            # gateway's and the ranker's, which trace every request), spans
+            # exported (no more than the receiver got), nothing lost.
+            def span_counters():
+                keys = {(r["metric"]["actor"], r["metric"]["result"])
+                        for r in prom.query('recsd_trace_spans_total{job="recsd"}')}
+                actors = {a for a, _ in keys}
+                whole = keys == {(a, r) for a in actors for r in ("exported", "dropped", "failed")}
+                return whole and {"http-gateway", "ranker"} <= actors and sorted(actors)
+            actors = prom.wait(span_counters, 30, "the span counters of gateway and ranker")
+            check(True, f"recsd_trace_spans_total scraped (exported, dropped, failed) for {actors}")
+            span_rate = prom.wait(lambda: (v := value(prom.query(
+                'namespace_job:recsd_trace_spans:rate10m{job="recsd"}'))) and v > 0 and v, 30,
+                "the span rate to be recorded")
+            exported = value(prom.query('sum(recsd_trace_spans_total{job="recsd",result="exported"})'))
+            received = len(rx.spans())
+            loss = value(prom.query('namespace_job:recsd_trace_spans_loss_ratio:rate10m{job="recsd"}'))
+            check(0 < exported <= received and loss == 0.0,
+                  f"span rate {span_rate:.3f}/s, {exported:.0f} exported ({received} received by "
+                  f"the collector), loss ratio {loss}")
             firing = [a["labels"]["alertname"] for a in prom.api("alerts")["alerts"]]
             check("RecsdRecommendationErrorRateHigh" not in firing and
+                  "RecsdTraceSpansLost" not in firing and
                   "RecsdTargetDown" not in firing, f"healthy service, alerts active: {firing}")
 
             # 4. Freeze the ranker: fallback answers, then a kill and restart.
@@ -281,9 +319,26 @@ def main():
                 'namespace_job_actor:recsd_actor_restarts:increase15m{actor="ranker"} > 0')),
                 30, "the ranker restart in the recorded restarts")
             check(restarts > 0, f"ranker restarts recorded by Prometheus: {restarts:.2f}")
+
+            # 5. The collector fails every export: spans lost.
+            rx.status = 503
+            codes = [svc.get(RECS, timeout=10)[0] for _ in range(20)]
+            check(codes == [200] * 20, "20 answers while the collector answers 503")
+            loss = prom.wait(lambda: (v := value(prom.query(
+                'namespace_job:recsd_trace_spans_loss_ratio:rate10m{job="recsd"}'))) and v > 0.01
+                and v, 30, "a span loss ratio above 1%")
+            failed = value(prom.query('sum(recsd_trace_spans_total{job="recsd",result="failed"})'))
+            check(failed > 0, f"span loss ratio recorded: {loss:.3f} ({failed:.0f} spans failed)")
+            pending = prom.wait(lambda: [a for a in prom.api("alerts")["alerts"]
+                                         if a["labels"]["alertname"] == "RecsdTraceSpansLost"],
+                                30, "RecsdTraceSpansLost to become active")
+            check(pending[0]["state"] == "pending" and pending[0]["labels"]["severity"] ==
+                  "warning", f"RecsdTraceSpansLost {pending[0]['state']} (for: 15m), "
+                  "severity warning")
     finally:
         if prom:
             prom.close()
+        rx.stop()
         kafka.close()
         db.close()
     print("PASS: Prometheus scrapes recsd and evaluates the rules", flush=True)
