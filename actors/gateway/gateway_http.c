@@ -175,11 +175,12 @@ static int s_recs_params(struct MHD_Connection *conn, const char *url, proto_rec
     return 0;
 }
 
-//  A cached answer for user/variant, re-stamped for this request: source
-//  "cache", this request's id, and this user (a segment's list was
-//  rendered for whichever user computed it first). Returns a body the
-//  caller owns, or NULL on a miss (or a cached body that no longer
-//  parses: treated as a miss).
+//  A cached answer for user/variant, stamped for this request: source
+//  "cache", this request's id, and this user (a segment's list is shared
+//  by its users). The cache holds shared parts (gateway_recs.h), so this
+//  is two copies, not a JSON parse and re-serialisation. Returns a body
+//  the caller owns, or NULL on a miss (or a value that is not a shared
+//  part, e.g. a whole body an older gateway cached: treated as a miss).
 static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *variant,
                          const char *request_id, trace_span_t *span)
 {
@@ -189,31 +190,19 @@ static char *s_cache_hit(gateway_http_t *self, const char *user_id, const char *
         gateway_cache_get_user_traced(self->deps.cache, user_id, variant, &len, &level, span);
     if (!cached)
         return NULL;
-    json_t *doc = json_loadb(cached, len, 0, NULL);
-    free(cached);
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        return NULL;
-    }
-    json_object_set_new(doc, "source", json_string("cache"));
-    json_t *user = json_string(user_id);
-    if (!user) { //  ids were checked as printable ASCII: out of memory
-        json_decref(doc);
-        return NULL;
-    }
-    json_object_set_new(doc, "user_id", user);
-    if (request_id)
-        json_object_set_new(doc, "request_id", json_string(request_id));
-    if (span) {
+    char *body =
+        gateway_recs_stamp(cached, len, user_id, "cache", request_id ? request_id : "", NULL);
+    if (body && span) { //  traced: worth a parse for the span's attributes
+        json_t *doc = json_loadb(cached, len, 0, NULL);
         trace_span_set_str(span, "recsd.cache.level", level == GATEWAY_CACHE_L1 ? "lru" : "redis");
         trace_span_set_str(span, "recsd.model_id",
                            json_string_value(json_object_get(doc, "model_id")));
         trace_span_set_str(span, "recsd.type", json_string_value(json_object_get(doc, "type")));
         trace_span_set_int(span, "recsd.items",
                            (int64_t)json_array_size(json_object_get(doc, "items")));
+        json_decref(doc);
     }
-    char *body = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
+    free(cached);
     return body;
 }
 
@@ -413,7 +402,13 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
                                     .request_id = request_id,
                                     .experiment_id = ab ? ab->experiment_id : NULL,
                                     .variant = ab ? ab->variant : NULL};
-        body = gateway_recs_render_meta(user_id, items, count, &meta, &len);
+        //  The list's shared part is what the cache keeps; this answer is
+        //  it stamped with the request's head.
+        size_t shared_len = 0;
+        char *shared = gateway_recs_render_shared(items, count, &meta, &shared_len);
+        body = shared
+                   ? gateway_recs_stamp(shared, shared_len, user_id, meta.source, request_id, &len)
+                   : NULL;
         //  Only a model's list is kept: a fallback must not outlive the
         //  reason for it. The variant names the model the requested type
         //  is served by, which must be the registry's active one.
@@ -437,10 +432,11 @@ static void s_handle_recs(gateway_http_t *self, struct MHD_Connection *conn, con
                                   q->explain, exclude, variant_key) == 0) {
             if (rep->segment[0])
                 gateway_cache_set_user_segment(self->deps.cache, user_id, variant, rep->segment,
-                                               body, len);
+                                               shared, shared_len);
             else
-                gateway_cache_set_user(self->deps.cache, user_id, variant, body, len);
+                gateway_cache_set_user(self->deps.cache, user_id, variant, shared, shared_len);
         }
+        free(shared);
     } else {
         uint64_t suppressed = 0;
         if (gateway_ranker_warn_due(self->deps.ranker, RANKER_WARN_INTERVAL_MS, &suppressed))

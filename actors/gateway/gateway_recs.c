@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -96,9 +97,11 @@ bool gateway_recs_excluded(const proto_recs_req_t *req, const char *video_id)
     return false;
 }
 
-//  extended: add type, model_version and (with meta->explain) reasons.
-static char *s_render(const char *user_id, const gateway_recs_item_t *items, size_t count,
-                      const gateway_recs_meta_t *meta, bool extended, size_t *len)
+//  The part of a body every request for the same list shares: all but
+//  user_id, source and request_id. extended: add type, model_version and
+//  (with meta->explain) reasons.
+static char *s_render_shared(const gateway_recs_item_t *items, size_t count,
+                             const gateway_recs_meta_t *meta, bool extended, size_t *len)
 {
     char *text = NULL;
     char when[40];
@@ -125,9 +128,7 @@ static char *s_render(const char *user_id, const gateway_recs_item_t *items, siz
     }
     const char *model_id = meta->model_id;
     json_t *model = model_id && *model_id ? json_string(model_id) : json_null();
-    doc = json_pack("{s:s, s:O, s:s, s:o?, s:s, s:s}", "user_id", user_id, "items", list, "source",
-                    meta->source, "model_id", model, "generated_at", when, "request_id",
-                    meta->request_id);
+    doc = json_pack("{s:O, s:o?, s:s}", "items", list, "model_id", model, "generated_at", when);
     if (!doc)
         goto done;
     if (extended) {
@@ -150,6 +151,80 @@ done:
     json_decref(doc);
     json_decref(list);
     return text;
+}
+
+//  Appends s as a JSON string (quoted, escaped by jansson) at out + *at,
+//  within outlen. Returns 0, or -1 (not UTF-8, out of memory, no room).
+static int s_put_string(char *out, size_t outlen, size_t *at, const char *s)
+{
+    json_t *str = json_string(s);
+    if (!str)
+        return -1;
+    size_t n = json_dumpb(str, out + *at, outlen - *at, JSON_ENCODE_ANY);
+    json_decref(str);
+    if (n == 0 || n > outlen - *at)
+        return -1;
+    *at += n;
+    return 0;
+}
+
+char *gateway_recs_stamp(const char *shared, size_t shared_len, const char *user_id,
+                         const char *source, const char *request_id, size_t *len)
+{
+    static const char lead[] = "{\"items\":";
+    if (!shared || shared_len < sizeof lead || memcmp(shared, lead, sizeof lead - 1) != 0 ||
+        shared[shared_len - 1] != '}' || !user_id || !source || !request_id)
+        return NULL;
+    //  Ids are bounded (PROTO_ID_MAX; request ids are shorter) and escaping
+    //  at most sextuples a byte (\u00XX).
+    char head[6 * (2 * PROTO_ID_MAX + PROTO_STATE_MAX + 3) + 64];
+    size_t at = 0;
+    if (strlen(user_id) > PROTO_ID_MAX || strlen(request_id) > PROTO_ID_MAX ||
+        strlen(source) > PROTO_STATE_MAX)
+        return NULL;
+    memcpy(head, "{\"user_id\":", 11);
+    at = 11;
+    if (s_put_string(head, sizeof head, &at, user_id) != 0)
+        return NULL;
+    memcpy(head + at, ",\"source\":", 10);
+    at += 10;
+    if (s_put_string(head, sizeof head, &at, source) != 0)
+        return NULL;
+    memcpy(head + at, ",\"request_id\":", 14);
+    at += 14;
+    if (s_put_string(head, sizeof head, &at, request_id) != 0 || at + 1 > sizeof head)
+        return NULL;
+    head[at++] = ',';
+    //  shared without its opening brace follows the head.
+    size_t total = at + shared_len - 1;
+    char *body = malloc(total + 1);
+    if (!body)
+        return NULL;
+    memcpy(body, head, at);
+    memcpy(body + at, shared + 1, shared_len - 1);
+    body[total] = '\0';
+    if (len)
+        *len = total;
+    return body;
+}
+
+//  Shared part plus this request's head: the body in one piece.
+static char *s_render(const char *user_id, const gateway_recs_item_t *items, size_t count,
+                      const gateway_recs_meta_t *meta, bool extended, size_t *len)
+{
+    size_t shared_len = 0;
+    char *shared = s_render_shared(items, count, meta, extended, &shared_len);
+    char *body = shared ? gateway_recs_stamp(shared, shared_len, user_id, meta->source,
+                                             meta->request_id, len)
+                        : NULL;
+    free(shared);
+    return body;
+}
+
+char *gateway_recs_render_shared(const gateway_recs_item_t *items, size_t count,
+                                 const gateway_recs_meta_t *meta, size_t *len)
+{
+    return s_render_shared(items, count, meta, true, len);
 }
 
 char *gateway_recs_render_meta(const char *user_id, const gateway_recs_item_t *items, size_t count,

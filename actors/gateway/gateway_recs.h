@@ -2,10 +2,10 @@
     GET /api/v1/recs/{userId}?limit=&type=&exclude=&explain=.
 
     Body:
-    {"user_id":str,"items":[{"video_id":str,"score":num[,"reason":str|null]},...],
-     "source":"model"|"cache"|"fallback","model_id":str|null,
-     "type":str|null,"model_version":int|null,
-     "generated_at":"2025-01-02T03:04:05.678Z","request_id":str}
+    {"user_id":str,"source":"model"|"cache"|"fallback","request_id":str,
+     "items":[{"video_id":str,"score":num[,"reason":str|null]},...],
+     "model_id":str|null,"generated_at":"2025-01-02T03:04:05.678Z",
+     "type":str|null,"model_version":int|null}
     model_id is null when the answer did not come from a model (fallback,
     or the ranker sent an empty model id); model_version is null when it is
     0 (no model); type is the type that served (null if unknown). "reason"
@@ -13,6 +13,12 @@
     watched video that explains the item, null if none does.
     gateway_recs_render (the original form) leaves out type, model_version
     and reasons. Pure: no I/O.
+
+    The first three members are the request's own; the rest, from "items"
+    on, is the list's "shared part" (gateway_recs_render_shared), the same
+    for every request that gets this list. The cache stores shared parts
+    and a hit is answered by gateway_recs_stamp, which puts this request's
+    head in front: two copies instead of parsing and re-serialising JSON.
 */
 #ifndef RECSD_GATEWAY_RECS_H
 #define RECSD_GATEWAY_RECS_H
@@ -73,6 +79,20 @@ bool gateway_recs_excluded(const proto_recs_req_t *req, const char *video_id);
 //  failure or invalid user_id/request_id.
 char *gateway_recs_render_meta(const char *user_id, const gateway_recs_item_t *items, size_t count,
                                const gateway_recs_meta_t *meta, size_t *len);
+
+//  The shared part of the body gateway_recs_render_meta would make: a JSON
+//  object that begins {"items": and holds no user, source or request id.
+//  Same rules; the caller frees it.
+char *gateway_recs_render_shared(const gateway_recs_item_t *items, size_t count,
+                                 const gateway_recs_meta_t *meta, size_t *len);
+
+//  A body from a shared part: {"user_id":..,"source":..,"request_id":..,
+//  followed by the shared part's members. Returns a string the caller
+//  frees and its length in *len (if not NULL); NULL if shared is not a
+//  shared part (e.g. a whole body cached by an older gateway), an id is
+//  longer than PROTO_ID_MAX or not UTF-8, or out of memory.
+char *gateway_recs_stamp(const char *shared, size_t shared_len, const char *user_id,
+                         const char *source, const char *request_id, size_t *len);
 
 //  The original body (no type, model_version or reasons); same rules.
 char *gateway_recs_render(const char *user_id, const gateway_recs_item_t *items, size_t count,

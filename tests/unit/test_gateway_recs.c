@@ -50,9 +50,9 @@ Test(gateway_recs, renders_items_in_order)
 Test(gateway_recs, fallback_has_null_model_and_may_be_empty)
 {
     char *text = gateway_recs_render("u", NULL, 0, "fallback", NULL, 0, "r", NULL);
-    cr_assert_str_eq(text, "{\"user_id\":\"u\",\"items\":[],\"source\":\"fallback\","
-                           "\"model_id\":null,\"generated_at\":\"1970-01-01T00:00:00.000Z\","
-                           "\"request_id\":\"r\"}");
+    cr_assert_str_eq(text, "{\"user_id\":\"u\",\"source\":\"fallback\",\"request_id\":\"r\","
+                           "\"items\":[],\"model_id\":null,"
+                           "\"generated_at\":\"1970-01-01T00:00:00.000Z\"}");
     free(text);
     text = gateway_recs_render("u", NULL, 0, "model", "", 0, "r", NULL);
     cr_assert(strstr(text, "\"model_id\":null"), "%s", text);
@@ -179,9 +179,76 @@ Test(gateway_recs, render_meta_adds_type_version_and_reasons)
     //  Without explain: no reason key at all; no model: nulls.
     meta = (gateway_recs_meta_t){.source = "fallback", .type = "popularity", .request_id = "r"};
     text = gateway_recs_render_meta("u", items, 1, &meta, NULL);
-    cr_assert_str_eq(text, "{\"user_id\":\"u\",\"items\":[{\"video_id\":\"v1\",\"score\":2.0}],"
-                           "\"source\":\"fallback\",\"model_id\":null,"
-                           "\"generated_at\":\"1970-01-01T00:00:00.000Z\",\"request_id\":\"r\","
+    cr_assert_str_eq(text, "{\"user_id\":\"u\",\"source\":\"fallback\",\"request_id\":\"r\","
+                           "\"items\":[{\"video_id\":\"v1\",\"score\":2.0}],\"model_id\":null,"
+                           "\"generated_at\":\"1970-01-01T00:00:00.000Z\","
                            "\"type\":\"popularity\",\"model_version\":null}");
     free(text);
+}
+
+//  The cache keeps shared parts; a hit is the shared part stamped with the
+//  request's head, which must be the body render_meta gives.
+Test(gateway_recs, stamp_of_the_shared_part_is_the_whole_body)
+{
+    gateway_recs_item_t items[] = {{"v1", 2, "w9"}, {"v2", 1.25, ""}};
+    gateway_recs_meta_t meta = {.source = "model",
+                                .model_id = "m-1",
+                                .type = "hybrid",
+                                .model_version = 3,
+                                .explain = true,
+                                .generated_at_ms = 1700000000123ULL,
+                                .request_id = "rid-9",
+                                .experiment_id = "e-1",
+                                .variant = "b"};
+    size_t shared_len = 0, len = 0, whole_len = 0;
+    char *shared = gateway_recs_render_shared(items, 2, &meta, &shared_len);
+    cr_assert_not_null(shared);
+    cr_assert_eq(strncmp(shared, "{\"items\":", 9), 0, "%s", shared);
+    cr_assert_null(strstr(shared, "user_id"), "%s", shared);
+    cr_assert_null(strstr(shared, "rid-9"), "%s", shared);
+    char *whole = gateway_recs_render_meta("u1", items, 2, &meta, &whole_len);
+    char *stamped = gateway_recs_stamp(shared, shared_len, "u1", "model", "rid-9", &len);
+    cr_assert_str_eq(stamped, whole);
+    cr_assert_eq(len, whole_len);
+    cr_assert_eq(len, strlen(stamped));
+    free(stamped);
+    //  Another user, a hit: only the head differs; a quote in an id is
+    //  escaped, and the result is one JSON object.
+    stamped = gateway_recs_stamp(shared, shared_len, "a\"b\\c", "cache", "r2", NULL);
+    cr_assert_not_null(stamped);
+    json_error_t error;
+    json_t *doc = json_loads(stamped, JSON_REJECT_DUPLICATES, &error);
+    cr_assert_not_null(doc, "%s: %s", stamped, error.text);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "user_id")), "a\"b\\c");
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "source")), "cache");
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "request_id")), "r2");
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "variant")), "b");
+    cr_assert_eq(json_array_size(json_object_get(doc, "items")), 2);
+    json_decref(doc);
+    free(stamped);
+    free(whole);
+    free(shared);
+}
+
+Test(gateway_recs, stamp_refuses_what_is_not_a_shared_part)
+{
+    //  A whole body (what an older gateway cached) would give a user_id twice.
+    const char *whole = "{\"user_id\":\"u\",\"items\":[],\"source\":\"model\"}";
+    cr_assert_null(gateway_recs_stamp(whole, strlen(whole), "u", "cache", "r", NULL));
+    const char *cut = "{\"items\":[]";
+    cr_assert_null(gateway_recs_stamp(cut, strlen(cut), "u", "cache", "r", NULL));
+    cr_assert_null(gateway_recs_stamp("", 0, "u", "cache", "r", NULL));
+    const char *ok = "{\"items\":[]}";
+    char *body = gateway_recs_stamp(ok, strlen(ok), "u", "cache", "r", NULL);
+    cr_assert_str_eq(body,
+                     "{\"user_id\":\"u\",\"source\":\"cache\",\"request_id\":\"r\",\"items\":[]}");
+    free(body);
+    //  Ids too long for any request, or not UTF-8.
+    char longer[PROTO_ID_MAX + 2];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    cr_assert_null(gateway_recs_stamp(ok, strlen(ok), longer, "cache", "r", NULL));
+    cr_assert_null(gateway_recs_stamp(ok, strlen(ok), "u", "cache", longer, NULL));
+    cr_assert_null(gateway_recs_stamp(ok, strlen(ok), "bad\xff", "cache", "r", NULL));
+    cr_assert_null(gateway_recs_stamp(ok, strlen(ok), NULL, "cache", "r", NULL));
 }
