@@ -22,7 +22,17 @@
     stays unpublished and comes back in a later claim. Only a page that
     had transient failures and delivered nothing makes the next claim wait
     (100 ms doubling to 5 s): that is Kafka being unavailable. A full page is followed at once by
-   the next claim, otherwise the outbox is polled every 50 ms.
+    the next claim.
+
+    When to claim (publisher_wake.h): every insert into the outbox sends
+    NOTIFY recsd_outbox at its commit (migrations/013_outbox_notify.sql);
+    the publisher LISTENs on a connection of its own and claims as soon as
+    a notification arrives, also one that came while a page was in flight.
+    Otherwise an idle publisher claims once every IDLE_POLL_MS (1 s) as a
+    fallback, and every DEGRADED_POLL_MS (50 ms, the old fixed poll) while
+    its LISTEN connection is down and being reconnected with back-off; it
+    is only reconnected while the claim connection works, so an outage
+    does not cost two blocking connects per attempt.
 
     Delivery is at-least-once: a row is marked only after Kafka
     acknowledged it (acks=all), so a crash, a lost PostgreSQL connection or
@@ -57,7 +67,8 @@
     Supervisor figures: handled = rows published (marked) + events
     produced, queue depth = rows claimed and not yet marked + events queued
     or in flight; metrics: published, failed (transient failed attempts)
-    and parked rows; events received, invalid, dropped, produced, failed,
+    and parked rows, outbox claims (an idle publisher: about one a second);
+    events received, invalid, dropped, produced, failed,
     and queued (gauge).
 */
 #include "publisher.h"
@@ -75,9 +86,17 @@
 #include "publisher_outbox.h"
 #include "publisher_page.h"
 #include "publisher_producer.h"
+#include "publisher_wake.h"
 
 #define PAGE_ROWS 500
-#define POLL_INTERVAL_MS 50    //  outbox poll when the last page was not full
+//  Idle poll while notifications are heard. Only a notification lost
+//  without the LISTEN connection noticing (a reconnect asks for a claim at
+//  once) waits for it, so this bounds that latency: at most 1 s, for one
+//  query a second instead of twenty.
+#define IDLE_POLL_MS 1000
+//  Idle poll while the LISTEN connection is down: the old fixed poll, so
+//  latency does not suffer while it is reconnected.
+#define DEGRADED_POLL_MS 50
 #define PAGE_DEADLINE_MS 10000 //  claim -> marked, at most (reports normally come far sooner)
 #define QUERY_TIMEOUT_MS 5000
 #define BACKOFF_MIN_MS 100
@@ -98,6 +117,7 @@ typedef struct {
     publisher_outbox_t *outbox;
     publisher_producer_t *producer; //  NULL until created (and after a fatal error)
     publisher_page_t *page;
+    publisher_wake_t *wake; //  the LISTEN connection; when to claim next
     publisher_events_t *events;
     publisher_events_stats_t events_last; //  the event figures at the last s_metrics
     uint64_t events_handled;              //  events produced already counted as handled
@@ -106,7 +126,11 @@ typedef struct {
     uint64_t next_seq;  //  sequence number of the next message produced
     int64_t page_deadline;
     int64_t t_claim, t_produced, t_reported; //  page phase timestamps, for the debug log
-    int64_t next_claim;
+    //  The next claim: at next_claim (a full page: at once; Kafka back-off:
+    //  later), or, when idle, on a notification (wakeup) or idle_from +
+    //  the idle poll in force (s_claim_due).
+    bool idle, wakeup;
+    int64_t next_claim, idle_from;
     int64_t stop_at; //  0 until stopping
     //  Dependencies: back-off and the state last logged.
     s_dep_t pg_state, kafka_state;
@@ -116,7 +140,7 @@ typedef struct {
     bool failures_marked;   //  the page's failed attempts were recorded with its mark
     publisher_outbox_failure_t failures[PAGE_ROWS]; //  scratch for the mark
     //  Figures.
-    uint64_t published, failed, parked, batches, stale_reports;
+    uint64_t published, failed, parked, batches, claims, stale_reports;
     uint64_t published_logged;
     int64_t next_summary;
 } self_t;
@@ -339,7 +363,7 @@ static void s_log_parked(self_t *self)
 
 static void s_metrics(self_t *self)
 {
-    char text[4096];
+    char text[8192];
     const char *a = self->instance;
     publisher_events_stats_t ev = publisher_events_stats(self->events);
     int n = snprintf(
@@ -353,6 +377,9 @@ static void s_metrics(self_t *self)
         "# HELP recsd_publisher_parked_total Outbox rows parked: they can never be produced.\n"
         "# TYPE recsd_publisher_parked_total counter\n"
         "recsd_publisher_parked_total{actor=\"%s\"} %llu\n"
+        "# HELP recsd_publisher_outbox_claims_total Outbox claims (queries) started.\n"
+        "# TYPE recsd_publisher_outbox_claims_total counter\n"
+        "recsd_publisher_outbox_claims_total{actor=\"%s\"} %llu\n"
         "# HELP recsd_publisher_events_received_total Events received from other actors.\n"
         "# TYPE recsd_publisher_events_received_total counter\n"
         "recsd_publisher_events_received_total{actor=\"%s\"} %llu\n"
@@ -373,10 +400,10 @@ static void s_metrics(self_t *self)
         "# TYPE recsd_publisher_events_queued gauge\n"
         "recsd_publisher_events_queued{actor=\"%s\"} %zu\n",
         a, (unsigned long long)self->published, a, (unsigned long long)self->failed, a,
-        (unsigned long long)self->parked, a, (unsigned long long)ev.received, a,
-        (unsigned long long)ev.invalid, a, (unsigned long long)ev.dropped, a,
-        (unsigned long long)ev.produced, a, (unsigned long long)ev.failed, a,
-        ev.queued + ev.inflight);
+        (unsigned long long)self->parked, a, (unsigned long long)self->claims, a,
+        (unsigned long long)ev.received, a, (unsigned long long)ev.invalid, a,
+        (unsigned long long)ev.dropped, a, (unsigned long long)ev.produced, a,
+        (unsigned long long)ev.failed, a, ev.queued + ev.inflight);
     size_t len = n > 0 ? (size_t)n : 0;
     if (n < 0 || len >= sizeof text ||
         tracer_metrics(self->tracer, a, text, sizeof text, &len) != 0 ||
@@ -408,17 +435,22 @@ static void s_page_done(self_t *self)
         if (publisher_page_row(self->page, i, NULL, &why) == PUBLISHER_ROW_FAILED)
             page_failure = why;
     }
+    //  A notification heard during the page (self->wakeup) may be about
+    //  rows the claim did not see: it makes the next claim come at once.
+    self->idle = false;
     if (page_failure) {
         self->next_claim = now + s_backoff_next(&self->kafka_backoff_ms);
     } else {
         self->kafka_backoff_ms = BACKOFF_MIN_MS;
         if (!transient)
             self->last_failure[0] = '\0';
-        self->next_claim = size == PAGE_ROWS ? now : now + POLL_INTERVAL_MS;
+        self->next_claim = now;
+        self->idle = size < PAGE_ROWS;
+        self->idle_from = now;
     }
     s_watch_kafka(self, page_failure);
+    s_metrics(self); //  the claims counter moved
     if (size) {
-        s_metrics(self);
         log_debug("page of %zu rows: %zu delivered, %zu failed, %zu parked; claim %" PRId64
                   " ms, delivery %" PRId64 " ms, mark %" PRId64 " ms",
                   size, delivered, transient, parked, self->t_produced - self->t_claim,
@@ -426,6 +458,27 @@ static void s_page_done(self_t *self)
     }
     publisher_page_reset(self->page, self->next_seq);
     self->state = S_IDLE;
+}
+
+//  The claim failed (connection closed): claim again as soon as PostgreSQL
+//  is back, since a notification it answered has been used up.
+static void s_claim_failed(self_t *self, const char *why)
+{
+    s_pg_down(self, why);
+    self->idle = false;
+    self->next_claim = 0;
+}
+
+//  When the next claim is due (zclock_mono() ms): see self_t. The idle
+//  poll is looked up each time, so losing the LISTEN connection shortens
+//  the wait in progress.
+static int64_t s_claim_due(self_t *self)
+{
+    if (!self->idle)
+        return self->next_claim;
+    if (self->wakeup)
+        return 0;
+    return self->idle_from + publisher_wake_poll_ms(self->wake);
 }
 
 //  Takes one transition of the page state machine. Returns true when the
@@ -448,11 +501,13 @@ static bool s_transition(self_t *self)
             s_start_mark(self, false);
             break;
         }
-        if (self->stop_at || now < self->next_claim || !self->producer)
+        if (self->stop_at || now < s_claim_due(self) || !self->producer)
             break;
+        self->claims++;
+        self->wakeup = false; //  this claim sees every row committed so far
         if (publisher_outbox_claim_start(self->outbox, PAGE_ROWS, QUERY_TIMEOUT_MS, err,
                                          sizeof err) != 0)
-            s_pg_down(self, err);
+            s_claim_failed(self, err);
         else {
             self->state = S_CLAIMING;
             self->t_claim = now;
@@ -469,7 +524,7 @@ static bool s_transition(self_t *self)
         case 0:
             break;
         case -1:
-            s_pg_down(self, err);
+            s_claim_failed(self, err);
             self->state = S_IDLE;
             break;
         default:
@@ -575,6 +630,11 @@ static void s_summary(self_t *self)
     self->published_logged = self->published;
 }
 
+static bool s_may_listen(self_t *self)
+{
+    return !self->stop_at && publisher_outbox_connected(self->outbox) && self->pg_state != DEP_DOWN;
+}
+
 //  Milliseconds the loop may sleep: until the next heartbeat (at most
 //  100 ms) or the next timer of the page state machine.
 static long s_timeout(self_t *self)
@@ -582,13 +642,26 @@ static long s_timeout(self_t *self)
     long timeout = actor_link_timeout_ms(self->link);
     int64_t now = zclock_mono();
     int64_t due = INT64_MAX;
-    if (self->state == S_IDLE && !self->stop_at)
-        due = self->next_claim > self->pg_next_connect ? self->next_claim : self->pg_next_connect;
-    else if (self->state == S_UNMARKED)
+    if (self->state == S_IDLE && !self->stop_at) {
+        int64_t claim = s_claim_due(self);
+        due = claim > self->pg_next_connect ? claim : self->pg_next_connect;
+    } else if (self->state == S_UNMARKED)
         due = self->pg_next_connect;
+    if (s_may_listen(self) && publisher_wake_next_connect(self->wake) < due)
+        due = publisher_wake_next_connect(self->wake);
     if (due != INT64_MAX && due - now < timeout)
         timeout = due <= now ? 0 : (long)(due - now);
     return timeout;
+}
+
+//  Notifications, and (re)connecting the LISTEN connection when the claim
+//  connection works: while PostgreSQL is down the claim connection's
+//  back-off is the one that tries, so the loop never waits for two
+//  connects at once.
+static void s_wake(self_t *self)
+{
+    if (publisher_wake_service(self->wake, s_may_listen(self)))
+        self->wakeup = true;
 }
 
 static bool s_finished(self_t *self)
@@ -618,7 +691,8 @@ int publisher_main(const config_t *cfg, const char *instance)
     self.link = actor_link_new(cfg, instance);
     self.page = publisher_page_new(PAGE_ROWS);
     self.outbox = publisher_outbox_new(cfg->pg_dsn);
-    if (!self.link || !self.page || !self.outbox)
+    self.wake = publisher_wake_new(cfg->pg_dsn, IDLE_POLL_MS, DEGRADED_POLL_MS);
+    if (!self.link || !self.page || !self.outbox || !self.wake)
         goto done;
     char err[512];
     //  After the link, like librdkafka: the export thread inherits the
@@ -644,7 +718,7 @@ int publisher_main(const config_t *cfg, const char *instance)
             log_info("publisher stopping: finishing the page in flight (%zu rows)",
                      self.state == S_IDLE ? (size_t)0 : publisher_page_size(self.page));
         }
-        zmq_pollitem_t items[4] = {{zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[5] = {{zsock_resolve(actor_link_socket(self.link)), 0, ZMQ_POLLIN, 0},
                                    {zsock_resolve(publisher_events_socket(self.events)), 0,
                                     self.stop_at ? 0 : ZMQ_POLLIN, 0}};
         int count = 2;
@@ -654,6 +728,9 @@ int publisher_main(const config_t *cfg, const char *instance)
         if (publisher_outbox_socket(self.outbox) >= 0)
             items[count++] =
                 (zmq_pollitem_t){NULL, publisher_outbox_socket(self.outbox), ZMQ_POLLIN, 0};
+        if (publisher_wake_socket(self.wake) >= 0)
+            items[count++] =
+                (zmq_pollitem_t){NULL, publisher_wake_socket(self.wake), ZMQ_POLLIN, 0};
         if (zmq_poll(items, count, s_timeout(&self)) < 0 && errno != EINTR) {
             log_error("poll failed: %s", zmq_strerror(errno));
             goto done;
@@ -664,6 +741,7 @@ int publisher_main(const config_t *cfg, const char *instance)
             publisher_producer_poll(self.producer);
             s_watch_kafka(&self, NULL);
         }
+        s_wake(&self);
         s_step(&self);
         s_events(&self, items[1].revents & ZMQ_POLLIN);
         s_summary(&self);
@@ -686,6 +764,7 @@ done:
     //  The producer first: purging it reports into the page.
     publisher_producer_destroy(&self.producer);
     publisher_events_destroy(&self.events);
+    publisher_wake_destroy(&self.wake);
     publisher_outbox_destroy(&self.outbox);
     publisher_page_destroy(&self.page);
     tracer_destroy(&self.tracer);

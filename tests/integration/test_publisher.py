@@ -22,9 +22,19 @@ Kafka (`recsd dev-kafka`, librdkafka's mock cluster on loopback) under a
    at full speed (no claim back-off), the poison rows are parked
    (failed_at, attempts, last_error; never published), each logged at
    error once, counted as parked, and Kafka is not reported unavailable.
+6. Wake-up by NOTIFY (migrations/013_outbox_notify.sql): (a) a row
+   inserted into an idle outbox reaches Kafka in well under the 1 s
+   fallback poll, every time (< 400 ms): each insert comes within ~0.4 s
+   of the last page, so a publisher that only polled would take > 0.6 s; (b) idle, it
+   claims at most 2 times a second (recsd_publisher_outbox_claims_total,
+   read from the admin socket), and at least once every ~1 s (the
+   fallback); (c) its LISTEN connection terminated (found by
+   application_name): a new row is still published, the connection comes
+   back, and wake-ups are immediate again; no restart.
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,12 +44,15 @@ import threading
 import time
 
 from harness import BIN, Postgres, Service, check, fail, free_port, read_line
+# The status reply with each actor's metrics text (python3-zmq, -msgpack).
+from test_publisher_events import Admin, zmq
 
 TOPIC_A = "recommendation-service.model-training-started"
 TOPIC_B = "recommendation-service.recommendations-refreshed"
 TOPIC_PG = "recommendation-service.model-training-completed"
 TOPIC_KILL = "catalog-service.video-upserted"
 TOPIC_POISON = "recommendation-service.model-promoted"
+TOPIC_NOTIFY = "recommendation-service.model-rolled-back"
 
 
 class DevKafka:
@@ -371,6 +384,101 @@ def part_poison(pg, kafka, env):
     psql(pg, f"DELETE FROM public.outbox WHERE id IN ({poison[0]}, {poison[1]})")
 
 
+def kafka_times(bootstrap, topic):
+    """{outbox id: the message's Kafka timestamp (ms since the epoch)}."""
+    out = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e",
+                          "-q", "-f", "%T|%h\n"], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        fail(f"kcat -C {topic}: {out.stderr}")
+    times = {}
+    for line in out.stdout.splitlines():
+        ts, headers = line.split("|", 1)
+        for h in headers.split(","):
+            if h.startswith("outbox-id="):
+                times[int(h.split("=", 1)[1])] = int(ts)
+    return times
+
+
+def insert_one(pg, n):
+    """Inserts one row; returns (its id, created_at in ms since the epoch)."""
+    oid, created = psql(pg, "INSERT INTO public.outbox (topic, key, payload) VALUES"
+                            f" ('{TOPIC_NOTIFY}', 'n{n}', jsonb_build_object('n', {n}))"
+                            " RETURNING id, (extract(epoch FROM created_at) * 1000)::bigint"
+                            ).split("|")
+    return int(oid), int(created)
+
+
+def wait_published(svc, pg, oid, timeout, what):
+    svc.wait_for(lambda: psql(pg, f"SELECT published_at IS NOT NULL FROM public.outbox"
+                                  f" WHERE id = {oid}") == "t", timeout, what)
+
+
+def listen_pids(pg):
+    out = psql(pg, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND application_name = 'recsd-publisher-listen'")
+    return [int(x) for x in out.split()]
+
+
+def part_notify(pg, kafka, env):
+    ctx = zmq.Context()
+    with Service(env=env, actors="publisher") as svc:
+        admin = Admin(ctx, svc)
+        try:
+            svc.wait_for(lambda: len(listen_pids(pg)) == 1, 10, "the LISTEN connection")
+            # The first message to a topic waits for its metadata: not measured.
+            oid, _ = insert_one(pg, 0)
+            wait_published(svc, pg, oid, 10, "the warm-up row")
+
+            # (a) Inserted within ~0.4 s of the last page being marked (0.15 s
+            # of sleep, the wait for published_at, psql): by the fallback
+            # poll alone (1 s after that page) each would take > 0.6 s.
+            rows = []
+            for n in range(1, 13):
+                time.sleep(random.uniform(0, 0.15))
+                oid, created = insert_one(pg, n)
+                wait_published(svc, pg, oid, 5, f"row {oid} published")
+                rows.append((oid, created))
+            times = kafka_times(kafka.bootstrap, TOPIC_NOTIFY)
+            lat = [times[oid] - created for oid, created in rows if oid in times]
+            check(len(lat) == len(rows), f"all {len(rows)} rows on Kafka")
+            print(f"insert -> Kafka: max {max(lat)} ms, median {sorted(lat)[len(lat) // 2]} ms"
+                  " (fallback poll 1000 ms)")
+            check(max(lat) < 400, f"each row on Kafka well under the 1 s fallback poll: {lat}")
+
+            # (b) Idle: about one claim a second (was 20 a second).
+            name = "recsd_publisher_outbox_claims_total"
+            c0, t0 = admin.publisher_metrics()[name], time.time()
+            time.sleep(5)
+            c1, t1 = admin.publisher_metrics()[name], time.time()
+            rate = (c1 - c0) / (t1 - t0)
+            print(f"idle publisher: {rate:.2f} claims/s")
+            check(rate <= 2, f"idle: at most ~2 claims a second ({rate:.2f}/s)")
+            check(c1 - c0 >= 3, f"idle: the fallback poll still claims ({c1 - c0} in 5 s)")
+
+            # (c) The LISTEN connection killed: a new row still goes out.
+            old = listen_pids(pg)
+            psql(pg, f"SELECT pg_terminate_backend({old[0]})")
+            oid, _ = insert_one(pg, 100)
+            wait_published(svc, pg, oid, 5, "a row inserted after the LISTEN connection died")
+            check(oid in kafka_times(kafka.bootstrap, TOPIC_NOTIFY), "and it reached Kafka")
+            svc.wait_for(lambda: (p := listen_pids(pg)) and p != old, 10,
+                         "a new LISTEN connection")
+            check(log_count(svc, "outbox notifications: LISTEN connection lost") == 1,
+                  "the lost LISTEN connection logged once")
+            check(log_count(svc, "outbox notifications: listening again") == 1,
+                  "and its return once")
+            time.sleep(0.2)
+            oid, created = insert_one(pg, 101)
+            wait_published(svc, pg, oid, 5, "a row after the reconnect")
+            lat = kafka_times(kafka.bootstrap, TOPIC_NOTIFY)[oid] - created
+            check(lat < 400, f"after the reconnect a row is woken for at once ({lat} ms)")
+            check(publisher_row(svc)["restarts"] == 0, "no restart")
+            check(svc.stop() == 0, "stops with status 0")
+        finally:
+            admin.close()
+            ctx.term()
+
+
 def main():
     if shutil.which("kcat") is None:
         fail("kcat is not installed")
@@ -383,6 +491,7 @@ def main():
         part_pg_restart(pg, kafka, env)
         part_kill(pg, kafka, env)
         part_poison(pg, kafka, env)
+        part_notify(pg, kafka, env)
     finally:
         kafka.stop()
         pg.close()
