@@ -18,33 +18,13 @@
 # Usage: bench/recs_bench.sh [sizes="10000 100000 1000000"] [duration_s=10]
 #        [connections=64] [rankers=2]
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${RECSD_BIN:-$here/build/recsd}
-synth=${RECSD_SYNTH:-$(dirname "$bin")/synth_catalogue}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 sizes=${1:-10000 100000 1000000}; dur=${2:-10}; conns=${3:-64}; rankers=${4:-2}
-for tool in wrk nginx curl psql; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (ops/install-deps.sh)" >&2; exit 1; }
-done
-[ -n "${RECSD_PG_DSN:-}" ] || { echo "bench: RECSD_PG_DSN unset: eval \"\$(ops/devstack.sh env)\" first" >&2; exit 1; }
-[ -x "$synth" ] || { echo "bench: $synth not built" >&2; exit 1; }
-
-admin_dsn=$RECSD_PG_DSN
-base=${admin_dsn%/*}
-work=$(mktemp -d /tmp/recsd-bench.XXXXXX)
-chmod 755 "$work"
-sup_pid=""; nginx_started=""; db=""
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop_recsd() {
-  if [ -n "$sup_pid" ]; then kill -TERM "$sup_pid" 2>/dev/null || true; wait "$sup_pid" 2>/dev/null || true; fi
-  sup_pid=""
-}
-drop_db() { [ -n "$db" ] && psql "$admin_dsn" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; db=""; }
-cleanup() {
-  stop_recsd; drop_db
-  [ -n "$nginx_started" ] && nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_need wrk nginx curl psql
+bench_need_pg
+bench_need_synth
+bench_workdir recsd-bench
 
 cat >"$work/miss.lua" <<'LUA'
 -- A random user and a random excluded video per request: always a miss.
@@ -58,21 +38,13 @@ end
 LUA
 
 run() { # name url [script]
-  local out
-  if [ -n "${3:-}" ]; then out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$3" "$2")
-  else out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency "$2"); fi
-  # --latency prints 50/75/90/99 only: p99.9 and the sources come from the
-  # scripts' done() hook.
-  local rps p50 p99 p999 errs
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  p999=$(awk '/^p99.9/ {print $2}' <<<"$out")
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  if [ -n "${3:-}" ]; then bench_wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$3" "$2"
+  else bench_wrk -t2 -c"$conns" -d"${dur}s" --latency "$2"; fi
+  # p99.9 and the sources come from the scripts' done() hook.
   local sources
-  sources=$(awk '/^sources/ {print $2 " answers, " $4 " cache, " $7 " fallback"}' <<<"$out")
+  sources=$(awk '/^sources/ {print $2 " answers, " $4 " cache, " $7 " fallback"}' <<<"$wrk_out")
   [[ "$1" == nginx* ]] && sources=""
-  printf '%-40s %10s %9s %9s %9s  %s %s\n' "$1" "$rps" "$p50" "$p99" "${p999:--}" "$sources" "$errs"
+  printf '%-40s %10s %9s %9s %9s  %s %s\n' "$1" "$wrk_rps" "$wrk_p50" "$wrk_p99" "${wrk_p999:--}" "$sources" "$wrk_errs"
 }
 # Hooks both scripts share: a p99.9 line and how many answers came from
 # the cache or the fallback (counted per wrk thread, summed in done()).
@@ -108,22 +80,16 @@ cp "$work/hooks.lua" "$work/hit.lua"
 echo "wrk -t2 -c$conns -d${dur}s; rankers=$rankers; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-40s %10s %9s %9s %9s\n' "target" "req/s" "p50" "p99" "p99.9"
 for n in $sizes; do
-  db=recsd_bench_$n
-  psql "$admin_dsn" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-  export RECSD_PG_DSN=$base/$db RECSD_ARTIFACT_URL=file://$work/artifacts-$n
+  bench_create_db "recsd_bench_$n"
+  export RECSD_ARTIFACT_URL=file://$work/artifacts-$n
   "$bin" migrate >/dev/null 2>&1
   "$synth" "$n" 10000 20 64 >/dev/null
   # Autovacuum would analyse the 200,000 new rows in the middle of a run.
   psql "$RECSD_PG_DSN" -qc "VACUUM ANALYZE" >/dev/null
-  port=$(free_port)
-  RECSD_RUNTIME_DIR=$work/rt-$n RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT=$port RECSD_LOG_LEVEL=warn RECSD_RATE_LIMIT=0 \
-    RECSD_ACTORS=ranker:$rankers,http-gateway RECSD_TRAIN_INTERVAL_S=0 \
-    "$bin" run 2>"$work/recsd-$n.log" &
-  sup_pid=$!
+  port=$(bench_free_port)
+  bench_start_recsd "$bin" "$port" RECSD_ACTORS="ranker:$rankers,http-gateway" RECSD_TRAIN_INTERVAL_S=0
   url="http://127.0.0.1:$port/api/v1/recs/u1?type=collaborative&limit=10"
-  for _ in $(seq 600); do
-    curl -fs "$url" 2>/dev/null | grep -q '"source":"model"' && break; sleep 0.1
-  done
+  bench_wait_model "$url" 600
   curl -fs "$url" >"$work/recs.json"
   grep -Eq '"source":"(model|cache)"' "$work/recs.json" || echo "warning: $n videos: the answer is not from the model" >&2
   curl -fs "$url" >/dev/null # now cached
@@ -132,25 +98,9 @@ for n in $sizes; do
   [ "$n" = "$(echo "$sizes" | awk '{print $1}')" ] &&
     run "(b0) miss, popularity list (no model)" "$url" "$work/floor.lua"
   run "(b) miss, $n videos, 64 factors" "$url" "$work/miss.lua"
-  stop_recsd; drop_db
+  bench_stop_recsd; bench_drop_db
 done
 
 bytes=$(wc -c <"$work/recs.json")
-mkdir -p "$work/nginx/www" "$work/nginx/logs"
-cp "$work/recs.json" "$work/nginx/www/recs.json"
-nport=$(free_port)
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type application/json;
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:$nport; root $work/nginx/www; }
-}
-NGINX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
-nginx_started=1
-run "nginx, same $bytes bytes (static file)" "http://127.0.0.1:$nport/recs.json" "$work/hit.lua"
+bench_nginx_static "$work/recs.json"
+run "nginx, same $bytes bytes (static file)" "http://127.0.0.1:$nginx_port/recs.json" "$work/hit.lua"

@@ -26,34 +26,13 @@
 # RECSD_BASE_BIN=<a recsd built before tracing>: each round also runs it, to show the cost of
 # tracing being compiled in but off.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${RECSD_BIN:-$here/build/recsd}
-synth=${RECSD_SYNTH:-$(dirname "$bin")/synth_catalogue}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 dur=${1:-10}; conns=${2:-16}; videos=${3:-10000}; rounds=${4:-2}
-for tool in wrk nginx curl psql; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 1; }
-done
-[ -n "${RECSD_PG_DSN:-}" ] || { echo "bench: RECSD_PG_DSN unset: eval \"\$(ops/devstack.sh env)\" first" >&2; exit 1; }
-[ -x "$synth" ] || { echo "bench: $synth not built" >&2; exit 1; }
-
-admin_dsn=$RECSD_PG_DSN
-base=${admin_dsn%/*}
-db=recsd_trace_bench
-work=$(mktemp -d /tmp/recsd-trace-bench.XXXXXX)
-chmod 755 "$work"
-sup_pid=""; nginx_started=""
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop_recsd() {
-  if [ -n "$sup_pid" ]; then kill -TERM "$sup_pid" 2>/dev/null || true; wait "$sup_pid" 2>/dev/null || true; fi
-  sup_pid=""
-}
-cleanup() {
-  stop_recsd
-  psql "$admin_dsn" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  [ -n "$nginx_started" ] && nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_need wrk nginx curl psql
+bench_need_pg
+bench_need_synth
+bench_workdir recsd-trace-bench
 
 cat >"$work/miss.lua" <<'LUA'
 -- A random user and a random excluded video per request: always a miss.
@@ -83,7 +62,7 @@ end
 LUA
 
 # The collector: nginx, 200 to every POST, body discarded.
-cport=$(free_port)
+cport=$(bench_free_port)
 mkdir -p "$work/nginx/logs"
 cat >"$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -102,34 +81,25 @@ http {
   }
 }
 NGINX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
-nginx_started=1
+bench_nginx_start
 
-psql "$admin_dsn" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-export RECSD_PG_DSN=$base/$db RECSD_ARTIFACT_URL=file://$work/artifacts
+bench_create_db recsd_trace_bench
+export RECSD_ARTIFACT_URL=file://$work/artifacts
 "$bin" migrate >/dev/null 2>&1
 "$synth" "$videos" 10000 20 64 >/dev/null
 
 bench() { # label, then env assignments for recsd
   local label=$1; shift
-  local port; port=$(free_port)
-  env "$@" RECSD_RUNTIME_DIR="$work/rt-$port" RECSD_HTTP_ADDR=127.0.0.1 RECSD_HTTP_PORT="$port" \
-    RECSD_LOG_LEVEL=warn RECSD_RATE_LIMIT=0 RECSD_ACTORS=ranker,http-gateway \
-    RECSD_TRAIN_INTERVAL_S=0 "${run_bin:-$bin}" run 2>"$work/recsd-$port.log" &
-  sup_pid=$!
+  local port; port=$(bench_free_port)
+  bench_start_recsd "${run_bin:-$bin}" "$port" "$@" RECSD_ACTORS=ranker,http-gateway RECSD_TRAIN_INTERVAL_S=0
   local url="http://127.0.0.1:$port/api/v1/recs/u1?type=collaborative&limit=10"
-  for _ in $(seq 600); do
-    curl -fs "$url" 2>/dev/null | grep -q '"source":"model"' && break; sleep 0.1
-  done
+  bench_wait_model "$url" 600
   # The loop's answer was the model's; u1's next one is its cached copy.
   curl -fs "$url" | grep -Eq '"source":"(model|cache)"' || echo "warning: $label: the answer is not from the model" >&2
-  local out rps p50 p99 extra
-  out=$(wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$work/miss.lua" "$url")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  extra=$(awk '/^fallbacks/ {print $2 " fallback, " $4 " with traceparent"}' <<<"$out")
-  extra="$extra $(awk '/Non-2xx|Socket errors/' <<<"$out" | tr '\n' ' ')"
+  bench_wrk -t2 -c"$conns" -d"${dur}s" --latency -s "$work/miss.lua" "$url"
+  local extra
+  extra=$(awk '/^fallbacks/ {print $2 " fallback, " $4 " with traceparent"}' <<<"$wrk_out")
+  extra="$extra $wrk_errs"
   sleep 2 # a heartbeat or two: the actors' span counters reach /metrics
   local spans
   spans=$(curl -fs "http://127.0.0.1:$port/metrics" |
@@ -137,8 +107,8 @@ bench() { # label, then env assignments for recsd
         r = substr($2, RSTART + 8, RLENGTH - 9); s[r] += v[1]}
         END {if (length(s)) printf "spans: %d exported, %d dropped, %d failed",
              s["exported"], s["dropped"], s["failed"]}')
-  printf '%-28s %10s %9s %9s  %s %s\n' "$label" "$rps" "$p50" "$p99" "$extra" "$spans"
-  stop_recsd
+  printf '%-28s %10s %9s %9s  %s %s\n' "$label" "$wrk_rps" "$wrk_p50" "$wrk_p99" "$extra" "$spans"
+  bench_stop_recsd
 }
 
 echo "wrk -t2 -c$conns -d${dur}s, miss path, $videos videos x 64 factors; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
