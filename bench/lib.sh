@@ -95,8 +95,9 @@ bench_free_port() {
 bench_create_db() {
     #  Named before it exists: an interrupted CREATE is dropped too.
     bench_db=$1
-    psql "$bench_admin_dsn" -qc "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" \
-        -c "CREATE DATABASE $bench_db" >/dev/null
+    #  (No NOTICE that it did not exist in the middle of the table.)
+    PGOPTIONS='-c client_min_messages=warning' psql "$bench_admin_dsn" -q \
+        -c "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" -c "CREATE DATABASE $bench_db" >/dev/null
     export RECSD_PG_DSN=${bench_admin_dsn%/*}/$bench_db
 }
 
