@@ -8,6 +8,7 @@
 */
 #include "ease.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,25 +173,31 @@ err:
     return NULL;
 }
 
+//  The user's scores are the sum of B's rows of their liked videos. The
+//  rows are added in the model's own (dense) index space with saxpy, then
+//  placed once: adding each row straight into the catalogue's positions
+//  was a scatter per element, ~36% of a hybrid answer's time on
+//  MovieLens. Same sums in the same order, so the same scores.
 static int s_score(const void *model, const user_history_t *history, float *scores)
 {
     const ease_model_t *self = model;
     const int32_t n = self->n_sub;
-    for (int32_t j = 0; j < self->n_items; j++)
-        scores[j] = -INFINITY;
-    for (int32_t k = 0; k < n; k++)
-        scores[self->sub_items[k]] = 0.0f;
+    float *sum = calloc(n > 0 ? (size_t)n : 1, sizeof *sum);
+    if (!sum)
+        return -1;
     for (int32_t h = 0; h < history->len; h++) {
         if (!(history->values[h] > 0.0f))
             continue;
         int32_t item = history->items[h];
         const int32_t *at = bsearch(&item, self->sub_items, (size_t)n, sizeof item, s_int_cmp);
-        if (!at)
-            continue;
-        const float *row = self->b + (size_t)(at - self->sub_items) * (size_t)n;
-        for (int32_t k = 0; k < n; k++)
-            scores[self->sub_items[k]] += row[k];
+        if (at)
+            cblas_saxpy(n, 1.0f, self->b + (size_t)(at - self->sub_items) * (size_t)n, 1, sum, 1);
     }
+    for (int32_t j = 0; j < self->n_items; j++)
+        scores[j] = -INFINITY;
+    for (int32_t k = 0; k < n; k++)
+        scores[self->sub_items[k]] = sum[k];
+    free(sum);
     return 0;
 }
 
