@@ -30,10 +30,9 @@
     once and queues the Redis write (bounded, 4096; dropped and counted
     when full) for one writer thread, which pipelines up to 64 of them per
     round trip, letting each batch gather for up to 2 ms after its first
-    write (a wake-up per batch, not per miss). A miss then costs the request one Redis round trip (the
-    lookup) instead of two. Invalidating a user also drops that user's
-    queued writes, so a list computed before an interaction cannot land in
-    Redis after the ingestor's DEL.
+    write (a wake-up per batch, not per miss). A miss then costs the request one Redis round trip
+   (the lookup) instead of two. Invalidating a user also drops that user's queued writes, so a list
+   computed before an interaction cannot land in Redis after the ingestor's DEL.
 
     Redis down or slow: every command has a short timeout (default 20 ms);
     after a failure no command is sent for a back-off (default 1 s), then
