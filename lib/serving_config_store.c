@@ -19,6 +19,7 @@
 #include "errbuf.h"
 #include "log.h"
 #include "pg_conn.h"
+#include "pg_listener.h"
 
 #define TS(x) "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -329,15 +330,14 @@ int serving_config_store_get(PGconn *conn, int64_t version, json_t **out, char *
 
 struct serving_config_watch_t {
     //  Set by new, read-only afterwards.
-    char *dsn;
-    char app[48];
     serving_config_t defaults;
-    int poll_ms, reconnect_min_ms, reconnect_max_ms;
+    int poll_ms;
     serving_config_watch_fn *on_change;
     void *arg;
     int wake[2]; //  self-pipe: [1] written by any thread, [0] read by the watcher
     pthread_t thread;
     bool started;
+    pg_listener_t *listener; //  the LISTEN connection: the thread's alone while it runs
 
     //  lock guards current and loaded; version is also written under it
     //  and may be read without it.
@@ -353,9 +353,7 @@ struct serving_config_watch_t {
 
 //  The thread's own state.
 typedef struct {
-    PGconn *conn; //  NULL while disconnected
-    int64_t next_connect, next_poll;
-    int backoff_ms;
+    int64_t next_poll;
     bool load_now;
     bool load_warned; //  a failed load was logged; quiet until one works
 } s_thread_t;
@@ -375,58 +373,27 @@ static void s_wake(serving_config_watch_t *self)
         log_warn("serving configuration watcher: wake-up not sent: %s", strerror(errno));
 }
 
-static void s_disconnect(serving_config_watch_t *self, s_thread_t *t, const char *why)
+//  Takes what the connection received, (re)connects when the back-off
+//  allows, and logs the change: a notification, or a connect (what
+//  changed while we were away), asks for a load.
+static void s_service(serving_config_watch_t *self, s_thread_t *t)
 {
-    log_warn("serving configuration: connection lost (%s); keeping version %" PRId64
-             ", reconnecting in %d ms",
-             why, atomic_load(&self->version), t->backoff_ms);
-    PQfinish(t->conn);
-    t->conn = NULL;
-    atomic_store(&self->connected, false);
-    t->next_connect = s_now_ms() + t->backoff_ms;
-}
-
-static void s_connect(serving_config_watch_t *self, s_thread_t *t)
-{
-    char err[512];
-    PGconn *conn = pg_conn_open(self->dsn, self->app, S_CONNECT_TIMEOUT_S, err, sizeof err);
-    if (conn && pg_conn_statement_timeout(conn, S_STATEMENT_TIMEOUT_MS, err, sizeof err) == 0) {
-        PGresult *res = PQexec(conn, "LISTEN " SERVING_CONFIG_CHANNEL);
-        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-        if (!ok)
-            snprintf(err, sizeof err, "LISTEN: %s", PQerrorMessage(conn));
-        PQclear(res);
-        if (ok) {
-            log_info("serving configuration: watching (LISTEN %s)", SERVING_CONFIG_CHANNEL);
-            t->conn = conn;
-            t->backoff_ms = self->reconnect_min_ms;
-            t->load_now = true; //  what changed while we were away
-            atomic_store(&self->connected, true);
-            return;
-        }
-    }
-    if (conn)
-        PQfinish(conn);
-    err[strcspn(err, "\n")] = '\0';
-    log_warn("serving configuration: PostgreSQL unreachable (%s); keeping version %" PRId64
-             ", retrying in %d ms",
-             err, atomic_load(&self->version), t->backoff_ms);
-    t->next_connect = s_now_ms() + t->backoff_ms;
-    t->backoff_ms =
-        t->backoff_ms > self->reconnect_max_ms / 2 ? self->reconnect_max_ms : t->backoff_ms * 2;
-}
-
-//  Takes every pending notification. Returns how many there were.
-static int s_drain_notifies(s_thread_t *t)
-{
-    int n = 0;
-    PGnotify *note;
-    while (t->conn && (note = PQnotifies(t->conn))) {
-        log_debug("serving configuration: version %s stored", note->extra);
-        PQfreemem(note);
-        n++;
-    }
-    return n;
+    pg_listener_event_t ev;
+    if (pg_listener_service(self->listener, true, &ev))
+        t->load_now = true;
+    if (ev.notifications)
+        log_debug("serving configuration: version %s stored", ev.last_payload);
+    if (ev.connected) {
+        log_info("serving configuration: watching (LISTEN %s)", SERVING_CONFIG_CHANNEL);
+        atomic_store(&self->connected, true);
+    } else if (ev.lost) {
+        log_warn("serving configuration: %s; keeping version %" PRId64 ", reconnecting in %d ms",
+                 ev.error, atomic_load(&self->version), ev.retry_ms);
+        atomic_store(&self->connected, false);
+    } else if (ev.connect_failed)
+        log_warn("serving configuration: PostgreSQL unreachable (%s); keeping version %" PRId64
+                 ", retrying in %d ms",
+                 ev.error, atomic_load(&self->version), ev.retry_ms);
 }
 
 static void s_load(serving_config_watch_t *self, s_thread_t *t)
@@ -435,12 +402,11 @@ static void s_load(serving_config_watch_t *self, s_thread_t *t)
     int64_t version;
     char err[512];
     t->next_poll = s_now_ms() + self->poll_ms;
-    if (serving_config_store_current(t->conn, &self->defaults, &cfg, &version, err, sizeof err) !=
+    PGconn *conn = pg_listener_conn(self->listener);
+    if (serving_config_store_current(conn, &self->defaults, &cfg, &version, err, sizeof err) !=
         SERVING_CONFIG_STORE_OK) {
-        if (PQstatus(t->conn) != CONNECTION_OK) {
-            s_disconnect(self, t, err);
-            return;
-        }
+        if (PQstatus(conn) != CONNECTION_OK)
+            return; //  the next service reports the loss
         //  E.g. a stored document this build refuses: keep what we have.
         if (!t->load_warned)
             log_error("serving configuration not loaded (%s); keeping version %" PRId64, err,
@@ -469,25 +435,27 @@ static void s_load(serving_config_watch_t *self, s_thread_t *t)
 static void *s_thread(void *args)
 {
     serving_config_watch_t *self = args;
-    s_thread_t t = {.backoff_ms = self->reconnect_min_ms};
+    s_thread_t t = {0};
     while (!atomic_load(&self->stop)) {
-        if (!t.conn && s_now_ms() >= t.next_connect)
-            s_connect(self, &t);
-        if (t.conn && (t.load_now || atomic_exchange(&self->reload_asked, false) ||
-                       s_now_ms() >= t.next_poll)) {
+        s_service(self, &t);
+        if (pg_listener_connected(self->listener) &&
+            (t.load_now || atomic_exchange(&self->reload_asked, false) ||
+             s_now_ms() >= t.next_poll)) {
             t.load_now = false;
             s_load(self, &t);
             //  Any query reads what the server sent, notifications included:
-            //  they wait in libpq now, not on the socket.
-            if (s_drain_notifies(&t))
-                t.load_now = true;
+            //  they wait in libpq now, not on the socket. A failed load may
+            //  also have found the connection broken.
+            s_service(self, &t);
         }
         int64_t now = s_now_ms();
-        int64_t wake = t.conn ? (t.load_now ? now : t.next_poll) : t.next_connect;
+        int fd = pg_listener_socket(self->listener);
+        int64_t wake =
+            fd >= 0 ? (t.load_now ? now : t.next_poll) : pg_listener_next_connect(self->listener);
         int timeout = wake > now ? (int)(wake - now) : 0;
         struct pollfd fds[2] = {{.fd = self->wake[0], .events = POLLIN},
-                                {.fd = t.conn ? PQsocket(t.conn) : -1, .events = POLLIN}};
-        if (poll(fds, t.conn ? 2 : 1, timeout) < 0 && errno != EINTR) {
+                                {.fd = fd, .events = POLLIN}};
+        if (poll(fds, fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) {
             log_error("serving configuration watcher: poll failed: %s", strerror(errno));
             break;
         }
@@ -496,18 +464,8 @@ static void *s_thread(void *args)
             while (read(self->wake[0], buf, sizeof buf) > 0)
                 ;
         }
-        if (t.conn && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) {
-            if (!PQconsumeInput(t.conn) || PQstatus(t.conn) != CONNECTION_OK) {
-                char why[256];
-                snprintf(why, sizeof why, "%s", PQerrorMessage(t.conn));
-                why[strcspn(why, "\n")] = '\0';
-                s_disconnect(self, &t, why);
-            } else if (s_drain_notifies(&t))
-                t.load_now = true;
-        }
+        //  The connection's input is taken by s_service at the top.
     }
-    if (t.conn)
-        PQfinish(t.conn);
     atomic_store(&self->connected, false);
     return NULL;
 }
@@ -532,7 +490,15 @@ serving_config_watch_t *serving_config_watch_new(const serving_config_watch_opti
     self->wake[0] = self->wake[1] = -1;
     bool lock_made = false, cond_made = false;
     pthread_condattr_t attr;
-    if (!(self->dsn = strdup(opts->dsn)) || pthread_condattr_init(&attr) != 0) {
+    const char *channels[] = {SERVING_CONFIG_CHANNEL};
+    pg_listener_options_t lopts = {
+        .connect_timeout_s = S_CONNECT_TIMEOUT_S,
+        .statement_timeout_ms = S_STATEMENT_TIMEOUT_MS,
+        .backoff_min_ms = opts->reconnect_min_ms > 0 ? opts->reconnect_min_ms : 500,
+        .backoff_max_ms = opts->reconnect_max_ms > 0 ? opts->reconnect_max_ms : 30000};
+    self->listener =
+        pg_listener_new(opts->dsn, opts->app ? opts->app : "serving-config", channels, 1, &lopts);
+    if (!self->listener || pthread_condattr_init(&attr) != 0) {
         errbuf_set(err, errlen, "serving configuration watcher: out of memory");
         goto err;
     }
@@ -551,14 +517,9 @@ serving_config_watch_t *serving_config_watch_new(const serving_config_watch_opti
         errbuf_set(err, errlen, "serving configuration watcher: pipe: %s", strerror(errno));
         goto err;
     }
-    snprintf(self->app, sizeof self->app, "%s", opts->app ? opts->app : "serving-config");
     self->defaults = *opts->defaults;
     self->current = *opts->defaults;
     self->poll_ms = opts->poll_ms > 0 ? opts->poll_ms : 5000;
-    self->reconnect_min_ms = opts->reconnect_min_ms > 0 ? opts->reconnect_min_ms : 500;
-    self->reconnect_max_ms = opts->reconnect_max_ms > 0 ? opts->reconnect_max_ms : 30000;
-    if (self->reconnect_max_ms < self->reconnect_min_ms)
-        self->reconnect_max_ms = self->reconnect_min_ms;
     self->on_change = opts->on_change;
     self->arg = opts->arg;
     atomic_init(&self->version, 0);
@@ -580,7 +541,7 @@ err:
         pthread_mutex_destroy(&self->lock);
     if (cond_made)
         pthread_cond_destroy(&self->cond);
-    free(self->dsn);
+    pg_listener_destroy(&self->listener);
     free(self);
     return NULL;
 }
@@ -599,7 +560,7 @@ void serving_config_watch_destroy(serving_config_watch_t **self_p)
     close(self->wake[1]);
     pthread_mutex_destroy(&self->lock);
     pthread_cond_destroy(&self->cond);
-    free(self->dsn);
+    pg_listener_destroy(&self->listener);
     free(self);
     *self_p = NULL;
 }

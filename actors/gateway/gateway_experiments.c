@@ -13,6 +13,7 @@
 #include "experiment_store.h"
 #include "log.h"
 #include "pg_conn.h"
+#include "pg_listener.h"
 
 #define S_QUEUE_MAX 10000   //  exposures waiting, at most
 #define S_FLUSH_ROWS 500    //  a batch this large is written at once
@@ -40,8 +41,8 @@ typedef struct {
 } s_series_t;
 
 struct gateway_experiments_t {
-    pg_pool_t *pool; //  borrowed: the API handlers
-    char dsn[512];
+    pg_pool_t *pool;         //  borrowed: the API handlers
+    pg_listener_t *listener; //  the thread's connection: LISTENs, reloads, writes
     char layer[EXPERIMENT_LAYER_MAX + 1];
     pthread_t thread;
     bool thread_running;
@@ -116,20 +117,6 @@ static void s_flush_locked(gateway_experiments_t *self, PGconn *conn)
     pthread_cond_broadcast(&self->written);
 }
 
-static PGconn *s_connect(gateway_experiments_t *self)
-{
-    char err[512];
-    PGconn *conn = pg_conn_open(self->dsn, "gateway-experiments", 2, err, sizeof err);
-    if (!conn ||
-        pg_conn_command(conn, "LISTEN " EXPERIMENT_STORE_CHANNEL, "LISTEN", err, sizeof err) != 0) {
-        log_warn("experiments: no database connection (%s); retrying", err);
-        if (conn)
-            PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
-
 //  Replaces the set from the database. Returns 0, or -1 (connection bad).
 static int s_reload(gateway_experiments_t *self, PGconn *conn)
 {
@@ -150,62 +137,48 @@ static int s_reload(gateway_experiments_t *self, PGconn *conn)
     return 0;
 }
 
-//  True if a notification of our channel came in.
-static bool s_notified(PGconn *conn)
+//  Takes what the connection received and (re)connects when the back-off
+//  allows. Returns true if the set should be reloaded: a notification of
+//  our channel came in, or the connection has just come up (changes while
+//  it was down were not heard). Called without the mutex: connecting
+//  blocks up to its timeout.
+static bool s_service(gateway_experiments_t *self)
 {
-    if (PQconsumeInput(conn) == 0)
-        return false;
-    bool any = false;
-    PGnotify *n;
-    while ((n = PQnotifies(conn))) {
-        any = true;
-        PQfreemem(n);
-    }
-    return any;
+    pg_listener_event_t ev;
+    bool reload = pg_listener_service(self->listener, true, &ev);
+    if (ev.lost || ev.connect_failed)
+        log_warn("experiments: no database connection (%s); retrying", ev.error);
+    return reload;
 }
 
 static void *s_thread(void *arg)
 {
     gateway_experiments_t *self = arg;
-    PGconn *conn = NULL;
-    int64_t next_reload = 0, next_connect = 0;
+    int64_t next_reload = 0;
     pthread_mutex_lock(&self->mutex);
     while (!self->stopping || self->len > 0) {
         int64_t now = s_now_us() / 1000;
-        if (!conn && now >= next_connect) {
-            pthread_mutex_unlock(&self->mutex);
-            conn = s_connect(self);
-            pthread_mutex_lock(&self->mutex);
-            next_connect = now + S_RECONNECT_MS;
-            next_reload = 0;
-            if (!conn && self->stopping)
-                break; //  nothing to write them with: drop what is queued
-        }
-        bool reload = conn && (self->reload_now || now >= next_reload);
-        if (conn && !reload) {
-            pthread_mutex_unlock(&self->mutex);
-            reload = s_notified(conn);
-            pthread_mutex_lock(&self->mutex);
-        }
+        pthread_mutex_unlock(&self->mutex);
+        bool notified = s_service(self);
+        pthread_mutex_lock(&self->mutex);
+        PGconn *conn = pg_listener_conn(self->listener);
+        if (!conn && self->stopping)
+            break; //  nothing to write them with: drop what is queued
+        bool reload = conn && (notified || self->reload_now || now >= next_reload);
         if (reload) {
             self->reload_now = false;
             pthread_mutex_unlock(&self->mutex);
             int rc = s_reload(self, conn);
             pthread_mutex_lock(&self->mutex);
             next_reload = now + S_RELOAD_MS;
-            if (rc != 0) {
-                PQfinish(conn);
-                conn = NULL;
-                continue;
-            }
+            if (rc != 0)
+                continue; //  the connection is bad: s_service drops it
         }
         if (conn && (self->len > 0)) {
             s_flush_locked(self, conn);
             self->flush_now = false;
-            if (PQstatus(conn) != CONNECTION_OK) {
-                PQfinish(conn);
-                conn = NULL;
-            }
+            if (PQstatus(conn) != CONNECTION_OK)
+                continue; //  s_service drops it
         }
         if (self->stopping)
             continue; //  write the rest first
@@ -231,8 +204,6 @@ static void *s_thread(void *arg)
     }
     pthread_cond_broadcast(&self->written);
     pthread_mutex_unlock(&self->mutex);
-    if (conn)
-        PQfinish(conn);
     return NULL;
 }
 
@@ -241,18 +212,24 @@ static void *s_thread(void *arg)
 gateway_experiments_t *gateway_experiments_new(const config_t *cfg, pg_pool_t *pool,
                                                const char *layer, char *err, size_t errlen)
 {
+    const char *channels[] = {EXPERIMENT_STORE_CHANNEL};
+    //  A fixed pause between connect attempts, not a growing one.
+    pg_listener_options_t lopts = {
+        .connect_timeout_s = 2, .backoff_min_ms = S_RECONNECT_MS, .backoff_max_ms = S_RECONNECT_MS};
     gateway_experiments_t *self = calloc(1, sizeof *self);
     if (!self || !(self->queue = calloc(S_QUEUE_MAX, sizeof *self->queue)) ||
-        !(self->set = experiment_set_new())) {
+        !(self->set = experiment_set_new()) ||
+        !(self->listener =
+              pg_listener_new(cfg->pg_dsn, "gateway-experiments", channels, 1, &lopts))) {
         snprintf(err, errlen, "experiments: out of memory");
         if (self) {
+            experiment_set_destroy(&self->set);
             free(self->queue);
             free(self);
         }
         return NULL;
     }
     self->pool = pool;
-    snprintf(self->dsn, sizeof self->dsn, "%s", cfg->pg_dsn);
     snprintf(self->layer, sizeof self->layer, "%s",
              layer && *layer ? layer : EXPERIMENT_DEFAULT_LAYER);
     pthread_mutex_init(&self->mutex, NULL);
@@ -283,6 +260,7 @@ void gateway_experiments_destroy(gateway_experiments_t **self_p)
         s_exposure_clear(&self->queue[(self->head + i) % S_QUEUE_MAX]);
     free(self->queue);
     experiment_set_destroy(&self->set);
+    pg_listener_destroy(&self->listener);
     pthread_cond_destroy(&self->wake);
     pthread_cond_destroy(&self->written);
     pthread_mutex_destroy(&self->mutex);

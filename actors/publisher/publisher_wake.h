@@ -3,7 +3,8 @@
     Every transaction that inserts into public.outbox sends NOTIFY
     PUBLISHER_WAKE_CHANNEL at its commit (migrations/013_outbox_notify.sql,
     a statement-level trigger). This class holds a PostgreSQL connection of
-    its own (application_name "recsd-publisher-listen", so an operator can
+    its own (a pg_listener, which does the connection handling;
+    application_name "recsd-publisher-listen", so an operator can
     tell it from the claim connection) that LISTENs on that channel; the
     actor polls its socket in its loop and claims as soon as a notification
     arrives, instead of polling the outbox every 50 ms.

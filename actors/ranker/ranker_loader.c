@@ -12,6 +12,7 @@
 #include "log.h"
 #include "model_fetch.h"
 #include "pg_conn.h"
+#include "pg_listener.h"
 
 #define S_MAX_TYPES 8
 //  The thread may block, but not forever: a hung query would stop model
@@ -39,10 +40,10 @@ struct ranker_loader_t {
 typedef struct {
     s_shared_t *shared;
     zsock_t *pipe;
-    PGconn *conn; //  NULL while disconnected
-    int64_t next_connect, next_check, next_popular, next_retired, next_segments;
+    pg_listener_t *listener; //  the connection: LISTENs, and every query runs on it
+    PGconn *conn;            //  pg_listener_conn, refreshed by s_service; NULL while down
+    int64_t next_check, next_popular, next_retired, next_segments;
     bool refresh_warned; //  a failed list refresh was logged; quiet until one works
-    int backoff_ms;
     model_registry_id_t handled[S_MAX_TYPES];      //  last model loaded or refused, per type
     model_registry_id_t fetch_warned[S_MAX_TYPES]; //  last model whose fetch failure was logged
     //  Pinned models loaded or refused (among those pinned now), and the
@@ -69,58 +70,36 @@ void ranker_load_result_destroy(ranker_load_result_t **result_p)
 
 //  ---- the thread ------------------------------------------------------------
 
+//  Closes the connection after a failed query (the next s_service logs it).
 static void s_disconnect(s_thread_t *self, const char *why)
 {
-    if (!self->conn)
-        return;
-    log_warn("model registry connection lost (%s); reconnecting in %d ms", why, self->backoff_ms);
-    PQfinish(self->conn);
+    pg_listener_drop(self->listener, why);
     self->conn = NULL;
-    self->next_connect = zclock_mono() + self->backoff_ms;
 }
 
-static void s_connect(s_thread_t *self)
+//  Takes what the connection received and (re)connects when the back-off
+//  allows. A notification, or a connect (what changed while we were away),
+//  asks for a check now. Returns true in both cases.
+static bool s_service(s_thread_t *self)
 {
-    const ranker_loader_options_t *o = &self->shared->opts;
-    char err[512];
-    PGconn *conn =
-        pg_conn_open(o->cfg->pg_dsn, "ranker-models", S_CONNECT_TIMEOUT_S, err, sizeof err);
-    if (conn && pg_conn_statement_timeout(conn, S_STATEMENT_TIMEOUT_MS, err, sizeof err) == 0) {
-        PGresult *res = PQexec(conn, "LISTEN " MODEL_REGISTRY_CHANNEL_ACTIVATED
-                                     "; LISTEN " EXPERIMENT_STORE_CHANNEL);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            snprintf(err, sizeof err, "LISTEN: %s", PQerrorMessage(conn));
-        else {
-            PQclear(res);
-            log_info("watching the model registry (LISTEN %s, %s)",
-                     MODEL_REGISTRY_CHANNEL_ACTIVATED, EXPERIMENT_STORE_CHANNEL);
-            self->conn = conn;
-            self->backoff_ms = o->reconnect_min_ms;
-            self->next_check = 0; //  what changed while we were away: check now
-            return;
-        }
-        PQclear(res);
-    }
-    if (conn)
-        PQfinish(conn);
-    err[strcspn(err, "\n")] = '\0';
-    log_warn("model registry unreachable (%s); retrying in %d ms", err, self->backoff_ms);
-    self->next_connect = zclock_mono() + self->backoff_ms;
-    self->backoff_ms =
-        self->backoff_ms * 2 > o->reconnect_max_ms ? o->reconnect_max_ms : self->backoff_ms * 2;
-}
-
-//  Takes every pending notification. Returns how many there were.
-static int s_drain_notifies(s_thread_t *self)
-{
-    int n = 0;
-    PGnotify *note;
-    while (self->conn && (note = PQnotifies(self->conn))) {
-        log_debug("%s: %s", note->relname, note->extra);
-        PQfreemem(note);
-        n++;
-    }
-    return n;
+    pg_listener_event_t ev;
+    bool check = pg_listener_service(self->listener, true, &ev);
+    self->conn = pg_listener_conn(self->listener);
+    if (ev.notifications)
+        log_debug("%s: %s",
+                  ev.last_channel == 0 ? MODEL_REGISTRY_CHANNEL_ACTIVATED
+                                       : EXPERIMENT_STORE_CHANNEL,
+                  ev.last_payload);
+    if (ev.connected)
+        log_info("watching the model registry (LISTEN %s, %s)", MODEL_REGISTRY_CHANNEL_ACTIVATED,
+                 EXPERIMENT_STORE_CHANNEL);
+    else if (ev.lost)
+        log_warn("model registry %s; reconnecting in %d ms", ev.error, ev.retry_ms);
+    else if (ev.connect_failed)
+        log_warn("model registry unreachable (%s); retrying in %d ms", ev.error, ev.retry_ms);
+    if (check)
+        self->next_check = 0;
+    return check;
 }
 
 static void s_post(s_thread_t *self, ranker_load_result_t *result)
@@ -504,14 +483,19 @@ static void s_thread(zsock_t *pipe, void *args)
     self.next_popular = zclock_mono() + o->popular_refresh_ms;
     self.next_retired = zclock_mono() + o->retired_refresh_ms;
     self.next_segments = zclock_mono(); //  not loaded by the loop: at once
-    self.backoff_ms = o->reconnect_min_ms;
+    const char *channels[] = {MODEL_REGISTRY_CHANNEL_ACTIVATED, EXPERIMENT_STORE_CHANNEL};
+    pg_listener_options_t lopts = {.connect_timeout_s = S_CONNECT_TIMEOUT_S,
+                                   .statement_timeout_ms = S_STATEMENT_TIMEOUT_MS,
+                                   .backoff_min_ms = o->reconnect_min_ms,
+                                   .backoff_max_ms = o->reconnect_max_ms};
+    self.listener = pg_listener_new(o->cfg->pg_dsn, "ranker-models", channels, 2, &lopts);
+    if (!self.listener)
+        log_error("model loader: cannot create the registry listener: out of memory");
     zsock_signal(pipe, 0);
-    while (true) {
+    while (self.listener) {
+        s_service(&self);
         int64_t now = zclock_mono();
-        if (!self.conn && now >= self.next_connect)
-            s_connect(&self);
-        now = zclock_mono();
-        int64_t wake = self.next_connect;
+        int64_t wake = pg_listener_next_connect(self.listener);
         if (self.conn) {
             wake = self.next_check;
             if (o->popular_refresh_ms > 0 && self.next_popular < wake)
@@ -522,11 +506,12 @@ static void s_thread(zsock_t *pipe, void *args)
                 wake = self.next_segments;
         }
         long timeout = wake > now ? (long)(wake - now) : 0;
+        int fd = pg_listener_socket(self.listener);
         zmq_pollitem_t items[] = {
             {zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
-            {NULL, self.conn ? PQsocket(self.conn) : -1, ZMQ_POLLIN, 0},
+            {NULL, fd, ZMQ_POLLIN, 0},
         };
-        if (zmq_poll(items, self.conn ? 2 : 1, timeout) < 0 && errno != EINTR) {
+        if (zmq_poll(items, fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) {
             log_error("model loader: poll failed: %s", zmq_strerror(errno));
             break;
         }
@@ -539,22 +524,14 @@ static void s_thread(zsock_t *pipe, void *args)
             if (term)
                 break;
         }
-        if (self.conn && (items[1].revents & ZMQ_POLLIN)) {
-            if (!PQconsumeInput(self.conn)) {
-                char why[256];
-                snprintf(why, sizeof why, "%s", PQerrorMessage(self.conn));
-                why[strcspn(why, "\n")] = '\0';
-                s_disconnect(&self, why);
-            } else if (s_drain_notifies(&self))
-                self.next_check = 0;
-        }
+        if (fd >= 0 && (items[1].revents & ZMQ_POLLIN))
+            s_service(&self);
         if (self.conn && zclock_mono() >= self.next_check) {
             //  Notifications that arrive during a check may concern a type
             //  already checked: check again until none came in.
-            s_drain_notifies(&self);
             for (int round = 0; round < 16 && self.conn; round++) {
                 s_check(&self);
-                if (!s_drain_notifies(&self))
+                if (!s_service(&self))
                     break;
             }
             self.next_check = zclock_mono() + o->check_interval_ms;
@@ -563,11 +540,10 @@ static void s_thread(zsock_t *pipe, void *args)
             s_refresh(&self);
         //  Any query reads what the server sent, notifications included:
         //  they wait in libpq, not on the socket, so look for them here.
-        if (self.conn && s_drain_notifies(&self))
-            self.next_check = 0;
+        if (self.conn)
+            s_service(&self);
     }
-    if (self.conn)
-        PQfinish(self.conn);
+    pg_listener_destroy(&self.listener);
 }
 
 //  ---- the loop's side -------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "model_fetch.h"
 #include "model_registry.h"
 #include "pg_conn.h"
+#include "pg_listener.h"
 #include "serving_config_store.h"
 #include "trace.h"
 #include "trainer_pipeline.h"
@@ -36,7 +37,8 @@ struct trainer_worker_t {
     pthread_t thread;
     int wake_fd; //  eventfd: stop
     atomic_bool stopping;
-    PGconn *conn;
+    pg_listener_t *listener; //  the worker's connection: LISTENs, claims, records
+    PGconn *conn;            //  pg_listener_conn, refreshed by s_service; NULL while down
     artifact_store_t *store;
     char cache_dir[512];
     json_t *defaults; //  hyper-parameters per type, from the configuration
@@ -109,54 +111,33 @@ static void s_set_phase(trainer_worker_t *self, const char *phase, int iteration
 
 //  ---- connection -------------------------------------------------------------
 
-static void s_disconnect(trainer_worker_t *self)
+//  Takes what the connection received (notifications only wake us: the
+//  loop claims after every wait) and, when the back-off allows, connects
+//  (blocking up to the connect timeout).
+static void s_service(trainer_worker_t *self)
 {
-    if (self->conn)
-        PQfinish(self->conn);
-    self->conn = NULL;
-    pthread_mutex_lock(&self->mutex);
-    self->status.pg_up = false;
-    pthread_mutex_unlock(&self->mutex);
-}
-
-static int s_connect(trainer_worker_t *self)
-{
-    char err[512];
-    self->conn = pg_conn_open(self->cfg->pg_dsn, "trainer", 5, err, sizeof err);
-    if (!self->conn) {
-        log_warn("trainer: PostgreSQL unavailable, jobs wait: %s", err);
-        return -1;
+    pg_listener_event_t ev;
+    pg_listener_service(self->listener, true, &ev);
+    self->conn = pg_listener_conn(self->listener);
+    if (ev.lost)
+        log_warn("trainer: PostgreSQL %s", ev.error);
+    else if (ev.connect_failed)
+        log_warn("trainer: PostgreSQL unavailable, jobs wait: %s", ev.error);
+    if (ev.connected || ev.lost) {
+        pthread_mutex_lock(&self->mutex);
+        self->status.pg_up = self->conn != NULL;
+        pthread_mutex_unlock(&self->mutex);
     }
-    PGresult *res = PQexec(self->conn, "LISTEN " MODEL_REGISTRY_CHANNEL_TRAINING);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    if (!ok) {
-        log_warn("trainer: LISTEN failed: %s", PQerrorMessage(self->conn));
-        s_disconnect(self);
-        return -1;
-    }
-    pthread_mutex_lock(&self->mutex);
-    self->status.pg_up = true;
-    pthread_mutex_unlock(&self->mutex);
-    return 0;
 }
 
 //  Waits up to timeout_ms for a notification on the connection or a stop.
 static void s_wait(trainer_worker_t *self, int timeout_ms)
 {
-    struct pollfd fds[2] = {{.fd = self->wake_fd, .events = POLLIN},
-                            {.fd = self->conn ? PQsocket(self->conn) : -1, .events = POLLIN}};
-    int n = poll(fds, self->conn ? 2 : 1, timeout_ms);
-    if (n > 0 && self->conn && (fds[1].revents & POLLIN)) {
-        if (!PQconsumeInput(self->conn)) {
-            log_warn("trainer: PostgreSQL connection lost: %s", PQerrorMessage(self->conn));
-            s_disconnect(self);
-            return;
-        }
-        PGnotify *note;
-        while ((note = PQnotifies(self->conn)))
-            PQfreemem(note);
-    }
+    int fd = pg_listener_socket(self->listener);
+    struct pollfd fds[2] = {{.fd = self->wake_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    int n = poll(fds, fd >= 0 ? 2 : 1, timeout_ms > 0 ? timeout_ms : 0);
+    if (n > 0 && fd >= 0 && (fds[1].revents & POLLIN))
+        s_service(self);
 }
 
 //  ---- one job -----------------------------------------------------------------
@@ -411,14 +392,13 @@ static void s_job(trainer_worker_t *self, model_registry_claim_t *claim)
 static void *s_thread(void *arg)
 {
     trainer_worker_t *self = arg;
-    int backoff = 100;
     while (!atomic_load(&self->stopping)) {
-        if (!self->conn && s_connect(self) != 0) {
-            s_wait(self, backoff);
-            backoff = backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : backoff * 2;
+        s_service(self);
+        if (!self->conn) {
+            int64_t wait = pg_listener_next_connect(self->listener) - (int64_t)(s_mono() * 1000);
+            s_wait(self, wait > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : (int)wait);
             continue;
         }
-        backoff = 100;
         char err[512];
         int recovered = model_registry_recover(self->conn, err, sizeof err);
         if (recovered > 0)
@@ -434,12 +414,18 @@ static void *s_thread(void *arg)
         }
         if (rc < 0) {
             log_warn("trainer: queue unavailable: %s", err);
-            if (PQstatus(self->conn) != CONNECTION_OK)
-                s_disconnect(self);
+            if (PQstatus(self->conn) != CONNECTION_OK) {
+                s_service(self); //  reports the loss, schedules the reconnect
+                continue;
+            }
         }
         s_wait(self, self->cfg->train_poll_ms);
     }
-    s_disconnect(self);
+    pg_listener_destroy(&self->listener);
+    self->conn = NULL;
+    pthread_mutex_lock(&self->mutex);
+    self->status.pg_up = false;
+    pthread_mutex_unlock(&self->mutex);
     return NULL;
 }
 
@@ -474,7 +460,11 @@ trainer_worker_t *trainer_worker_new(const config_t *cfg, const char *instance, 
     pthread_mutex_init(&self->mutex, NULL);
     char err[512];
     self->defaults = s_defaults(cfg);
-    if (self->wake_fd < 0 || !self->defaults)
+    const char *channels[] = {MODEL_REGISTRY_CHANNEL_TRAINING};
+    pg_listener_options_t lopts = {
+        .connect_timeout_s = 5, .backoff_min_ms = 100, .backoff_max_ms = RECONNECT_MAX_MS};
+    self->listener = pg_listener_new(cfg->pg_dsn, "trainer", channels, 1, &lopts);
+    if (self->wake_fd < 0 || !self->defaults || !self->listener)
         goto err;
     if (!(self->store = model_fetch_store(cfg, err, sizeof err)) ||
         model_fetch_cache_dir(cfg, self->cache_dir, sizeof self->cache_dir, err, sizeof err) != 0) {
@@ -487,6 +477,7 @@ trainer_worker_t *trainer_worker_new(const config_t *cfg, const char *instance, 
     }
     return self;
 err:
+    pg_listener_destroy(&self->listener);
     artifact_store_destroy(&self->store);
     json_decref(self->defaults);
     if (self->wake_fd >= 0)
@@ -506,6 +497,7 @@ void trainer_worker_destroy(trainer_worker_t **self_p)
     if (write(self->wake_fd, &one, sizeof one) != sizeof one)
         log_warn("trainer: cannot wake the worker: %s", strerror(errno));
     pthread_join(self->thread, NULL);
+    pg_listener_destroy(&self->listener); //  a no-op: the thread closed it at exit
     artifact_store_destroy(&self->store);
     json_decref(self->defaults);
     close(self->wake_fd);

@@ -189,8 +189,11 @@ Test(publisher_outbox, a_killed_session_is_reported_and_rolled_back)
     publisher_outbox_t *a = s_connected();
     char ids[128], buf[128], err[512] = "";
     s_claim(a, 10, ids, sizeof ids);
+    //  This test's database only: tests running at the same time on the
+    //  server have publisher sessions of their own.
     pg_test_exec(s_check, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                          " WHERE application_name = 'recsd-publisher'");
+                          " WHERE application_name = 'recsd-publisher'"
+                          " AND datname = current_database()");
     int64_t delivered[] = {1, 2};
     PGresult *rows = NULL;
     int rc = publisher_outbox_mark_start(a, delivered, 2, NULL, 0, true, 5000, err, sizeof err);

@@ -4,9 +4,10 @@
     poll is set to a minute here, so every wake-up these tests see within
     their 2 s bound came from a NOTIFY: an insert wakes the listener at
     its commit, once per transaction, a rollback does not; a killed LISTEN
-    connection switches to the fast degraded poll, is reconnected with
-    back-off (only when allowed), asks for a claim when it is back, and
-    hears inserts again.
+    connection switches to the fast degraded poll, asks for a claim when it
+    is back, and hears inserts again. The connection handling itself
+    (back-off, may_connect, an unreachable server) is pg_listener's, tested
+    in test_pg_listener.c.
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
@@ -129,9 +130,7 @@ Test(publisher_wake, a_killed_connection_polls_fast_and_reconnects_with_back_off
     cr_assert_not(publisher_wake_listening(wake), "the loss was noticed");
     cr_assert_eq(publisher_wake_socket(wake), -1);
     cr_assert_eq(publisher_wake_poll_ms(wake), S_DEGRADED_MS, "the fast poll while down");
-    int64_t next = publisher_wake_next_connect(wake);
-    cr_assert(next > zclock_mono() - 1000 && next < zclock_mono() + 1000,
-              "a reconnect is scheduled after a short back-off");
+    cr_assert_lt(publisher_wake_next_connect(wake), INT64_MAX, "a reconnect is scheduled");
 
     //  Allowed: it comes back once the back-off has passed, asking for a claim.
     int64_t took = s_wait_wake(wake, true, 3000);
@@ -149,7 +148,7 @@ Test(publisher_wake, a_killed_connection_polls_fast_and_reconnects_with_back_off
     publisher_wake_destroy(&wake);
 }
 
-Test(publisher_wake, an_unreachable_server_backs_off)
+Test(publisher_wake, an_unreachable_server_polls_fast)
 {
     publisher_wake_t *wake =
         publisher_wake_new("postgresql://recsd@127.0.0.1:1/recsd", S_FALLBACK_MS, S_DEGRADED_MS);
@@ -159,14 +158,10 @@ Test(publisher_wake, an_unreachable_server_backs_off)
     int64_t now = zclock_mono();
     cr_assert_not(publisher_wake_service(wake, true));
     int64_t first = publisher_wake_next_connect(wake) - now;
-    cr_assert(first >= 100 && first < 1100, "first back-off ~100 ms (%lld)", (long long)first);
-    cr_assert_not(publisher_wake_service(wake, true), "not again before the back-off");
-    zclock_sleep((int)first + 10);
-    now = zclock_mono();
-    cr_assert_not(publisher_wake_service(wake, true));
-    int64_t second = publisher_wake_next_connect(wake) - now;
-    cr_assert(second >= 200 && second < 1200, "the back-off doubles (%lld)", (long long)second);
+    cr_assert(first >= 100 && first < 1100, "the publisher's back-off starts at 100 ms (%lld)",
+              (long long)first);
     cr_assert_not(publisher_wake_listening(wake));
+    cr_assert_eq(publisher_wake_socket(wake), -1);
     cr_assert_eq(publisher_wake_poll_ms(wake), S_DEGRADED_MS);
     publisher_wake_destroy(&wake);
 }
