@@ -193,6 +193,9 @@ static void s_drain(pg_listener_t *self, pg_listener_event_t *ev)
                      note->extra ? note->extra : "");
             self->notifications++;
             self->channel_notifications[channel]++;
+            if (self->opts.on_notify)
+                self->opts.on_notify(self->opts.on_notify_arg, self->channels[channel],
+                                     note->extra ? note->extra : "");
         }
         PQfreemem(note);
     }

@@ -49,6 +49,12 @@ typedef struct {
     int statement_timeout_ms; //  set on each new connection; <= 0: none
     int backoff_min_ms;       //  <= 0: 100
     int backoff_max_ms;       //  <= 0: 5000 (raised to backoff_min_ms if below)
+    //  Called with each notification of a listened channel as
+    //  pg_listener_service takes it (the event keeps only the last one),
+    //  e.g. to log every one at debug; NULL: none. channel and payload are
+    //  borrowed for the call.
+    void (*on_notify)(void *arg, const char *channel, const char *payload);
+    void *on_notify_arg;
 } pg_listener_options_t;
 
 //  What one pg_listener_service call saw. notified and connected may both

@@ -373,6 +373,14 @@ static void s_wake(serving_config_watch_t *self)
         log_warn("serving configuration watcher: wake-up not sent: %s", strerror(errno));
 }
 
+//  Each notification, at debug.
+static void s_log_notify(void *arg, const char *channel, const char *payload)
+{
+    (void)arg;
+    (void)channel; //  one channel: SERVING_CONFIG_CHANNEL
+    log_debug("serving configuration: version %s stored", payload);
+}
+
 //  Takes what the connection received, (re)connects when the back-off
 //  allows, and logs the change: a notification, or a connect (what
 //  changed while we were away), asks for a load.
@@ -381,8 +389,6 @@ static void s_service(serving_config_watch_t *self, s_thread_t *t)
     pg_listener_event_t ev;
     if (pg_listener_service(self->listener, true, &ev))
         t->load_now = true;
-    if (ev.notifications)
-        log_debug("serving configuration: version %s stored", ev.last_payload);
     if (ev.connected) {
         log_info("serving configuration: watching (LISTEN %s)", SERVING_CONFIG_CHANNEL);
         atomic_store(&self->connected, true);
@@ -495,7 +501,8 @@ serving_config_watch_t *serving_config_watch_new(const serving_config_watch_opti
         .connect_timeout_s = S_CONNECT_TIMEOUT_S,
         .statement_timeout_ms = S_STATEMENT_TIMEOUT_MS,
         .backoff_min_ms = opts->reconnect_min_ms > 0 ? opts->reconnect_min_ms : 500,
-        .backoff_max_ms = opts->reconnect_max_ms > 0 ? opts->reconnect_max_ms : 30000};
+        .backoff_max_ms = opts->reconnect_max_ms > 0 ? opts->reconnect_max_ms : 30000,
+        .on_notify = s_log_notify};
     self->listener =
         pg_listener_new(opts->dsn, opts->app ? opts->app : "serving-config", channels, 1, &lopts);
     if (!self->listener || pthread_condattr_init(&attr) != 0) {

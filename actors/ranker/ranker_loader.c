@@ -77,6 +77,13 @@ static void s_disconnect(s_thread_t *self, const char *why)
     self->conn = NULL;
 }
 
+//  Each notification, at debug (what a debug log is for: every one).
+static void s_log_notify(void *arg, const char *channel, const char *payload)
+{
+    (void)arg; //  nothing to carry: the line is the whole job
+    log_debug("%s: %s", channel, payload);
+}
+
 //  Takes what the connection received and (re)connects when the back-off
 //  allows. A notification, or a connect (what changed while we were away),
 //  asks for a check now. Returns true in both cases.
@@ -85,11 +92,6 @@ static bool s_service(s_thread_t *self)
     pg_listener_event_t ev;
     bool check = pg_listener_service(self->listener, true, &ev);
     self->conn = pg_listener_conn(self->listener);
-    if (ev.notifications)
-        log_debug("%s: %s",
-                  ev.last_channel == 0 ? MODEL_REGISTRY_CHANNEL_ACTIVATED
-                                       : EXPERIMENT_STORE_CHANNEL,
-                  ev.last_payload);
     if (ev.connected)
         log_info("watching the model registry (LISTEN %s, %s)", MODEL_REGISTRY_CHANNEL_ACTIVATED,
                  EXPERIMENT_STORE_CHANNEL);
@@ -487,7 +489,8 @@ static void s_thread(zsock_t *pipe, void *args)
     pg_listener_options_t lopts = {.connect_timeout_s = S_CONNECT_TIMEOUT_S,
                                    .statement_timeout_ms = S_STATEMENT_TIMEOUT_MS,
                                    .backoff_min_ms = o->reconnect_min_ms,
-                                   .backoff_max_ms = o->reconnect_max_ms};
+                                   .backoff_max_ms = o->reconnect_max_ms,
+                                   .on_notify = s_log_notify};
     self.listener = pg_listener_new(o->cfg->pg_dsn, "ranker-models", channels, 2, &lopts);
     if (!self.listener)
         log_error("model loader: cannot create the registry listener: out of memory");

@@ -298,3 +298,39 @@ Test(pg_listener, bad_arguments_are_refused)
     cr_assert(listener, "the maximum is allowed");
     pg_listener_destroy(&listener);
 }
+
+typedef struct {
+    int calls;
+    char seen[8][32];
+} s_hook_t;
+
+static void s_hook(void *arg, const char *channel, const char *payload)
+{
+    s_hook_t *h = arg;
+    if (h->calls < 8)
+        snprintf(h->seen[h->calls], sizeof h->seen[0], "%s/%s", channel, payload);
+    h->calls++;
+}
+
+//  The event keeps the last notification only; the hook sees every one,
+//  in order (the ranker and the serving-config watcher log each at debug).
+Test(pg_listener, the_hook_sees_every_notification)
+{
+    s_hook_t hook = {0};
+    pg_listener_options_t opts = {.on_notify = s_hook, .on_notify_arg = &hook};
+    pg_listener_t *listener =
+        pg_listener_new(pg_test_db_config(s_db)->pg_dsn, S_APP, s_channels, 2, &opts);
+    cr_assert(listener);
+    pg_listener_event_t ev;
+    cr_assert_geq(s_wait(listener, true, 5000, &ev), 0, "connects");
+    cr_assert(ev.connected, "%s", ev.error);
+    pg_test_exec(s_check, "BEGIN; NOTIFY recsd_test_a, 'one'; NOTIFY \"Recsd Test B\", 'two';"
+                          " NOTIFY recsd_test_a, 'three'; COMMIT");
+    for (int i = 0; i < 100 && hook.calls < 3; i++)
+        s_wait(listener, true, 50, &ev);
+    cr_assert_eq(hook.calls, 3);
+    cr_assert_str_eq(hook.seen[0], "recsd_test_a/one");
+    cr_assert_str_eq(hook.seen[1], "Recsd Test B/two");
+    cr_assert_str_eq(hook.seen[2], "recsd_test_a/three");
+    pg_listener_destroy(&listener);
+}
