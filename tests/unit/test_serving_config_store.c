@@ -575,6 +575,21 @@ static int64_t s_until_version(serving_config_watch_t *watch, int64_t version, i
     return s_ms() - start;
 }
 
+//  The watcher stores a version before it calls on_change (outside its
+//  lock): waiting for the version is not waiting for the call.
+static void s_until_calls(s_seen_t *seen, int calls, int timeout_ms)
+{
+    int64_t start = s_ms();
+    pthread_mutex_lock(&seen->lock);
+    while (seen->calls < calls) {
+        pthread_mutex_unlock(&seen->lock);
+        cr_assert(s_ms() - start < timeout_ms, "on_change not called %d times", calls);
+        usleep(2000);
+        pthread_mutex_lock(&seen->lock);
+    }
+    pthread_mutex_unlock(&seen->lock);
+}
+
 Test(serving_config_store, watcher_picks_up_a_put_within_a_second)
 {
     PGconn *conn = pg_test_db_connect(s_db);
@@ -594,6 +609,7 @@ Test(serving_config_store, watcher_picks_up_a_put_within_a_second)
     int64_t took = s_until_version(watch, 1, 1000);
     cr_assert_eq(serving_config_watch_get(watch, &out), 1);
     cr_assert(serving_config_equal(&out, &a));
+    s_until_calls(&seen, 1, 1000);
     pthread_mutex_lock(&seen.lock);
     cr_assert_eq(seen.calls, 1);
     cr_assert_eq(seen.version, 1);
@@ -714,6 +730,7 @@ Test(serving_config_store, watcher_keeps_the_last_config_while_postgresql_is_unr
     cr_assert(serving_config_watch_connected(watch));
     serving_config_watch_get(watch, &out);
     cr_assert(serving_config_equal(&out, &b));
+    s_until_calls(&seen, 2, 1000);
     pthread_mutex_lock(&seen.lock);
     cr_assert_eq(seen.calls, 2);
     cr_assert_eq(seen.version, 2);
