@@ -37,8 +37,8 @@
 # nginx (one at a time; files under $work/nginx):
 #   bench_nginx_static FILE  nginx (2 workers) serving FILE as
 #                            http://127.0.0.1:$nginx_port/<its name>
-#   bench_nginx_start        nginx with the caller's $work/nginx/nginx.conf,
-#                            which must put its pid in $work/nginx/nginx.pid
+#   bench_nginx_start W C B  nginx: W workers, C connections, B inside http { },
+#                            config written to $work/nginx/nginx.conf
 # wrk:
 #   bench_wrk WRK-ARG...     runs wrk and sets wrk_out (its stdout), wrk_rps,
 #                            wrk_p50, wrk_p99, wrk_p999 and wrk_errs (the
@@ -145,8 +145,20 @@ bench_stop_recsd() {
     bench_sup_pid=""
 }
 
-bench_nginx_start() {
+bench_nginx_start() { # WORKERS CONNECTIONS HTTP-BLOCK-BODY
     local i
+    mkdir -p "$work/nginx/logs"
+    cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes $1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log;
+events { worker_connections $2; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+$3
+}
+NGINX
     #  Flagged first: a start interrupted half-way is still stopped.
     bench_nginx_started=1
     nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
@@ -176,22 +188,11 @@ bench_nginx_stop() {
 bench_nginx_static() {
     local name
     name=$(basename "$1")
-    mkdir -p "$work/nginx/www" "$work/nginx/logs"
+    mkdir -p "$work/nginx/www"
     cp "$1" "$work/nginx/www/$name"
     nginx_port=$(bench_free_port)
-    cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 2;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type application/json;
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:$nginx_port; root $work/nginx/www; }
-}
-NGINX
-    bench_nginx_start
+    bench_nginx_start 2 1024 "  default_type application/json;
+  server { listen 127.0.0.1:$nginx_port; root $work/nginx/www; }"
 }
 
 # shellcheck disable=SC2034 # the wrk_* figures are for the caller

@@ -63,25 +63,13 @@ LUA
 
 # The collector: nginx, 200 to every POST, body discarded.
 cport=$(bench_free_port)
-mkdir -p "$work/nginx/logs"
-cat >"$work/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_max_body_size 64m;
+bench_nginx_start 1 256 "  client_max_body_size 64m;
   client_body_buffer_size 1m;
   client_body_temp_path $work/nginx/body;
-  keepalive_requests 100000;
   server {
     listen 127.0.0.1:$cport;
     location = /v1/traces { default_type application/json; return 200 '{}'; }
-  }
-}
-NGINX
-bench_nginx_start
+  }"
 
 bench_create_db recsd_trace_bench
 export RECSD_ARTIFACT_URL=file://$work/artifacts
